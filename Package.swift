@@ -1,0 +1,62 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Example plugins are plain C compiled as shared libraries (`lib<name>.so`), beside the `wharf`
+/// executable. They import only `include/wharf.h`; nothing of the host.
+let pluginNames = ["echo", "reverse", "separator_echo"]
+
+let strictC: [CSetting] = [
+    .headerSearchPath("../common"),
+    .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]),
+]
+
+let package = Package(
+    name: "wharf",
+    products: [
+        .executable(name: "wharf", targets: ["wharf"]),
+    ] + pluginNames.map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // The C ABI: the one header plugin authors use, imported into Swift so the compiler
+        // checks every host function against it.
+        .target(name: "CWharf", path: "include", publicHeadersPath: "."),
+        .target(
+            name: "WharfCore",
+            dependencies: [
+                "CWharf",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "wharf",
+            dependencies: [
+                "WharfCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "WharfCoreTests",
+            dependencies: [
+                "WharfCore", "CWharf",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "WharfIntegrationTests", dependencies: ["CWharf"]),
+    ] + pluginNames.map {
+        .target(name: "Plugin_\($0)", dependencies: ["CWharf"], path: "plugins/\($0)",
+                publicHeadersPath: ".", cSettings: strictC)
+    },
+    cLanguageStandard: .c11
+)

@@ -1,0 +1,182 @@
+import Logging
+import NIOCore
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Reads and validates `wharf.yaml`. Every problem is a `ConfigError` naming file, line,
+/// column and key path; nothing is defaulted silently except what the docs say.
+public enum ConfigLoader {
+    static let topLevelKeys = ["workers", "plugin_dirs", "plugins", "listeners", "shutdown_grace_ms", "log_level"]
+    static let pluginKeys = ["path", "config"]
+    static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
+                               "max_buffer_size", "read_chunk_size", "close_linger_ms"]
+
+    public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw ConfigError(SourceLocation(file: path, line: 0, column: 0), "", "cannot read: \(error)")
+        }
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        return try parse(text, file: path, baseDirectory: directory.isEmpty ? "/" : directory)
+    }
+
+    public static func parse(_ text: String, file: String, baseDirectory: String = ".") throws(ConfigError) -> GatewayConfig {
+        let reader = YAMLReader(file: file)
+        guard let root = try reader.compose(text) else {
+            throw ConfigError(SourceLocation(file: file, line: 1, column: 1), "", "the file is empty")
+        }
+        var config = GatewayConfig(source: file, baseDirectory: baseDirectory, workers: System.coreCountClamped,
+                                   pluginDirectories: [], shutdownGraceMilliseconds: 5000, logLevel: .info,
+                                   plugins: [], listeners: [])
+        var pluginsNode: Node?
+        var listenersNode: Node?
+        for (key, node) in try reader.mapping(root, "", allowed: topLevelKeys) {
+            switch key {
+            case "workers": config.workers = try reader.int(node, key, in: 1...256)
+            case "plugin_dirs": config.pluginDirectories = try reader.stringList(node, key)
+            case "shutdown_grace_ms": config.shutdownGraceMilliseconds = try reader.int(node, key, in: 0...3_600_000)
+            case "log_level": config.logLevel = try logLevel(node, reader: reader)
+            case "plugins": pluginsNode = node
+            default: listenersNode = node
+            }
+        }
+        guard let pluginsNode else { throw reader.fail(root, "", "missing required key 'plugins'") }
+        guard let listenersNode else { throw reader.fail(root, "", "missing required key 'listeners'") }
+        config.plugins = try parsePlugins(pluginsNode, reader: reader)
+        config.listeners = try parseListeners(listenersNode, reader: reader, plugins: config.plugins)
+        return config
+    }
+
+    private static func logLevel(_ node: Node, reader: YAMLReader) throws(ConfigError) -> Logger.Level {
+        let text = try reader.string(node, "log_level")
+        guard let level = Logger.Level(rawValue: text) else {
+            let names = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw reader.fail(node, "log_level", "expected one of \(names), got \"\(text)\"")
+        }
+        return level
+    }
+
+    private static func parsePlugins(_ node: Node, reader: YAMLReader) throws(ConfigError) -> [PluginInstanceConfig] {
+        var plugins: [PluginInstanceConfig] = []
+        for (name, body) in try reader.mapping(node, "plugins", allowed: []) {
+            let path = "plugins.\(name)"
+            var libraryPath: String?
+            var configNode: Node?
+            for (key, value) in try reader.mapping(body, path, allowed: pluginKeys) {
+                if key == "path" { libraryPath = try reader.string(value, "\(path).path") } else { configNode = value }
+            }
+            guard let libraryPath else { throw reader.fail(body, path, "missing required key 'path'") }
+            let json = try YAMLToJSON.convert(configNode, reader: reader, path: "\(path).config")
+            plugins.append(PluginInstanceConfig(name: name, path: libraryPath, configJSON: json,
+                                                location: reader.location(of: body)))
+        }
+        if plugins.isEmpty { throw reader.fail(node, "plugins", "no plugin instances defined") }
+        return plugins
+    }
+
+    private static func parseListeners(_ node: Node, reader: YAMLReader,
+                                       plugins: [PluginInstanceConfig]) throws(ConfigError) -> [ListenerConfig] {
+        guard case let .sequence(sequence) = node else {
+            throw reader.fail(node, "listeners", "expected a list of listeners, got \(reader.describe(node))")
+        }
+        if sequence.isEmpty { throw reader.fail(node, "listeners", "no listeners defined: nothing to serve") }
+        var listeners: [ListenerConfig] = []
+        var claimed: [String: (index: Int, line: Int)] = [:]
+        for (index, item) in sequence.enumerated() {
+            let path = "listeners[\(index)]"
+            var listener = ListenerConfig(name: nil, address: "0.0.0.0", port: -1, plugin: "", backlog: 128,
+                                          reusePort: false, tcpNoDelay: true, maxBufferSize: 104_857_600,
+                                          readChunkSize: 65536, closeLingerMilliseconds: 10_000,
+                                          location: reader.location(of: item))
+            var pluginNode: Node?
+            for (key, value) in try reader.mapping(item, path, allowed: listenerKeys) {
+                let keyPath = "\(path).\(key)"
+                switch key {
+                case "name": listener.name = try reader.string(value, keyPath)
+                case "address": listener.address = try address(value, keyPath, reader: reader)
+                case "port": listener.port = try reader.int(value, keyPath, in: 0...65535,
+                                                            what: "an integer 0-65535 (0: any free port)")
+                case "plugin":
+                    listener.plugin = try reader.string(value, keyPath)
+                    pluginNode = value
+                case "backlog": listener.backlog = try reader.int(value, keyPath, in: 1...65535)
+                case "reuse_port": listener.reusePort = try reader.bool(value, keyPath)
+                case "tcp_nodelay": listener.tcpNoDelay = try reader.bool(value, keyPath)
+                case "max_buffer_size": listener.maxBufferSize = try reader.int(value, keyPath, in: 2...(1 << 40))
+                case "read_chunk_size": listener.readChunkSize = try reader.int(value, keyPath, in: 1...(16 << 20))
+                default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)
+                }
+            }
+            if listener.port < 0 { throw reader.fail(item, path, "missing required key 'port'") }
+            guard let pluginNode else { throw reader.fail(item, path, "missing required key 'plugin'") }
+            if !plugins.contains(where: { $0.name == listener.plugin }) {
+                let defined = plugins.map(\.name).joined(separator: ", ")
+                throw reader.fail(pluginNode, "\(path).plugin",
+                                  "no plugin instance named '\(listener.plugin)' (defined: \(defined))")
+            }
+            if listener.port != 0 {
+                let endpoint = "\(listener.address):\(listener.port)"
+                if let earlier = claimed[endpoint] {
+                    throw reader.fail(item, path, "\(endpoint) is already used by listeners[\(earlier.index)] "
+                        + "(line \(earlier.line))")
+                }
+                claimed[endpoint] = (index, listener.location.line)
+            }
+            listeners.append(listener)
+        }
+        return listeners
+    }
+
+    private static func address(_ node: Node, _ path: String, reader: YAMLReader) throws(ConfigError) -> String {
+        let text = try reader.string(node, path)
+        var storage = in6_addr()
+        let isIP = inet_pton(AF_INET, text, &storage) == 1 || inet_pton(AF_INET6, text, &storage) == 1
+        let hostnameBytes = Array(text.utf8)
+        let isHostname = hostnameBytes.count <= 253 && hostnameBytes.allSatisfy {
+            ByteSet.word.contains($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+        } && !text.hasPrefix(".") && !text.hasPrefix("-")
+        guard isIP || isHostname else {
+            throw reader.fail(node, path, "expected an IPv4 or IPv6 address or a hostname, got \"\(text)\"")
+        }
+        return text
+    }
+
+    private static func readFile(_ path: String) throws -> String {
+        guard let file = fopen(path, "rb") else {
+            throw FileError(message: String(cString: strerror(errno)))
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count > 0 { bytes.append(contentsOf: chunk[..<count]) }
+            if count < chunk.count {
+                if ferror(file) != 0 { throw FileError(message: String(cString: strerror(errno))) }
+                break
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw FileError(message: "not UTF-8 text")
+        }
+        return text
+    }
+
+    struct FileError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+}
+
+extension System {
+    /// Event loops by default: one per core.
+    static var coreCountClamped: Int { max(1, min(System.coreCount, 256)) }
+}

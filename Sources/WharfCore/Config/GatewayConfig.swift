@@ -1,0 +1,73 @@
+import Logging
+
+/// A position in a config file, for error messages.
+public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A config problem: where, which key, what is wrong. Printed as
+/// `wharf.yaml:12:11: listeners[1].port: expected an integer 0-65535, got "eighty"`.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var location: SourceLocation
+    public var keyPath: String
+    public var message: String
+
+    public init(_ location: SourceLocation, _ keyPath: String, _ message: String) {
+        self.location = location
+        self.keyPath = keyPath
+        self.message = message
+    }
+
+    public var description: String {
+        keyPath.isEmpty ? "\(location): \(message)" : "\(location): \(keyPath): \(message)"
+    }
+}
+
+/// The validated gateway configuration (`wharf.yaml`).
+public struct GatewayConfig: Sendable {
+    public var source: String
+    /// The folder relative plugin paths and plugin_dirs are resolved against.
+    public var baseDirectory: String
+    public var workers: Int
+    public var pluginDirectories: [String]
+    public var shutdownGraceMilliseconds: Int
+    public var logLevel: Logger.Level
+    public var plugins: [PluginInstanceConfig]
+    public var listeners: [ListenerConfig]
+
+    public func plugin(named name: String) -> PluginInstanceConfig? {
+        plugins.first { $0.name == name }
+    }
+}
+
+public struct PluginInstanceConfig: Sendable {
+    public var name: String
+    /// A bare name (`echo` → `libecho.so`) or a path to a shared library.
+    public var path: String
+    /// The instance's `config:` subtree as JSON text, handed to the plugin's init.
+    public var configJSON: String
+    public var location: SourceLocation
+}
+
+public struct ListenerConfig: Sendable {
+    public var name: String?
+    public var address: String
+    public var port: Int
+    public var plugin: String
+    public var backlog: Int
+    public var reusePort: Bool
+    public var tcpNoDelay: Bool
+    public var maxBufferSize: Int
+    public var readChunkSize: Int
+    public var closeLingerMilliseconds: Int
+    public var location: SourceLocation
+
+    /// Tornado clips the socket read size to half the buffer limit; so do we.
+    public var effectiveReadChunkSize: Int { max(1, min(readChunkSize, maxBufferSize / 2)) }
+
+    public var displayName: String { name ?? "\(address):\(port)" }
+}

@@ -1,0 +1,163 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failure to start serving: a plugin refused, or a listener could not bind.
+public struct GatewayError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// A listener that is accepting, with the address it really bound (port 0 resolved).
+public struct BoundListener: Sendable {
+    public let config: ListenerConfig
+    public let address: String
+    public let port: Int
+    public let pluginSummary: String
+}
+
+/// The running daemon: owns the event loops, the current generation of plugin
+/// instances, and the listening sockets. `start` binds; `shutdown` drains and stops.
+public final class Gateway: @unchecked Sendable {
+    public let config: GatewayConfig
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let loops: [LoopContext]
+    private let loopsByEventLoop: [ObjectIdentifier: LoopContext]
+    private let generation: Generation
+    private let serverChannels = NIOLockedValueBox<[any Channel]>([])
+
+    public init(config: GatewayConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        let generation: Generation
+        do {
+            generation = try Generation.build(number: 1, config: config, loopCount: config.workers)
+        } catch {
+            throw GatewayError(message: error.description)
+        }
+        self.generation = generation
+        group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers)
+        var loops: [LoopContext] = []
+        for (index, eventLoop) in group.makeIterator().enumerated() {
+            loops.append(LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.workers))
+        }
+        self.loops = loops
+        self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.eventLoop), $0) })
+    }
+
+    /// Binds every listener. On failure, listeners already bound are closed again.
+    public func start() throws -> [BoundListener] {
+        var bound: [BoundListener] = []
+        for (index, listener) in config.listeners.enumerated() {
+            do {
+                let channel = try bootstrap(for: listener).bind(host: listener.address, port: listener.port).wait()
+                serverChannels.withLockedValue { $0.append(channel) }
+                let local = channel.localAddress
+                let library = generation.instance(named: listener.plugin, loopIndex: 0)!.library
+                bound.append(BoundListener(config: listener, address: local?.ipAddress ?? listener.address,
+                                           port: local?.port ?? listener.port,
+                                           pluginSummary: "\(library.name) \(library.version)"))
+            } catch {
+                stopAccepting()
+                throw GatewayError(message: "\(listener.location): listeners[\(index)]: cannot listen on "
+                    + "\(listener.address):\(listener.port): \(Self.describe(error))")
+            }
+        }
+        return bound
+    }
+
+    private func bootstrap(for listener: ListenerConfig) -> ServerBootstrap {
+        let loopsByEventLoop = self.loopsByEventLoop
+        let generation = self.generation
+        let options = StreamOptions(maxBufferSize: listener.maxBufferSize,
+                                    closeLinger: .milliseconds(Int64(listener.closeLingerMilliseconds)))
+        let pluginName = listener.plugin
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: Int32(listener.backlog))
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: listener.tcpNoDelay ? 1 : 0)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(.recvAllocator,
+                                value: FixedSizeRecvByteBufferAllocator(capacity: listener.effectiveReadChunkSize))
+        if listener.reusePort {
+            // NIO names no constant for SO_REUSEPORT; the raw option is the same call.
+            bootstrap = bootstrap.serverChannelOption(
+                ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
+                value: 1)
+        }
+        return bootstrap.childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                guard let loop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
+                      let instance = generation.instance(named: pluginName, loopIndex: loop.loopIndex) else {
+                    throw GatewayError(message: "no plugin instance for this event loop")
+                }
+                let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
+                                              onOpen: { instance.handleStream($0) })
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+    }
+
+    /// Closes the listening sockets; open connections are untouched.
+    public func stopAccepting() {
+        let channels = serverChannels.withLockedValue { channels in
+            defer { channels.removeAll() }
+            return channels
+        }
+        for channel in channels { try? channel.close().wait() }
+    }
+
+    /// Graceful stop: stop accepting; close idle connections at once; give busy ones
+    /// `shutdown_grace_ms`; then close what is left, run the plugins' shutdown hooks and
+    /// stop the event loops.
+    public func shutdown() {
+        stopAccepting()
+        forEachStream { stream in
+            if stream.isIdle { stream.close(reason: .shuttingDown, graceful: true) }
+        }
+        let graceEnds = NIODeadline.now() + .milliseconds(Int64(config.shutdownGraceMilliseconds))
+        waitForStreams(until: graceEnds)
+        if liveStreamCount() > 0 {
+            logger.info("closing connections still open after the grace period", metadata: [
+                "open": "\(liveStreamCount())"])
+            forEachStream { $0.close(reason: .shuttingDown, graceful: false) }
+            waitForStreams(until: .now() + .seconds(2))
+        }
+        generation.shutdownInstances()
+        try? group.syncShutdownGracefully()
+    }
+
+    private func forEachStream(_ body: @escaping @Sendable (IOStreamHandler) -> Void) {
+        let futures = loops.map { loop in
+            loop.eventLoop.submit { loop.dispatch { loop.allStreams().forEach(body) } }
+        }
+        for future in futures { try? future.wait() }
+    }
+
+    private func liveStreamCount() -> Int {
+        loops.map { loop in (try? loop.eventLoop.submit { loop.liveStreams }.wait()) ?? 0 }.reduce(0, +)
+    }
+
+    private func waitForStreams(until deadline: NIODeadline) {
+        while liveStreamCount() > 0, NIODeadline.now() < deadline {
+            usleep(20_000)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError {
+            return String(cString: strerror(error.errnoCode)).lowercased()
+        }
+        return "\(error)"
+    }
+}

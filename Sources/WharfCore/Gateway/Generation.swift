@@ -1,0 +1,65 @@
+/// The plugin instances built from one config: for every configured instance name, one
+/// `PluginInstance` per event loop. Connections keep the generation that accepted them, so
+/// a later reload can build a new generation beside this one and let this one drain.
+public final class Generation: Sendable {
+    public let number: Int
+    public let config: GatewayConfig
+    /// `instances[name][loopIndex]`
+    let instances: [String: [PluginInstance]]
+
+    init(number: Int, config: GatewayConfig, instances: [String: [PluginInstance]]) {
+        self.number = number
+        self.config = config
+        self.instances = instances
+    }
+
+    /// Loads every plugin library (each file once, shared by its instances) and runs each
+    /// instance's init on every loop. On any failure, instances already created are shut
+    /// down and the error names the plugin and the reason.
+    static func build(number: Int, config: GatewayConfig, loopCount: Int,
+                      validateOnly: Bool = false) throws(PluginLoadError) -> Generation {
+        let locator = PluginLocator(pluginDirectories: config.pluginDirectories, baseDirectory: config.baseDirectory)
+        var libraries: [String: PluginLibrary] = [:]
+        var instances: [String: [PluginInstance]] = [:]
+        do throws(PluginLoadError) {
+            for plugin in config.plugins {
+                let path = try locator.resolve(plugin.path)
+                let library: PluginLibrary
+                if let loaded = libraries[path] {
+                    library = loaded
+                } else {
+                    library = try PluginLibrary.load(path: path)
+                    libraries[path] = library
+                }
+                let loops = validateOnly ? 1 : loopCount
+                var perLoop: [PluginInstance] = []
+                for loopIndex in 0..<loops {
+                    do throws(PluginLoadError) {
+                        perLoop.append(try PluginInstance(name: plugin.name, library: library,
+                                                          configJSON: plugin.configJSON, loopIndex: loopIndex,
+                                                          loopCount: loops, validateOnly: validateOnly))
+                    } catch {
+                        perLoop.forEach { $0.shutdown() }
+                        throw error
+                    }
+                }
+                instances[plugin.name] = perLoop
+            }
+        } catch {
+            instances.values.joined().forEach { $0.shutdown() }
+            throw PluginLoadError(path: error.path, reason: error.reason)
+        }
+        return Generation(number: number, config: config, instances: instances)
+    }
+
+    func instance(named name: String, loopIndex: Int) -> PluginInstance? {
+        instances[name]?[loopIndex]
+    }
+
+    /// Runs every instance's shutdown hook. Only when none of their streams is live.
+    func shutdownInstances() {
+        for plugin in config.plugins {
+            instances[plugin.name]?.forEach { $0.shutdown() }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+/// One configured plugin instance on one event loop: the plugin's state pointer, used only
+/// by that loop's thread (see "Instances and threads" in wharf.h).
+public final class PluginInstance: @unchecked Sendable {
+    public let name: String
+    public let library: PluginLibrary
+    public let loopIndex: Int
+    let identity: PluginIdentity
+    private let state: UnsafeMutableRawPointer?
+    private var isShutDown = false
+
+    init(name: String, library: PluginLibrary, configJSON: String, loopIndex: Int, loopCount: Int,
+         validateOnly: Bool = false) throws(PluginLoadError) {
+        self.name = name
+        self.library = library
+        self.loopIndex = loopIndex
+        self.identity = PluginIdentity(name: name, loopIndex: loopIndex)
+        self.state = try library.initialize(identity: identity, configJSON: configJSON, loopIndex: loopIndex,
+                                            loopCount: loopCount, validateOnly: validateOnly)
+    }
+
+    /// Called on the instance's loop for every accepted connection.
+    func handleStream(_ stream: IOStreamHandler) -> Int32 {
+        library.handleStream(state: state, stream: stream.handle)
+    }
+
+    /// Runs the plugin's shutdown hook once; call only when no stream of this instance is live.
+    func shutdown() {
+        guard !isShutDown else { return }
+        isShutDown = true
+        library.shutdown(state: state)
+    }
+}

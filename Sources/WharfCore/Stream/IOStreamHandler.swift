@@ -1,0 +1,341 @@
+import CWharf
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Per-stream settings a listener (or an upstream connect) hands down.
+public struct StreamOptions: Sendable {
+    public var maxBufferSize: Int
+    /// How long a graceful close may wait for pending writes to drain before it aborts.
+    public var closeLinger: TimeAmount
+
+    public init(maxBufferSize: Int = 104_857_600, closeLinger: TimeAmount = .seconds(10)) {
+        self.maxBufferSize = maxBufferSize
+        self.closeLinger = closeLinger
+    }
+}
+
+/// One connection as plugins see it: the channel handler that carries out what
+/// `IOStreamStateMachine` decides and talks to plugin code through C callbacks.
+///
+/// The channel runs with autoRead off; this handler alone decides when to read the socket.
+public final class IOStreamHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    enum Lifecycle {
+        case starting
+        case open
+        /// Close requested: reads refused, flushing writes (or aborting).
+        case closing
+        /// The channel is closed; the close notification is queued.
+        case closed
+        /// The close notification has run; the handle is dead.
+        case finished
+    }
+
+    let loop: LoopContext
+    let options: StreamOptions
+    public let streamID: UInt64
+    public let isClient: Bool
+    private(set) var machine: IOStreamStateMachine
+    private(set) var lifecycle = Lifecycle.starting
+    private(set) var handle: OpaquePointer?
+    private var context: ChannelHandlerContext?
+
+    private var readCallback: wharf_read_cb?
+    private var readUserdata: UnsafeMutableRawPointer?
+    private var serviceScheduled = false
+    private var closeCallback: wharf_close_cb?
+    private var closeUserdata: UnsafeMutableRawPointer?
+    private(set) var userContext: UnsafeMutableRawPointer?
+    private var userContextFree: wharf_context_free_fn?
+    private var writesClosed = false
+    private var lingerTimer: Scheduled<Void>?
+
+    /// Called once the channel is active and the handle exists (e.g. the plugin's
+    /// handle_stream). A nonzero result closes the stream.
+    private let onOpen: (IOStreamHandler) -> Int32
+    /// Called after the close notification, when the handle is dead.
+    private let onFinished: (IOStreamHandler) -> Void
+
+    public init(loop: LoopContext, options: StreamOptions, streamID: UInt64, isClient: Bool = false,
+                onOpen: @escaping (IOStreamHandler) -> Int32,
+                onFinished: @escaping (IOStreamHandler) -> Void = { _ in }) {
+        self.loop = loop
+        self.options = options
+        self.streamID = streamID
+        self.isClient = isClient
+        self.machine = IOStreamStateMachine(maxBufferSize: options.maxBufferSize)
+        self.onOpen = onOpen
+        self.onFinished = onFinished
+    }
+
+    public var channel: (any Channel)? { context?.channel }
+
+    // MARK: Channel events
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { open(context: context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        open(context: context)
+        context.fireChannelActive()
+    }
+
+    private func open(context: ChannelHandlerContext) {
+        guard lifecycle == .starting else { return }
+        lifecycle = .open
+        let handle = loop.register(self)
+        self.handle = handle
+        loop.dispatch {
+            let status = onOpen(self)
+            if status != WHARF_OK { close(reason: nil, graceful: false) }
+        }
+        updateReadDemand()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        machine.receive(Self.unwrapInboundIn(data))
+        loop.dispatch { serviceRead() }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        machine.compactIfWasteful()
+        updateReadDemand()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            machine.endOfInput()
+            scheduleService()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        close(reason: Self.classify(error), graceful: false)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        updateReadDemand()
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        lingerTimer?.cancel()
+        lingerTimer = nil
+        switch lifecycle {
+        case .starting, .open, .closing:
+            lifecycle = .closed
+            machine.closeReads(reason: nil)
+            // Resolve the pending read first, then the last word; writes that NIO failed
+            // while closing were queued before either.
+            if machine.pending != nil { scheduleService() }
+            loop.enqueue(.notifyClosed(self))
+        case .closed, .finished:
+            break
+        }
+        context.fireChannelInactive()
+    }
+
+    private static func classify(_ error: any Error) -> StreamError {
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT: return .connectionReset
+            default: return .io
+            }
+        }
+        if error is ChannelError { return .closed }
+        return .io
+    }
+
+    // MARK: Reading
+
+    private func updateReadDemand() {
+        guard lifecycle == .open, let context, machine.wantsSocketRead, context.channel.isWritable else { return }
+        context.read()
+    }
+
+    func startRead(_ request: ReadRequest, callback: wharf_read_cb, userdata: UnsafeMutableRawPointer?) -> Int32 {
+        switch machine.startRead(request) {
+        case let .rejected(error):
+            return error == .busy || lifecycle == .open ? error.code : WHARF_E_CLOSED
+        case .started:
+            readCallback = callback
+            readUserdata = userdata
+            scheduleService()
+            return WHARF_OK
+        }
+    }
+
+    /// Queues an evaluation of the pending read; it runs after the current plugin code.
+    private func scheduleService() {
+        guard !serviceScheduled else { return }
+        serviceScheduled = true
+        loop.enqueue(.serviceRead(self))
+    }
+
+    /// Completes the pending read if the buffer (or a close) decides it. Runs inside the
+    /// loop's dispatcher, so the plugin callback it makes is never nested in a host call.
+    func serviceRead() {
+        serviceScheduled = false
+        guard let callback = readCallback else {
+            updateReadDemand()
+            return
+        }
+        switch machine.evaluate() {
+        case .waitForData:
+            updateReadDemand()
+        case let .deliver(length):
+            let userdata = readUserdata
+            readCallback = nil
+            readUserdata = nil
+            let data = machine.takeDelivery(length: length)
+            data.withUnsafeReadableBytes { bytes in
+                callback(userdata, handle, WHARF_OK, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+            }
+            updateReadDemand()
+        case let .fail(error):
+            let userdata = readUserdata
+            readCallback = nil
+            readUserdata = nil
+            machine.clearPending()
+            callback(userdata, handle, error.code, nil, 0)
+            switch error {
+            case .limitExceeded, .bufferFull: close(reason: error, graceful: true)
+            default: close(reason: nil, graceful: true)
+            }
+        }
+    }
+
+    // MARK: Writing and closing
+
+    func write(_ bytes: UnsafeRawBufferPointer, callback: wharf_write_cb?, userdata: UnsafeMutableRawPointer?) -> Int32 {
+        guard lifecycle == .open, !writesClosed, let context else { return WHARF_E_CLOSED }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        guard let callback else {
+            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+            return WHARF_OK
+        }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            let status: Int32
+            switch result {
+            case .success: status = WHARF_OK
+            case let .failure(error):
+                let cause = self.machine.closeReason ?? Self.classify(error)
+                status = cause == .connectionReset ? WHARF_E_RESET : WHARF_E_CLOSED
+            }
+            self.loop.enqueue(.writeDone(self, callback, userdata, status))
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: promise)
+        return WHARF_OK
+    }
+
+    /// Closes the stream. Graceful: flush pending writes first (bounded by close linger).
+    func close(reason: StreamError?, graceful: Bool) {
+        guard lifecycle == .open || lifecycle == .starting || (lifecycle == .closing && !graceful),
+              let context else { return }
+        let wasClosing = lifecycle == .closing
+        lifecycle = .closing
+        machine.closeReads(reason: reason)
+        if machine.pending != nil { scheduleService() }
+        if graceful {
+            let flushed = context.eventLoop.makePromise(of: Void.self)
+            flushed.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: flushed)
+            if lifecycle == .closing {
+                lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: options.closeLinger) {
+                    self.close(reason: .timedOut, graceful: false)
+                }
+            }
+        } else {
+            if !wasClosing || reason != nil {
+                // SO_LINGER 0 makes close() send RST and drop unsent data: an abort.
+                _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+            }
+            context.close(promise: nil)
+        }
+    }
+
+    func shutdownWrite() -> Int32 {
+        guard lifecycle == .open, !writesClosed, let context else { return WHARF_E_CLOSED }
+        writesClosed = true
+        let flushed = context.eventLoop.makePromise(of: Void.self)
+        flushed.futureResult.assumeIsolated().whenSuccess {
+            context.close(mode: .output, promise: nil)
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: flushed)
+        return WHARF_OK
+    }
+
+    // MARK: Plugin state
+
+    func setCloseCallback(_ callback: wharf_close_cb?, userdata: UnsafeMutableRawPointer?) {
+        closeCallback = callback
+        closeUserdata = userdata
+    }
+
+    func setUserContext(_ pointer: UnsafeMutableRawPointer?, free: wharf_context_free_fn?) {
+        let previous = (userContext, userContextFree)
+        userContext = pointer
+        userContextFree = free
+        if let release = previous.1, previous.0 != pointer { release(previous.0) }
+    }
+
+    /// The stream's last word: the close callback, then the context destructor; after
+    /// this the handle is dead.
+    func notifyClosed() {
+        guard lifecycle == .closed, let handle else { return }
+        lifecycle = .finished
+        if let callback = readCallback {
+            // Unreachable in practice (the read was resolved first); kept as a guarantee.
+            let userdata = readUserdata
+            readCallback = nil
+            callback(userdata, handle, machine.closeReason?.code ?? WHARF_E_CLOSED, nil, 0)
+        }
+        if let callback = closeCallback {
+            closeCallback = nil
+            callback(closeUserdata, handle, machine.closeReason?.code ?? WHARF_OK)
+        }
+        if let release = userContextFree {
+            userContextFree = nil
+            release(userContext)
+        }
+        userContext = nil
+        loop.unregister(handle)
+        onFinished(self)
+    }
+
+    /// A stream waiting for the start of a message with nothing to send: safe to close
+    /// at once when draining.
+    var isIdle: Bool {
+        lifecycle == .open && machine.pending != nil && machine.bufferedBytes == 0
+            && (context?.channel.isWritable ?? true)
+    }
+
+    func setNoDelay(_ enabled: Bool) -> Int32 {
+        guard lifecycle == .open || lifecycle == .closing, let channel = context?.channel else { return WHARF_E_CLOSED }
+        do {
+            try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: enabled ? 1 : 0)
+        } catch {
+            // Not a TCP socket (or already closing): a no-op, as documented.
+        }
+        return WHARF_OK
+    }
+}
+
+@available(*, unavailable)
+extension IOStreamHandler: Sendable {}

@@ -1,0 +1,207 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The read side of an IOStream, as a plain value: the receive buffer, at most one pending
+/// read, and what the peer and the owner have closed. It performs no I/O and calls no one;
+/// `IOStreamHandler` feeds it socket events and carries out what it decides.
+///
+/// Searches resume where the previous one stopped, so finding a delimiter or a pattern is
+/// linear in the bytes received, however they are split.
+public struct IOStreamStateMachine {
+    public enum StartResult: Equatable {
+        case started
+        case rejected(StreamError)
+    }
+
+    public enum ReadOutcome: Equatable {
+        /// Hand the first `length` buffered bytes to the pending read.
+        case deliver(length: Int)
+        /// Fail the pending read; `closesStream` says the stream must now close.
+        case fail(StreamError)
+        /// The pending read needs more input (or there is no pending read).
+        case waitForData
+    }
+
+    public let maxBufferSize: Int
+    public private(set) var pending: ReadRequest?
+    /// The peer sent FIN: nothing more will arrive, buffered data is still readable.
+    public private(set) var inputEnded = false
+    /// The stream is closing or closed: new reads are refused. `closeReason` is why.
+    public private(set) var readsClosed = false
+    public private(set) var closeReason: StreamError?
+
+    private var buffer: ByteBuffer?
+    /// Bytes of the buffer already searched for the pending read's delimiter or pattern.
+    private var scanned = 0
+    private var matcher: RegexMatcher?
+
+    public init(maxBufferSize: Int) {
+        self.maxBufferSize = max(1, maxBufferSize)
+    }
+
+    public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
+
+    /// Whether the handler should ask the socket for more data (before writability
+    /// gating). Mirrors Tornado: read while a pending read is unsatisfied and the buffer
+    /// has room; with no read pending, read only to notice a peer close on an empty buffer.
+    /// Otherwise unread data stays in the kernel and TCP throttles the sender.
+    public var wantsSocketRead: Bool {
+        if inputEnded || readsClosed { return false }
+        if pending != nil { return bufferedBytes < maxBufferSize }
+        return bufferedBytes == 0
+    }
+
+    public mutating func startRead(_ request: ReadRequest) -> StartResult {
+        if readsClosed { return .rejected(closeReason == nil ? .closed : closeReason!) }
+        if pending != nil { return .rejected(.busy) }
+        pending = request
+        scanned = 0
+        if case let .untilRegex(regex, _) = request {
+            if matcher?.regex !== regex {
+                matcher = RegexMatcher(regex: regex)
+            } else {
+                matcher = RegexMatcher(regex: regex)
+            }
+        }
+        return .started
+    }
+
+    public mutating func receive(_ chunk: ByteBuffer) {
+        guard chunk.readableBytes > 0 else { return }
+        if buffer == nil || buffer!.readableBytes == 0 {
+            buffer = chunk
+        } else {
+            var incoming = chunk
+            buffer!.writeBuffer(&incoming)
+        }
+    }
+
+    public mutating func endOfInput() {
+        inputEnded = true
+    }
+
+    /// The stream is closing (locally, or because of `reason`); no new reads are accepted.
+    /// A pending read is still evaluated once more against the buffer.
+    public mutating func closeReads(reason: StreamError?) {
+        if !readsClosed {
+            readsClosed = true
+            closeReason = reason
+        }
+    }
+
+    /// Decides what happens to the pending read with what is buffered now.
+    public mutating func evaluate() -> ReadOutcome {
+        guard let request = pending else { return .waitForData }
+        let available = bufferedBytes
+        switch request {
+        case let .bytes(count, partial):
+            if count == 0 { return .deliver(length: 0) }
+            if partial, available > 0 { return .deliver(length: min(count, available)) }
+            if available >= count { return .deliver(length: count) }
+        case let .until(delimiter, maxBytes):
+            if let end = searchDelimiter(delimiter, maxBytes: maxBytes) {
+                return maxBytes == 0 || end <= maxBytes ? .deliver(length: end) : .fail(.limitExceeded)
+            }
+            if maxBytes > 0, available > maxBytes { return .fail(.limitExceeded) }
+        case let .untilRegex(_, maxBytes):
+            if let end = searchPattern(maxBytes: maxBytes) { return .deliver(length: end) }
+            if maxBytes > 0, available > maxBytes { return .fail(.limitExceeded) }
+        case let .untilClose(maxBytes):
+            if maxBytes > 0, available > maxBytes { return .fail(.limitExceeded) }
+            if inputEnded || (readsClosed && closeReason == nil) || closeReason == .connectionReset {
+                return .deliver(length: available)
+            }
+        }
+        if readsClosed { return .fail(closeReason ?? .closed) }
+        if inputEnded { return .fail(.closed) }
+        if available >= maxBufferSize { return .fail(.bufferFull) }
+        return .waitForData
+    }
+
+    /// Removes the first `length` bytes for delivery and clears the pending read. The
+    /// returned buffer shares storage with the receive buffer: no copy.
+    public mutating func takeDelivery(length: Int) -> ByteBuffer {
+        pending = nil
+        scanned = 0
+        guard length > 0, buffer != nil else { return ByteBuffer() }
+        let slice = buffer!.readSlice(length: length)!
+        if buffer!.readableBytes == 0 {
+            buffer = nil
+        }
+        return slice
+    }
+
+    /// Clears a pending read that has failed.
+    public mutating func clearPending() {
+        pending = nil
+        scanned = 0
+    }
+
+    /// Drops the receive buffer's spare capacity when it holds only a small remainder, so
+    /// an idle connection with a partial message does not pin a whole 64 KiB chunk.
+    public mutating func compactIfWasteful() {
+        guard let current = buffer, current.capacity > 4096,
+              current.readableBytes * 4 < current.capacity else { return }
+        var compact = ByteBufferAllocator().buffer(capacity: current.readableBytes)
+        var source = current
+        compact.writeBuffer(&source)
+        buffer = compact
+    }
+
+    /// Where the first delimiter ends within the search window, resuming the search
+    /// where the last one stopped (minus an overlap for a delimiter split across chunks).
+    private mutating func searchDelimiter(_ delimiter: [UInt8], maxBytes: Int) -> Int? {
+        guard let buffer else { return nil }
+        let window = maxBytes > 0 ? min(buffer.readableBytes, maxBytes) : buffer.readableBytes
+        let from = max(0, scanned - (delimiter.count - 1))
+        guard window - from >= delimiter.count else { return nil }
+        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+            delimiter.withUnsafeBytes { needle in
+                Self.firstIndex(of: needle, in: UnsafeRawBufferPointer(rebasing: bytes[from..<window]))
+            }
+        }
+        if let found { return from + found + delimiter.count }
+        scanned = window
+        return nil
+    }
+
+    private mutating func searchPattern(maxBytes: Int) -> Int? {
+        guard let buffer, matcher != nil else { return nil }
+        let window = maxBytes > 0 ? min(buffer.readableBytes, maxBytes) : buffer.readableBytes
+        let from = scanned
+        guard window > from || from == 0 else { return nil }
+        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+            matcher!.scan(UnsafeRawBufferPointer(rebasing: bytes[from..<window]))
+        }
+        if let found { return from + found }
+        scanned = window
+        return nil
+    }
+
+    /// memchr for the first byte, then compare the rest: the same strategy as glibc's
+    /// memmem for short needles.
+    static func firstIndex(of needle: UnsafeRawBufferPointer, in haystack: UnsafeRawBufferPointer) -> Int? {
+        let needleCount = needle.count
+        guard needleCount > 0, haystack.count >= needleCount, let base = haystack.baseAddress,
+              let needleBase = needle.baseAddress else { return nil }
+        let first = Int32(needle[0])
+        let lastStart = haystack.count - needleCount
+        var offset = 0
+        while offset <= lastStart {
+            guard let hit = memchr(base + offset, first, lastStart - offset + 1) else { return nil }
+            let position = base.distance(to: UnsafeRawPointer(hit))
+            if needleCount == 1 || memcmp(base + position + 1, needleBase + 1, needleCount - 1) == 0 {
+                return position
+            }
+            offset = position + 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,37 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+struct Wharf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wharf",
+        abstract: "A pluggable TCP gateway: listeners mapped to C plugins.",
+        version: "0.1.0",
+        subcommands: [RunCommand.self, CheckCommand.self, PluginCommand.self],
+        defaultSubcommand: RunCommand.self
+    )
+}
+
+/// Thrown after the message was printed, to leave with a given exit code.
+struct ExitStatus: Error {
+    static let runtimeFailure = ExitStatus(code: 1)
+    static let configError = ExitStatus(code: 2)
+    let code: Int32
+}
+
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        let line = text.hasSuffix("\n") ? text : text + "\n"
+        // write(2) straight to fd 2: unbuffered, and no shared FILE* across threads.
+        var bytes = Array(line.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            if written <= 0 { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}

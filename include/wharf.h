@@ -1,0 +1,393 @@
+/*
+ * wharf.h — the Wharf plugin ABI, version 1.0.
+ *
+ * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
+ * A plugin is a shared library that includes this file, exports one symbol and links
+ * against nothing of Wharf:
+ *
+ *     cc -std=c11 -shared -fPIC -fvisibility=hidden -Iinclude myplugin.c -o libmyplugin.so
+ *
+ * ---------------------------------------------------------------------------------------
+ * THE MODEL
+ *
+ * Loading. The host dlopen()s the library (RTLD_NOW | RTLD_LOCAL) and calls the entry
+ * function WHARF_PLUGIN_ENTRY ("wharf_plugin_v1"), which returns a static descriptor.
+ * No other symbol is looked up. A future incompatible ABI gets a new entry symbol.
+ *
+ * Instances and threads. The host runs N event loops ("workers"). A configured plugin
+ * instance is created ONCE PER EVENT LOOP: init() is called N times, each call receiving
+ * its loop index, and each returned instance state is used by exactly one loop thread.
+ * Every handle_stream() for that instance and every callback about its streams runs on
+ * that loop's thread, one at a time. So plugin state reached only through the instance
+ * pointer needs no locks, whatever the worker count. Static (global) variables are shared
+ * by all loops and must be thread-safe. init() and shutdown() run on the host's control
+ * thread, never while any callback of that instance runs.
+ *
+ * Streams. A wharf_stream is a host-owned handle for one TCP connection. Its life:
+ *
+ *     handle_stream ─► reads / writes (one pending read at a time) ─► close notification
+ *
+ * Exactly one close notification is delivered per stream (peer close, local close, error,
+ * host shutdown), after every pending read and write callback has been called. It is the
+ * last callback that mentions the handle; when it returns, the host calls the context
+ * destructor (wharf_host_api.set_context) and the handle is dead. A dead handle passed to
+ * any host function yields WHARF_E_CLOSED: it is never a use-after-free.
+ *
+ * Completion. Every operation that returns WHARF_OK completes exactly once, through its
+ * callback, on the stream's loop, and never inside the call that started it (so a plugin
+ * that loops read -> callback -> read over pipelined data cannot recurse). An operation
+ * that returns an error code did not start and its callback is never called.
+ *
+ * Memory. Data handed to a read callback is borrowed: the pointer is valid only until the
+ * callback returns. write() copies the bytes before it returns. Strings passed to the
+ * host are (pointer, length) pairs and need not be NUL-terminated unless stated.
+ *
+ * End of input. When the peer shuts down its sending side (FIN), the stream does not close
+ * at once: data already buffered stays readable and writes keep working, so a client that
+ * half-closes after its last request still gets every reply. The first read that the
+ * buffer cannot satisfy completes with WHARF_E_CLOSED, and the stream then closes
+ * gracefully (pending writes are flushed first).
+ *
+ * Thread safety of host functions. Functions marked [any thread] may be called from any
+ * thread at any time. All others are [loop]: they must be called on the stream's loop
+ * (from a callback, handle_stream, or a function posted with waker_post). Called from
+ * another thread they return WHARF_E_WRONG_THREAD and do nothing.
+ *
+ * Struct evolution. Every struct that crosses the boundary starts with a uint32_t
+ * struct_size and only ever grows at the end. Readers use min(declared, known) and treat
+ * missing fields as zero. Fields use fixed-width integers: no C enums, bitfields, packing
+ * or varargs. New host functions are appended to wharf_host_api and announced by a minor
+ * version bump; a plugin built against a newer minor checks for them with WHARF_HOST_HAS.
+ * ---------------------------------------------------------------------------------------
+ */
+#ifndef WHARF_H
+#define WHARF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WHARF_ABI_MAJOR 1
+#define WHARF_ABI_MINOR 0
+
+/* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
+#define WHARF_PLUGIN_ENTRY wharf_plugin_v1
+#define WHARF_PLUGIN_ENTRY_SYMBOL "wharf_plugin_v1"
+
+/* Marks the entry function as exported even when the plugin builds with -fvisibility=hidden. */
+#if defined(__GNUC__) || defined(__clang__)
+#define WHARF_EXPORT __attribute__((visibility("default")))
+#else
+#define WHARF_EXPORT
+#endif
+
+/* ---- Status codes ----------------------------------------------------------------------
+ * 0 is success; errors are negative. wharf_host_api.strerror() names each one. Plugins
+ * must treat unknown negative values as generic failures (new codes may be added). */
+#define WHARF_OK 0
+#define WHARF_E_CLOSED (-1)       /* the stream is closed (or closing), or the handle is dead */
+#define WHARF_E_BUSY (-2)         /* a read is already pending on this stream */
+#define WHARF_E_LIMIT (-3)        /* a read's max_bytes was exceeded; the stream is being closed */
+#define WHARF_E_BUFFER_FULL (-4)  /* max_buffer_size reached with the read unsatisfied; closing */
+#define WHARF_E_INVALID (-5)      /* a bad argument (NULL pointer, zero-length delimiter...) */
+#define WHARF_E_WRONG_THREAD (-6) /* a [loop] function was called off the stream's loop */
+#define WHARF_E_NOMEM (-7)        /* an allocation failed */
+#define WHARF_E_RESET (-8)        /* the peer reset the connection */
+#define WHARF_E_IO (-9)           /* another socket error */
+#define WHARF_E_UNSUPPORTED (-10) /* the host does not support this (e.g. a regex feature) */
+#define WHARF_E_TIMEOUT (-11)     /* a deadline passed */
+#define WHARF_E_SHUTDOWN (-12)    /* the host is shutting down */
+
+/* ---- Log levels (for wharf_host_api.log) ------------------------------------------------ */
+#define WHARF_LOG_TRACE 0
+#define WHARF_LOG_DEBUG 1
+#define WHARF_LOG_INFO 2
+#define WHARF_LOG_WARNING 3
+#define WHARF_LOG_ERROR 4
+
+/* ---- Opaque handles (host-owned) ------------------------------------------------------- */
+typedef struct wharf_stream wharf_stream;     /* one connection; see THE MODEL above */
+typedef struct wharf_instance wharf_instance; /* identifies a plugin instance for logging */
+typedef struct wharf_regex wharf_regex;       /* a compiled pattern, see regex_compile */
+typedef struct wharf_waker wharf_waker;       /* posts work onto a stream's loop from any thread */
+
+/* ---- Callback types --------------------------------------------------------------------
+ * Every callback receives the userdata pointer given when the operation started. */
+
+/* A read finished. status is WHARF_OK with `data`/`len` the bytes read (borrowed: valid
+ * until the callback returns; `data` may be NULL when len is 0), or an error with
+ * data == NULL, len == 0: WHARF_E_CLOSED (end of input or closed before the read could
+ * be satisfied), WHARF_E_LIMIT, WHARF_E_BUFFER_FULL, WHARF_E_RESET, WHARF_E_IO. */
+typedef void (*wharf_read_cb)(void *userdata, wharf_stream *stream, int32_t status,
+                              const uint8_t *data, size_t len);
+
+/* A write finished: WHARF_OK once its bytes (and all earlier writes') were handed to the
+ * kernel, or an error (WHARF_E_CLOSED, WHARF_E_RESET, WHARF_E_IO) if the stream closed
+ * first. */
+typedef void (*wharf_write_cb)(void *userdata, wharf_stream *stream, int32_t status);
+
+/* The stream's close notification. `reason` is WHARF_OK for a clean close (peer EOF or a
+ * local close()), otherwise the error that closed it (WHARF_E_RESET, WHARF_E_LIMIT,
+ * WHARF_E_BUFFER_FULL, WHARF_E_IO, WHARF_E_SHUTDOWN, WHARF_E_TIMEOUT). */
+typedef void (*wharf_close_cb)(void *userdata, wharf_stream *stream, int32_t reason);
+
+/* Work posted with waker_post. status is WHARF_OK if the stream is still alive (so its
+ * handle may be used), WHARF_E_CLOSED if it has closed (do not touch the stream handle;
+ * free what userdata owns). Always runs on the stream's loop. */
+typedef void (*wharf_post_fn)(void *userdata, int32_t status);
+
+/* Destructor for a stream context (set_context). Runs on the stream's loop, once. */
+typedef void (*wharf_context_free_fn)(void *context);
+
+/* ---- Connection facts ------------------------------------------------------------------ */
+#define WHARF_ADDR_TEXT_MAX 64
+
+typedef struct wharf_stream_info {
+    uint32_t struct_size;     /* set by the caller to sizeof(wharf_stream_info) */
+    uint32_t loop_index;      /* 0 .. loop_count-1: the loop this stream lives on */
+    uint32_t loop_count;
+    uint32_t is_client;       /* 0: accepted by a listener; 1: an outgoing connection */
+    uint64_t stream_id;       /* unique per process, for logs */
+    int32_t peer_family;      /* AF_INET, AF_INET6 or AF_UNIX; 0 if unknown */
+    uint32_t peer_port;
+    char peer_address[WHARF_ADDR_TEXT_MAX]; /* NUL-terminated text, e.g. "127.0.0.1" or "::1" */
+    int32_t local_family;
+    uint32_t local_port;
+    char local_address[WHARF_ADDR_TEXT_MAX];
+} wharf_stream_info;
+
+/* ---- Regex dialect ----------------------------------------------------------------------
+ * read_until_regex matches bytes, not text: NUL bytes and invalid UTF-8 are ordinary bytes.
+ *
+ *   literal bytes; escapes \n \r \t \f \v \0 \xHH and \ before any punctuation
+ *   .            any byte except \n (any byte at all with WHARF_REGEX_DOTALL)
+ *   [abc] [a-z] [^...]   byte classes; escapes and \d \w \s work inside
+ *   \d \D \w \W \s \S    ASCII digit, word ([A-Za-z0-9_]), space ([ \t\n\r\f\v]) and negations
+ *   (...) (?:...)        grouping (nothing is captured)
+ *   a|b                  alternation
+ *   * + ? {m} {m,} {m,n} repetition (m, n <= 1000); a trailing ? (lazy) is accepted
+ *   ^                    only as the first character: the match must start at the first
+ *                        unread byte
+ *
+ * Not supported (regex_compile fails with WHARF_E_UNSUPPORTED and says where): $, \b,
+ * back-references, look-around, named groups, Unicode classes.
+ *
+ * Match semantics: the stream is scanned once, as it arrives; the read completes at the
+ * EARLIEST position where some match of the pattern ends, and the result is every byte up
+ * to that position. So the result never depends on how the data was split into packets,
+ * and scanning is linear in the data (no rescans). For delimiter-like patterns this is the
+ * natural meaning; note that greedy repetition at the very end of a pattern therefore
+ * stops at its shortest match ("a+" completes after the first "a").
+ */
+#define WHARF_REGEX_CASELESS 1u /* ASCII letters match either case */
+#define WHARF_REGEX_DOTALL 2u   /* '.' matches \n too */
+
+/* ---- The host function table ----------------------------------------------------------
+ * Passed to init(); static storage owned by the host, valid until the process exits.
+ * Functions are appended at the end in later minor versions; test with WHARF_HOST_HAS. */
+typedef struct wharf_host_api {
+    uint32_t struct_size; /* sizeof the host's table; fields beyond it do not exist */
+    uint16_t abi_major;   /* the host's ABI version */
+    uint16_t abi_minor;
+
+    /* [any thread] Log `len` bytes of `msg` at `level` (WHARF_LOG_*). `instance` is the
+     * handle from wharf_init_args (NULL is allowed: the line then carries no instance
+     * name). The host copies the text; no trailing newline is needed. */
+    void (*log)(const wharf_instance *instance, int32_t level, const char *msg, size_t len);
+
+    /* [any thread] 1 if a line at `level` would be written, else 0. Use it to skip
+     * formatting work. */
+    int32_t (*log_enabled)(const wharf_instance *instance, int32_t level);
+
+    /* [any thread] A static, NUL-terminated description of a status code
+     * ("stream closed", ...). Never NULL; unknown codes give "unknown error". */
+    const char *(*strerror)(int32_t status);
+
+    /* [loop] Read exactly `n` bytes; with `partial` nonzero, complete as soon as at least
+     * one byte is available, with min(n, available) bytes. n == 0 completes with len 0.
+     * Errors: WHARF_E_BUSY (a read is pending), WHARF_E_CLOSED, WHARF_E_INVALID (cb NULL),
+     * WHARF_E_WRONG_THREAD. */
+    int32_t (*read_bytes)(wharf_stream *stream, size_t n, int32_t partial, wharf_read_cb cb,
+                          void *userdata);
+
+    /* [loop] Read up to and including the first occurrence of `delimiter` (copied by the
+     * host before returning; 1..256 bytes). `max_bytes` bounds the result INCLUDING the
+     * delimiter; 0 means no bound but the listener's max_buffer_size. If the delimiter
+     * cannot be found within max_bytes, the read completes with WHARF_E_LIMIT and the
+     * stream is closed (earlier pipelined messages were already served). Errors as
+     * read_bytes, plus WHARF_E_INVALID for an empty or too long delimiter. */
+    int32_t (*read_until)(wharf_stream *stream, const uint8_t *delimiter, size_t delimiter_len,
+                          size_t max_bytes, wharf_read_cb cb, void *userdata);
+
+    /* [loop] Like read_until, but the end is the earliest end of a match of `regex` (see
+     * the dialect above). The regex must stay alive until the read completes. */
+    int32_t (*read_until_regex)(wharf_stream *stream, const wharf_regex *regex, size_t max_bytes,
+                                wharf_read_cb cb, void *userdata);
+
+    /* [loop] Read everything until the peer ends its input, then complete with all of it
+     * (WHARF_OK, even for a peer reset: the data is not lost). More than `max_bytes`
+     * (0: max_buffer_size) completes with WHARF_E_LIMIT and closes the stream. */
+    int32_t (*read_until_close)(wharf_stream *stream, size_t max_bytes, wharf_read_cb cb,
+                                void *userdata);
+
+    /* [loop] Queue `len` bytes for sending; the host copies them before returning. `cb`
+     * (may be NULL) is called when these bytes and all earlier ones were handed to the
+     * kernel. len == 0 is allowed (completes after earlier writes). Errors: WHARF_E_CLOSED
+     * (closed, closing, or the peer reset), WHARF_E_INVALID (data NULL with len > 0),
+     * WHARF_E_NOMEM, WHARF_E_WRONG_THREAD. Writes are never refused for being too many:
+     * instead the host stops reading from this stream's socket while its unsent output is
+     * above the high-water mark, so a peer that does not read is throttled. */
+    int32_t (*write)(wharf_stream *stream, const uint8_t *data, size_t len, wharf_write_cb cb,
+                     void *userdata);
+
+    /* [loop] Close gracefully: stop reading, flush pending writes (their callbacks get
+     * WHARF_OK as they are sent), then close the socket. A flush that makes no progress
+     * for the listener's close_linger_ms is cut off. A pending read completes with
+     * WHARF_E_CLOSED (or with its data, if the buffer already satisfies it). Legal inside
+     * any callback; idempotent (a second call returns WHARF_OK). */
+    int32_t (*close)(wharf_stream *stream);
+
+    /* [loop] Close at once: pending writes are discarded (their callbacks get
+     * WHARF_E_CLOSED) and the peer sees a reset. */
+    int32_t (*abort)(wharf_stream *stream);
+
+    /* [loop] Half-close: after pending writes are flushed, send FIN; reading continues.
+     * Further writes return WHARF_E_CLOSED. */
+    int32_t (*shutdown_write)(wharf_stream *stream);
+
+    /* [loop] Set the close notification (replacing an earlier one). cb may be NULL to
+     * clear it. It is called once, last, as described in THE MODEL. */
+    int32_t (*set_close_callback)(wharf_stream *stream, wharf_close_cb cb, void *userdata);
+
+    /* [loop] Attach a plugin pointer to the stream. `free_fn` (may be NULL) is called with
+     * it once, after the close notification returns, or when it is replaced by another
+     * set_context call. Use it so per-connection state can never leak. */
+    int32_t (*set_context)(wharf_stream *stream, void *context, wharf_context_free_fn free_fn);
+
+    /* [loop] The pointer from set_context, or NULL (also for a dead handle). */
+    void *(*get_context)(wharf_stream *stream);
+
+    /* [loop] Fill `info` (its struct_size says how much the caller has room for).
+     * Errors: WHARF_E_INVALID, WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. */
+    int32_t (*get_info)(wharf_stream *stream, wharf_stream_info *info);
+
+    /* [loop] Enable (1) or disable (0) TCP_NODELAY. A no-op for non-TCP streams. */
+    int32_t (*set_nodelay)(wharf_stream *stream, int32_t enabled);
+
+    /* [any thread] Compile `pattern` (pattern_len bytes, NUL bytes allowed via \0 or
+     * literally) with WHARF_REGEX_* flags. On success stores the regex in *out and returns
+     * WHARF_OK; free it with regex_free. On failure returns WHARF_E_INVALID or
+     * WHARF_E_UNSUPPORTED and writes a NUL-terminated message naming the offset into
+     * `error` (error_len bytes, may be 0). A compiled regex is immutable and may be
+     * shared by all loops. */
+    int32_t (*regex_compile)(const char *pattern, size_t pattern_len, uint32_t flags,
+                             wharf_regex **out, char *error, size_t error_len);
+
+    /* [any thread] Free a regex from regex_compile. No read may still be using it. */
+    void (*regex_free)(wharf_regex *regex);
+
+    /* [loop] Create a waker for `stream`: the one way to get back onto a stream's loop
+     * from another thread (e.g. a worker thread the plugin owns). Release it with
+     * waker_release; it stays valid after the stream closes. */
+    int32_t (*waker_create)(wharf_stream *stream, wharf_waker **out);
+
+    /* [any thread] Run fn(userdata, status) on the stream's loop, soon. fn always runs
+     * exactly once, even if the stream has closed (status WHARF_E_CLOSED) or the host is
+     * shutting down (status WHARF_E_SHUTDOWN: then fn may run on the calling thread). */
+    int32_t (*waker_post)(wharf_waker *waker, wharf_post_fn fn, void *userdata);
+
+    /* [any thread] Drop the waker. Posts already made still run. */
+    void (*waker_release)(wharf_waker *waker);
+} wharf_host_api;
+
+/* 1 if the host table has function `field` (the table is long enough and it is set). */
+#define WHARF_HOST_HAS(host, field)                                                          \
+    ((host) != NULL && (host)->struct_size >= offsetof(wharf_host_api, field) + sizeof((host)->field) && \
+     (host)->field != NULL)
+
+/* ---- init ------------------------------------------------------------------------------ */
+#define WHARF_INIT_VALIDATE 1u /* validate the config only; no stream will be handled */
+
+typedef struct wharf_init_args {
+    uint32_t struct_size;
+    uint32_t flags;                 /* WHARF_INIT_* bits */
+    const wharf_instance *instance; /* for log(); valid until shutdown returns */
+    const char *instance_name;      /* the config's instance name (NUL-terminated too) */
+    size_t instance_name_len;
+    const char *config_json;        /* this instance's `config:` as JSON text ("{}" if none) */
+    size_t config_json_len;         /* NUL-terminated too; valid during init only */
+    uint32_t loop_index;            /* which loop this instance will serve */
+    uint32_t loop_count;
+} wharf_init_args;
+
+/* ---- The descriptor -------------------------------------------------------------------- */
+typedef struct wharf_plugin_descriptor {
+    uint32_t struct_size;         /* sizeof(wharf_plugin_descriptor) */
+    uint16_t abi_major;           /* WHARF_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;           /* WHARF_ABI_MINOR the plugin was built against */
+    uint16_t min_host_abi_minor;  /* the oldest host minor it can run on (usually 0) */
+    uint16_t reserved;            /* 0 */
+    const char *name;             /* short name, NUL-terminated, e.g. "echo" */
+    const char *version;          /* the plugin's own version, e.g. "1.0.0" */
+    const char *description;      /* one line */
+
+    /* Required. Called once per event loop on the control thread (see THE MODEL), or once
+     * with WHARF_INIT_VALIDATE set by `wharf check`. Parse args->config_json, allocate the
+     * instance state and store it in *instance_out. Return WHARF_OK, or a negative code
+     * with a NUL-terminated message in `error` (error_len bytes); the host prints it and
+     * refuses the config. `host` stays valid for the life of the process. */
+    int32_t (*init)(const wharf_host_api *host, const wharf_init_args *args, void **instance_out,
+                    char *error, size_t error_len);
+
+    /* Required. A new accepted connection, on the instance's loop. Set a close callback,
+     * start reading. Return WHARF_OK, or a negative code to make the host close the
+     * stream. */
+    int32_t (*handle_stream)(void *instance, wharf_stream *stream);
+
+    /* Optional (NULL allowed). Free the instance state. Called on the control thread after
+     * the last stream of this instance has been notified closed; also after a validate
+     * init. Must stop and join any thread the plugin started. */
+    void (*shutdown)(void *instance);
+} wharf_plugin_descriptor;
+
+typedef const wharf_plugin_descriptor *(*wharf_plugin_entry_fn)(void);
+
+/* Declare the entry in a plugin: `WHARF_PLUGIN_DEFINE(&my_descriptor)` at file scope. */
+#define WHARF_PLUGIN_DEFINE(descriptor_ptr)                                                  \
+    WHARF_EXPORT const wharf_plugin_descriptor *WHARF_PLUGIN_ENTRY(void);                   \
+    WHARF_EXPORT const wharf_plugin_descriptor *WHARF_PLUGIN_ENTRY(void) { return (descriptor_ptr); }
+
+/* ---- Convenience (plugin side, no ABI impact) ------------------------------------------ */
+#if !defined(WHARF_NO_LOGF) && (defined(__GNUC__) || defined(__clang__))
+#include <stdarg.h>
+#include <stdio.h>
+/* printf-style logging formatted on the plugin side (the table itself has no varargs).
+ * Lines longer than 1023 bytes are truncated. */
+__attribute__((format(printf, 4, 5), unused)) static inline void
+wharf_logf(const wharf_host_api *host, const wharf_instance *instance, int32_t level,
+           const char *fmt, ...) {
+    if (host == NULL || !host->log_enabled(instance, level)) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    host->log(instance, level, line, len);
+}
+#endif
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(uint32_t) == 4, "wharf.h needs 32-bit uint32_t");
+_Static_assert(offsetof(wharf_host_api, log) == 8, "wharf_host_api layout changed");
+_Static_assert(offsetof(wharf_plugin_descriptor, name) == 16, "descriptor layout changed");
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WHARF_H */

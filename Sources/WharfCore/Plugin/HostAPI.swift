@@ -25,7 +25,7 @@ public enum HostAPI {
 
     private static func withStream(_ handle: OpaquePointer?, _ body: (IOStreamHandler) -> Int32) -> Int32 {
         switch LoopContext.resolve(handle) {
-        case let .success(stream): return body(stream)
+        case let .success(stream): return stream.loop.hostCall { body(stream) }
         case let .failure(error): return error.code
         }
     }

@@ -47,6 +47,8 @@ public struct IOStreamStateMachine {
     }
 
     public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
+    /// Memory the receive buffer holds (0 when released).
+    public var bufferCapacity: Int { buffer?.capacity ?? 0 }
 
     /// Whether the handler should ask the socket for more data (before writability
     /// gating). Mirrors Tornado: read while a pending read is unsatisfied and the buffer
@@ -64,11 +66,9 @@ public struct IOStreamStateMachine {
         pending = request
         scanned = 0
         if case let .untilRegex(regex, _) = request {
-            if matcher?.regex !== regex {
-                matcher = RegexMatcher(regex: regex)
-            } else {
-                matcher = RegexMatcher(regex: regex)
-            }
+            matcher = RegexMatcher(regex: regex)
+        } else {
+            matcher = nil
         }
         return .started
     }

@@ -123,13 +123,28 @@ public final class LoopContext: @unchecked Sendable {
         if depth == 0 { drainDeferred() }
     }
 
-    /// Runs `work` now if no plugin code is running, else right after it returns.
+    /// Runs `work` now if no plugin code is running, else right after it returns. Inside a
+    /// host call made outside any callback, it waits for the next loop turn instead, so
+    /// that call still returns before its completion runs.
     func enqueue(_ work: DeferredWork) {
         if depth > 0 {
             deferred.append(work)
+        } else if hostCallsOutsideDispatch > 0 {
+            let box = UnsafeTransfer(work)
+            eventLoop.execute { self.enqueue(box.value) }
         } else {
             dispatch { run(work) }
         }
+    }
+
+    private var hostCallsOutsideDispatch = 0
+
+    /// Wraps every host function: see `enqueue`.
+    func hostCall(_ body: () -> Int32) -> Int32 {
+        if depth > 0 { return body() }
+        hostCallsOutsideDispatch += 1
+        defer { hostCallsOutsideDispatch -= 1 }
+        return body()
     }
 
     private func drainDeferred() {
@@ -190,4 +205,10 @@ enum LoopRegistry {
         guard id > 0, id < UInt64(capacity) else { return nil }
         return entries[Int(id)]?.takeUnretainedValue()
     }
+}
+
+/// Carries loop-confined values through `EventLoop.execute`, which runs on that same loop.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -53,7 +53,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "WharfIntegrationTests", dependencies: ["CWharf"]),
+        // Starts the real `wharf` binary; its C fixtures are compiled with cc at test time.
+        .testTarget(name: "WharfIntegrationTests", exclude: ["Fixtures"]),
     ] + pluginNames.map {
         .target(name: "Plugin_\($0)", dependencies: ["CWharf"], path: "plugins/\($0)",
                 publicHeadersPath: ".", cSettings: strictC)

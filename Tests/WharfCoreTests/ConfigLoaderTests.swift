@@ -143,3 +143,13 @@ private extension Substring {
         return nil
     }
 }
+
+@Suite struct SampleConfigTests {
+    @Test func etcWharfYamlIsTheEmbeddedDefault() throws {
+        let root = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
+        let config = try ConfigLoader.load(file: "/" + root + "/etc/wharf.yaml")
+        let embedded = try ConfigLoader.parse(DefaultConfig.text, file: DefaultConfig.fileName)
+        #expect(config.listeners.map(\.port) == embedded.listeners.map(\.port))
+        #expect(config.plugins.map(\.configJSON) == embedded.plugins.map(\.configJSON))
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+
+/// Plugins built at test time with plain cc, loaded by the real binary.
+@Suite struct PluginLoadingTests {
+    func config(pluginPath: String, pluginConfig: String = "{}") -> String {
+        gatewayConfig(plugins: "  fixture: {path: \(pluginPath), config: \(pluginConfig)}\n", listeners: ["fixture"])
+    }
+
+    func check(pluginPath: String) throws -> ProcessResult {
+        let scratch = try TemporaryDirectory()
+        let file = try scratch.write("wharf.yaml", config(pluginPath: pluginPath))
+        return try runWharf(["check", "--config", file])
+    }
+
+    @Test func aPluginBuiltWithPlainCCAgainstTheHeaderAloneIsServed() throws {
+        let library = try FixturePlugins.build("upper", source: "upper")
+        let symbols = try FixturePlugins.run("/usr/bin/env", ["nm", "-D", "--undefined-only", library])
+        #expect(symbols.status == 0)
+        #expect(!symbols.output.contains("wharf"), "a plugin imports nothing from the host")
+
+        let wharf = try RunningWharf(config: config(pluginPath: library) + "workers: 2\n")
+        let clients = try (0..<8).map { _ in try TestSocket(port: try wharf.port("fixture")) }
+        for (index, client) in clients.enumerated() { try client.send("shout \(index)\n") }
+        for (index, client) in clients.enumerated() {
+            #expect(try client.receiveString(count: 8) == "SHOUT \(index)\n")
+        }
+        #expect(wharf.stderr.contains("plugin=fixture"), "plugin log lines carry the instance name")
+        #expect(wharf.stderr.contains("upper ready on loop 1 of 2"), "init runs once per loop")
+        #expect(wharf.stderr.contains("→ fixture (upper 0.3.1)"))
+    }
+
+    @Test func oneLibraryBacksSeveralInstances() throws {
+        let plugins = """
+              short: {path: echo, config: {max_bytes: 4}}
+              long: {path: echo, config: {max_bytes: 100}}
+
+            """
+        let wharf = try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["short", "long"]))
+        let long = try TestSocket(port: try wharf.port("long"))
+        try long.send("abcdefgh\n")
+        #expect(try long.receiveString(count: 9) == "abcdefgh\n")
+        let short = try TestSocket(port: try wharf.port("short"))
+        try short.send("abcdefgh\n")
+        #expect(try short.receiveUntilClose().bytes.isEmpty)
+    }
+
+    @Test func majorVersionTwoIsRefusedNamingBothVersions() throws {
+        let library = try FixturePlugins.build("major2", source: "abi_variants", define: "VARIANT_MAJOR2")
+        let result = try check(pluginPath: library)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("plugin \(library): built against ABI 2.0; this host speaks ABI 1.0"))
+    }
+
+    @Test func aV2EntrySymbolIsRefusedNamingBothVersions() throws {
+        let library = try FixturePlugins.build("entry_v2", source: "abi_variants", define: "VARIANT_ENTRY_V2")
+        let result = try check(pluginPath: library)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("built for plugin ABI major 2 (exports wharf_plugin_v2); this host speaks ABI 1.0"))
+    }
+
+    @Test func aNewerRequiredMinorIsRefused() throws {
+        let library = try FixturePlugins.build("newer_minor", source: "abi_variants", define: "VARIANT_NEWER_MINOR")
+        let result = try check(pluginPath: library)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("needs host ABI 1.5 or newer (built against 1.0); this host speaks ABI 1.0"))
+    }
+
+    @Test func aLibraryWithoutTheEntrySymbolIsRefused() throws {
+        let library = try FixturePlugins.build("no_entry", source: "abi_variants", define: "VARIANT_NO_ENTRY")
+        let result = try check(pluginPath: library)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("plugin \(library): no entry symbol 'wharf_plugin_v1'"))
+    }
+
+    @Test func initRefusalPrintsThePluginsOwnMessage() throws {
+        let library = try FixturePlugins.build("refuse", source: "abi_variants", define: "VARIANT_REFUSE")
+        let result = try check(pluginPath: library)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("init of 'fixture' refused: listen_port must be set"))
+        let scratch = try TemporaryDirectory()
+        let run = try runWharf(["run", "--config", try scratch.write("w.yaml", config(pluginPath: library))])
+        #expect(run.status == 2, "nothing starts")
+        #expect(run.stderr.contains("listen_port must be set"))
+    }
+
+    @Test func missingAndNonELFFilesAreRefused() throws {
+        let scratch = try TemporaryDirectory()
+        let fake = try scratch.write("libfake.so", "this is not an ELF file\n")
+        let notELF = try check(pluginPath: fake)
+        #expect(notELF.status == 2)
+        #expect(notELF.stderr.contains("plugin \(fake): not a shared object"))
+
+        let missing = try check(pluginPath: "no_such_plugin")
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains("plugin no_such_plugin: not found: no libno_such_plugin.so in"))
+    }
+
+    @Test func pluginConfigErrorsComeFromThePlugin() throws {
+        let scratch = try TemporaryDirectory()
+        let file = try scratch.write("w.yaml", gatewayConfig(plugins: "  e: {path: echo, config: {max_byte: 3}}\n",
+                                                             listeners: ["e"]))
+        let result = try runWharf(["check", "--config", file])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("init of 'e' refused: unknown config key 'max_byte'"))
+    }
+
+    @Test func pluginInfoPrintsTheDescriptor() throws {
+        let result = try runWharf(["plugin", "info", "echo"])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("name:        echo"))
+        #expect(result.stdout.contains("version:     1.0.0"))
+        #expect(result.stdout.contains("abi:         1.0"))
+        #expect(result.stdout.contains("hooks:       init, handle_stream, shutdown"))
+
+        let library = try FixturePlugins.build("upper", source: "upper")
+        let byPath = try runWharf(["plugin", "info", library])
+        #expect(byPath.stdout.contains("name:        upper"))
+        #expect(byPath.stdout.contains("description: Upper-cases lines (test fixture)"))
+    }
+}

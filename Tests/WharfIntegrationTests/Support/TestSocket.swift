@@ -1,0 +1,81 @@
+import Foundation
+
+/// A blocking loopback TCP client with a receive timeout, so every test loop is bounded.
+final class TestSocket {
+    let fd: Int32
+
+    init(port: Int, timeout: TimeInterval = 10) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestError.failed("socket: \(errno)") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw TestError.failed("connect to \(port): errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { throw TestError.failed("send: errno \(errno)") }
+            offset += sent
+        }
+    }
+
+    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Reads exactly `count` bytes, or throws on timeout or early close.
+    func receive(count: Int) throws -> [UInt8] {
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while result.count < count {
+            let got = recv(fd, &chunk, min(chunk.count, count - result.count), 0)
+            if got == 0 { throw TestError.failed("closed after \(result.count) of \(count) bytes") }
+            if got < 0 { throw TestError.timeout("receive \(count) bytes, got \(result.count) (errno \(errno))") }
+            result += chunk[..<got]
+        }
+        return result
+    }
+
+    func receiveString(count: Int) throws -> String {
+        String(decoding: try receive(count: count), as: UTF8.self)
+    }
+
+    /// Reads until the peer closes; returns the bytes and whether it ended with a reset.
+    func receiveUntilClose() throws -> (bytes: [UInt8], reset: Bool) {
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let got = recv(fd, &chunk, chunk.count, 0)
+            if got == 0 { return (result, false) }
+            if got < 0 {
+                if errno == ECONNRESET { return (result, true) }
+                throw TestError.timeout("waiting for close after \(result.count) bytes (errno \(errno))")
+            }
+            result += chunk[..<got]
+        }
+    }
+
+    /// True if the peer closed the connection (EOF or reset) within the timeout.
+    func isClosedByPeer() -> Bool {
+        (try? receiveUntilClose()) != nil
+    }
+}

@@ -1,0 +1,164 @@
+import Foundation
+
+/// Where `swift build` put the products: the folder of this test bundle, which holds the
+/// `wharf` executable and the plugin libraries.
+enum Products {
+    static let directory: URL = {
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var folder = executable.deletingLastPathComponent()
+        if folder.lastPathComponent == "MacOS" || folder.path.hasSuffix(".xctest/Contents") {
+            folder = folder.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        }
+        return folder
+    }()
+
+    static var wharf: String { directory.appendingPathComponent("wharf").path }
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+}
+
+/// A scratch folder removed when the test ends.
+final class TemporaryDirectory {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    func write(_ name: String, _ text: String) throws -> String {
+        let file = path(name)
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+struct ProcessResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+enum TestError: Error, CustomStringConvertible {
+    case timeout(String)
+    case failed(String)
+    var description: String {
+        switch self {
+        case let .timeout(what): "timed out: \(what)"
+        case let .failed(what): what
+        }
+    }
+}
+
+/// Runs `wharf ARGS` to completion (bounded in time) and captures its output.
+func runWharf(_ arguments: [String], timeout: TimeInterval = 20) throws -> ProcessResult {
+    let scratch = try TemporaryDirectory()
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Products.wharf)
+    process.arguments = arguments
+    let out = scratch.path("stdout"), err = scratch.path("stderr")
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning {
+        if Date() > deadline {
+            process.terminate()
+            kill(process.processIdentifier, SIGKILL)
+            throw TestError.timeout("wharf \(arguments.joined(separator: " "))")
+        }
+        usleep(10_000)
+    }
+    return ProcessResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+}
+
+/// A running `wharf run` with its own config; listeners bind port 0 and report their
+/// real ports through `--ready-file`. Stopped (SIGTERM, then SIGKILL) when released.
+final class RunningWharf {
+    let scratch: TemporaryDirectory
+    let process = Process()
+    private(set) var ports: [String: Int] = [:]
+    private(set) var portList: [Int] = []
+
+    /// `config` is the YAML text; `{plugins}` in it expands to the products folder.
+    init(config: String, extraArguments: [String] = []) throws {
+        scratch = try TemporaryDirectory()
+        let configFile = try scratch.write("wharf.yaml", config)
+        let ready = scratch.path("ready.json")
+        process.executableURL = URL(fileURLWithPath: Products.wharf)
+        process.arguments = ["run", "--config", configFile, "--ready-file", ready] + extraArguments
+        let err = scratch.path("stderr")
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while !FileManager.default.fileExists(atPath: ready) {
+            guard process.isRunning else {
+                throw TestError.failed("wharf exited with \(process.terminationStatus): \(stderr)")
+            }
+            if Date() > deadline {
+                stop()
+                throw TestError.timeout("wharf did not become ready: \(stderr)")
+            }
+            usleep(10_000)
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: ready))
+        let listeners = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+        for listener in listeners {
+            guard let port = listener["port"] as? Int else { continue }
+            portList.append(port)
+            if let plugin = listener["plugin"] as? String, ports[plugin] == nil { ports[plugin] = port }
+        }
+    }
+
+    var stderr: String { (try? String(contentsOfFile: scratch.path("stderr"), encoding: .utf8)) ?? "" }
+
+    func port(_ plugin: String) throws -> Int {
+        guard let port = ports[plugin] else { throw TestError.failed("no listener for \(plugin)") }
+        return port
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit status.
+    @discardableResult
+    func stop(timeout: TimeInterval = 15) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return -1
+        }
+        return process.terminationStatus
+    }
+
+    deinit { stop() }
+}
+
+/// Config text with one listener per entry on 127.0.0.1 port 0.
+func gatewayConfig(plugins: String, listeners: [String], extra: String = "") -> String {
+    var text = extra + "plugins:\n" + plugins + "listeners:\n"
+    for plugin in listeners {
+        text += "  - {address: 127.0.0.1, port: 0, plugin: \(plugin)}\n"
+    }
+    return text
+}
+
+let seedPlugins = """
+      echo: {path: echo, config: {max_bytes: 64}}
+      reverse: {path: reverse}
+      separator_echo: {path: separator_echo}
+
+    """

@@ -30,6 +30,18 @@ import Testing
         #expect(wharf.stderr.contains("→ fixture (upper 0.3.1)"))
     }
 
+    @Test func theReadmePluginCompilesAndServes() throws {
+        let readme = try String(contentsOf: Products.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let code = try #require(readme.components(separatedBy: "```c\n").dropFirst().first?
+            .components(separatedBy: "```").first)
+        #expect(code.split(separator: "\n").count <= 32, "the README promises a plugin in about 30 lines")
+        let library = try FixturePlugins.build("readme_shout", code: code)
+        let wharf = try RunningWharf(config: config(pluginPath: library))
+        let client = try TestSocket(port: try wharf.port("fixture"))
+        try client.send("make some noise\n")
+        #expect(try client.receiveString(count: 16) == "MAKE SOME NOISE\n")
+    }
+
     @Test func oneLibraryBacksSeveralInstances() throws {
         let plugins = """
               short: {path: echo, config: {max_bytes: 4}}

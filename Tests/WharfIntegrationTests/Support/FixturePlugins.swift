@@ -29,6 +29,19 @@ enum FixturePlugins {
         return output
     }
 
+    /// Builds C source text (e.g. the README's example) into `lib<name>.so`.
+    static func build(_ name: String, code: String) throws -> String {
+        let source = outputDirectory.appendingPathComponent("\(name).c")
+        try code.write(to: source, atomically: true, encoding: .utf8)
+        let output = outputDirectory.appendingPathComponent("lib\(name).so").path
+        let result = try run("/usr/bin/env", ["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+                                              "-fvisibility=hidden", "-I",
+                                              Products.repositoryRoot.appendingPathComponent("include").path,
+                                              source.path, "-o", output])
+        guard result.status == 0 else { throw TestError.failed("cc failed: \(result.output)") }
+        return output
+    }
+
     static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

@@ -126,6 +126,23 @@ import Testing
         withExtendedLifetime((tags, empty)) {}
     }
 
+    @Test func echoingTheBorrowedBytesSendsThemIntact() throws {
+        // A write of bytes inside the delivered read shares the receive buffer; data that
+        // arrives afterwards must not change what is queued for sending.
+        let stream = try StreamHarness()
+        let recorder = stream.recorder
+        recorder.onRawRead = { handle, data, length in
+            #expect(api.write(handle, data, length, nil, nil) == WHARF_OK)
+            #expect(api.write(handle, data, min(length, 2), nil, nil) == WHARF_OK)
+            _ = api.read_until(handle, [10], 1, 0, recordRead, recorder.pointer)
+        }
+        #expect(stream.readUntil("\n") == WHARF_OK)
+        stream.run()
+        try stream.feed("first\nsec")
+        try stream.feed("ond\n")
+        #expect(try stream.sent() == "first\nfisecond\nse")
+    }
+
     @Test func halfClosedPeerStillGetsEveryReply() throws {
         let stream = try StreamHarness()
         _ = api.set_close_callback(stream.handle, recordClose, stream.recorder.pointer)

@@ -11,6 +11,8 @@ final class PluginRecorder {
     var events: [String] = []
     var handle: OpaquePointer?
     var onRead: ((PluginRecorder, OpaquePointer?, Int32, [UInt8]) -> Void)?
+    /// Sees the borrowed pointer itself, as a C plugin would.
+    var onRawRead: ((OpaquePointer?, UnsafePointer<UInt8>?, Int) -> Void)?
     private var depth = 0
     private(set) var maxDepth = 0
 
@@ -44,7 +46,10 @@ let recordRead: wharf_read_cb = { userdata, stream, status, data, length in
     let recorder = PluginRecorder.from(userdata)
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
     recorder.events.append(status == WHARF_OK ? "read:\(String(decoding: bytes, as: UTF8.self))" : "read-error:\(status)")
-    recorder.inCallback { recorder.onRead?(recorder, stream, status, bytes) }
+    recorder.inCallback {
+        recorder.onRawRead?(stream, data, length)
+        recorder.onRead?(recorder, stream, status, bytes)
+    }
 }
 
 let recordWrite: wharf_write_cb = { userdata, _, status in

@@ -58,9 +58,9 @@ public enum HostAPI {
         api.read_until = { handle, delimiter, delimiterLength, maxBytes, callback, userdata in
             guard let callback, let delimiter, delimiterLength > 0, delimiterLength <= 256,
                   maxBytes <= Int.max else { return WHARF_E_INVALID }
-            let bytes = Array(UnsafeBufferPointer(start: delimiter, count: delimiterLength))
             return HostAPI.withStream(handle) {
-                $0.startRead(.until(delimiter: bytes, maxBytes: Int(maxBytes)), callback: callback, userdata: userdata)
+                $0.startReadUntil(delimiter: UnsafeRawBufferPointer(start: delimiter, count: delimiterLength),
+                                  maxBytes: Int(maxBytes), callback: callback, userdata: userdata)
             }
         }
         api.read_until_regex = { handle, regex, maxBytes, callback, userdata in

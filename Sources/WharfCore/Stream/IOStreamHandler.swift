@@ -58,6 +58,11 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     private(set) var userContext: UnsafeMutableRawPointer?
     private var userContextFree: wharf_context_free_fn?
     private var writesClosed = false
+    /// The previous read_until delimiter, reused so a read loop allocates nothing.
+    private var lastDelimiter: [UInt8] = []
+    /// The bytes being handed to a read callback right now: a write of bytes inside it
+    /// sends a slice of the receive buffer instead of a copy.
+    private var delivering: (buffer: ByteBuffer, base: UnsafeRawPointer)?
     private var lingerTimer: Scheduled<Void>?
 
     /// Called once the channel is active and the handle exists (e.g. the plugin's
@@ -167,6 +172,12 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         context.read()
     }
 
+    func startReadUntil(delimiter: UnsafeRawBufferPointer, maxBytes: Int, callback: wharf_read_cb,
+                        userdata: UnsafeMutableRawPointer?) -> Int32 {
+        if !lastDelimiter.elementsEqual(delimiter) { lastDelimiter = Array(delimiter) }
+        return startRead(.until(delimiter: lastDelimiter, maxBytes: maxBytes), callback: callback, userdata: userdata)
+    }
+
     func startRead(_ request: ReadRequest, callback: wharf_read_cb, userdata: UnsafeMutableRawPointer?) -> Int32 {
         switch machine.startRead(request) {
         case let .rejected(error):
@@ -203,7 +214,9 @@ public final class IOStreamHandler: ChannelDuplexHandler {
             readUserdata = nil
             let data = machine.takeDelivery(length: length)
             data.withUnsafeReadableBytes { bytes in
+                if let base = bytes.baseAddress { delivering = (data, base) }
                 callback(userdata, handle, WHARF_OK, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+                delivering = nil
             }
             updateReadDemand()
         case let .fail(error):
@@ -223,8 +236,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     func write(_ bytes: UnsafeRawBufferPointer, callback: wharf_write_cb?, userdata: UnsafeMutableRawPointer?) -> Int32 {
         guard lifecycle == .open, !writesClosed, let context else { return WHARF_E_CLOSED }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
+        let buffer = outboundBuffer(for: bytes, allocator: context.channel.allocator)
         guard let callback else {
             context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
             return WHARF_OK
@@ -242,6 +254,21 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         }
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: promise)
         return WHARF_OK
+    }
+
+    /// The bytes to send: a shared slice when they lie inside the read being delivered
+    /// (copy-on-write keeps it intact if the receive buffer changes later), else a copy.
+    private func outboundBuffer(for bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        if let (delivered, base) = delivering, let start = bytes.baseAddress {
+            let offset = base.distance(to: start)
+            if offset >= 0, offset + bytes.count <= delivered.readableBytes,
+               let slice = delivered.getSlice(at: delivered.readerIndex + offset, length: bytes.count) {
+                return slice
+            }
+        }
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return buffer
     }
 
     /// Closes the stream. Graceful: flush pending writes first (bounded by close linger).

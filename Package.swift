@@ -14,6 +14,7 @@ let package = Package(
     name: "wharf",
     products: [
         .executable(name: "wharf", targets: ["wharf"]),
+        .executable(name: "nio-echo-baseline", targets: ["NIOEchoBaseline"]),
     ] + pluginNames.map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -33,7 +34,11 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            // Dynamic exclusivity checks cost ~3% of a ping-pong round trip (swift_beginAccess
+            // and a TLS lookup per class-property access). Debug builds, and so the tests,
+            // keep them.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .executableTarget(
             name: "wharf",
@@ -43,6 +48,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // Benchmark only: raw SwiftNIO line echo, the baseline Wharf is measured against.
+        .executableTarget(
+            name: "NIOEchoBaseline",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/NIOEchoBaseline"
         ),
         .testTarget(
             name: "WharfCoreTests",

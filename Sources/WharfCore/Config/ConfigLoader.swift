@@ -14,7 +14,7 @@ public enum ConfigLoader {
     static let topLevelKeys = ["workers", "plugin_dirs", "plugins", "listeners", "shutdown_grace_ms", "log_level"]
     static let pluginKeys = ["path", "config"]
     static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
-                               "max_buffer_size", "read_chunk_size", "close_linger_ms"]
+                               "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms"]
 
     public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
         let text: String
@@ -94,7 +94,8 @@ public enum ConfigLoader {
             let path = "listeners[\(index)]"
             var listener = ListenerConfig(name: nil, address: "0.0.0.0", port: -1, plugin: "", backlog: 128,
                                           reusePort: false, tcpNoDelay: true, maxBufferSize: 104_857_600,
-                                          readChunkSize: 65536, closeLingerMilliseconds: 10_000,
+                                          readChunkSize: 65536, fixedReadChunks: false,
+                                          closeLingerMilliseconds: 10_000,
                                           location: reader.location(of: item))
             var pluginNode: Node?
             for (key, value) in try reader.mapping(item, path, allowed: listenerKeys) {
@@ -112,6 +113,7 @@ public enum ConfigLoader {
                 case "tcp_nodelay": listener.tcpNoDelay = try reader.bool(value, keyPath)
                 case "max_buffer_size": listener.maxBufferSize = try reader.int(value, keyPath, in: 2...(1 << 40))
                 case "read_chunk_size": listener.readChunkSize = try reader.int(value, keyPath, in: 1...(16 << 20))
+                case "fixed_read_chunks": listener.fixedReadChunks = try reader.bool(value, keyPath)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)
                 }
             }

@@ -63,6 +63,9 @@ public struct ListenerConfig: Sendable {
     public var tcpNoDelay: Bool
     public var maxBufferSize: Int
     public var readChunkSize: Int
+    /// Every socket read asks for read_chunk_size bytes, as Tornado does (exact chunk
+    /// boundaries, at read_chunk_size of memory per connection); otherwise reads adapt.
+    public var fixedReadChunks: Bool
     public var closeLingerMilliseconds: Int
     public var location: SourceLocation
 

@@ -87,8 +87,7 @@ public final class Gateway: @unchecked Sendable {
             .childChannelOption(.autoRead, value: false)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.maxMessagesPerRead, value: 1)
-            .childChannelOption(.recvAllocator,
-                                value: FixedSizeRecvByteBufferAllocator(capacity: listener.effectiveReadChunkSize))
+            .childChannelOption(.recvAllocator, value: Self.receiveAllocator(for: listener))
         if listener.reusePort {
             // NIO names no constant for SO_REUSEPORT; the raw option is the same call.
             bootstrap = bootstrap.serverChannelOption(
@@ -106,6 +105,16 @@ public final class Gateway: @unchecked Sendable {
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
+    }
+
+    /// NIO keeps one receive buffer per channel, sized by its reads, for the channel's life.
+    /// Fixed reads (Tornado's exact chunk boundaries) therefore pin read_chunk_size bytes to
+    /// every connection; adaptive reads start at 2 KiB and grow up to read_chunk_size while
+    /// the peer keeps them full, so idle connections stay small.
+    static func receiveAllocator(for listener: ListenerConfig) -> any RecvByteBufferAllocator {
+        let chunk = listener.effectiveReadChunkSize
+        if listener.fixedReadChunks { return FixedSizeRecvByteBufferAllocator(capacity: chunk) }
+        return AdaptiveRecvByteBufferAllocator(minimum: min(64, chunk), initial: min(2048, chunk), maximum: chunk)
     }
 
     /// Closes the listening sockets; open connections are untouched.

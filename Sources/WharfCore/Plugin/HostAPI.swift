@@ -14,7 +14,7 @@ import Darwin
 /// stream layer. Each entry is a non-capturing closure (the compiler checks it against the
 /// header's signature); state arrives through handles.
 ///
-/// Loop-bound entries resolve the handle through `LoopContext.resolve`, which rejects
+/// Loop-bound entries resolve the handle through `LoopContext.withStream`, which rejects
 /// dead handles and calls from other threads before anything is touched.
 public enum HostAPI {
     nonisolated(unsafe) public static let table: UnsafePointer<wharf_host_api> = {
@@ -24,10 +24,7 @@ public enum HostAPI {
     }()
 
     private static func withStream(_ handle: OpaquePointer?, _ body: (IOStreamHandler) -> Int32) -> Int32 {
-        switch LoopContext.resolve(handle) {
-        case let .success(stream): return stream.loop.hostCall { body(stream) }
-        case let .failure(error): return error.code
-        }
+        LoopContext.withStream(handle, body)
     }
 
     // swiftlint:disable:next function_body_length
@@ -110,8 +107,12 @@ public enum HostAPI {
             }
         }
         api.get_context = { handle in
-            guard case let .success(stream) = LoopContext.resolve(handle) else { return nil }
-            return stream.userContext
+            var context: UnsafeMutableRawPointer?
+            _ = LoopContext.withStream(handle) { stream in
+                context = stream.userContext
+                return WHARF_OK
+            }
+            return context
         }
         api.get_info = { handle, info in
             guard let info, info.pointee.struct_size >= 4 else { return WHARF_E_INVALID }

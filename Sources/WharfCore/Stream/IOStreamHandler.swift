@@ -64,6 +64,11 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     /// sends a slice of the receive buffer instead of a copy.
     private var delivering: (buffer: ByteBuffer, base: UnsafeRawPointer)?
     private var lingerTimer: Scheduled<Void>?
+    /// A `read()` was issued and NIO has not delivered since: asking again changes nothing.
+    private var socketReadRequested = false
+    /// Mirrors `channel.isWritable` (updated on writability changes), so demand checks
+    /// need not ask the channel on every message.
+    private var writable = true
 
     /// Called once the channel is active and the handle exists (e.g. the plugin's
     /// handle_stream). A nonzero result closes the stream.
@@ -110,6 +115,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        socketReadRequested = false
         machine.receive(Self.unwrapInboundIn(data))
         loop.dispatch { serviceRead() }
     }
@@ -121,6 +127,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
+            socketReadRequested = false
             machine.endOfInput()
             scheduleService()
             return
@@ -133,6 +140,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
         updateReadDemand()
         context.fireChannelWritabilityChanged()
     }
@@ -168,7 +176,8 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     // MARK: Reading
 
     private func updateReadDemand() {
-        guard lifecycle == .open, let context, machine.wantsSocketRead, context.channel.isWritable else { return }
+        guard lifecycle == .open, !socketReadRequested, writable, machine.wantsSocketRead, let context else { return }
+        socketReadRequested = true
         context.read()
     }
 
@@ -349,8 +358,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     /// A stream waiting for the start of a message with nothing to send: safe to close
     /// at once when draining.
     var isIdle: Bool {
-        lifecycle == .open && machine.pending != nil && machine.bufferedBytes == 0
-            && (context?.channel.isWritable ?? true)
+        lifecycle == .open && machine.pending != nil && machine.bufferedBytes == 0 && writable
     }
 
     func setNoDelay(_ enabled: Bool) -> Int32 {

@@ -1,6 +1,13 @@
 import CWharf
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// Everything Wharf keeps per event loop: the table that turns `wharf_stream *` handles
 /// into streams, and the dispatcher that runs plugin callbacks.
@@ -19,7 +26,12 @@ public final class LoopContext: @unchecked Sendable {
     /// This context's entry in `LoopRegistry`: the top bits of every handle it issues.
     private(set) var id: UInt64 = 0
 
-    private var streams: [IOStreamHandler?] = []
+    /// Retained by hand (+1 from register to unregister) so host calls can use a stream
+    /// without a retain/release pair each.
+    private var streams: [Unmanaged<IOStreamHandler>?] = []
+    /// The loop's thread, recorded at the first registration (which runs on the loop):
+    /// comparing `pthread_self()` is the cheapest wrong-thread check there is.
+    private let loopThread = Atomic<UInt>(0)
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     public private(set) var liveStreams = 0
@@ -61,14 +73,17 @@ public final class LoopContext: @unchecked Sendable {
     /// Handle layout: registry id (16 bits) | slot (24 bits) | generation (24 bits). A slot
     /// is reused only with a new generation, so a stale handle never reaches a new stream.
     func register(_ stream: IOStreamHandler) -> OpaquePointer {
+        if loopThread.load(ordering: .relaxed) == 0 {
+            loopThread.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .releasing)
+        }
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = free
-            streams[slot] = stream
+            streams[slot] = .passRetained(stream)
         } else {
             slot = streams.count
             precondition(slot < 1 << 24, "more than 16M live streams on one loop")
-            streams.append(stream)
+            streams.append(.passRetained(stream))
             generations.append(0)
         }
         generations[slot] = (generations[slot] &+ 1) & 0xFF_FFFF
@@ -80,13 +95,18 @@ public final class LoopContext: @unchecked Sendable {
 
     func unregister(_ handle: OpaquePointer) {
         let (slot, generation) = Self.slotAndGeneration(handle)
-        guard slot < streams.count, generations[slot] == generation, streams[slot] != nil else { return }
+        guard slot < streams.count, generations[slot] == generation, let stream = streams[slot] else { return }
         streams[slot] = nil
+        stream.release()
         freeSlots.append(slot)
         liveStreams -= 1
     }
 
     func stream(for handle: OpaquePointer) -> IOStreamHandler? {
+        unmanagedStream(for: handle)?.takeUnretainedValue()
+    }
+
+    private func unmanagedStream(for handle: OpaquePointer) -> Unmanaged<IOStreamHandler>? {
         let (slot, generation) = Self.slotAndGeneration(handle)
         guard slot < streams.count, generations[slot] == generation else { return nil }
         return streams[slot]
@@ -94,7 +114,11 @@ public final class LoopContext: @unchecked Sendable {
 
     /// Every live stream, for shutdown.
     func allStreams() -> [IOStreamHandler] {
-        streams.compactMap { $0 }
+        streams.compactMap { $0?.takeUnretainedValue() }
+    }
+
+    private var isOnLoopThread: Bool {
+        loopThread.load(ordering: .acquiring) == UInt(bitPattern: Int(bitPattern: pthread_self()))
     }
 
     private static func slotAndGeneration(_ handle: OpaquePointer) -> (Int, UInt32) {
@@ -102,15 +126,18 @@ public final class LoopContext: @unchecked Sendable {
         return (Int(bits >> 24 & 0xFF_FFFF), UInt32(bits & 0xFF_FFFF))
     }
 
-    /// Resolves a handle from C: dead handles and calls off the stream's loop are errors,
-    /// detected without touching the stream itself.
-    static func resolve(_ handle: OpaquePointer?) -> Result<IOStreamHandler, StreamError> {
-        guard let handle else { return .failure(.invalidArgument) }
+    /// Resolves a handle from C and runs `body` with its stream, without retaining
+    /// anything. Dead handles and calls off the stream's loop are error codes, detected
+    /// without touching the stream itself.
+    static func withStream(_ handle: OpaquePointer?, _ body: (IOStreamHandler) -> Int32) -> Int32 {
+        guard let handle else { return WHARF_E_INVALID }
         let registryID = UInt64(UInt(bitPattern: handle)) >> 48
-        guard let loop = LoopRegistry.lookup(registryID) else { return .failure(.closed) }
-        guard loop.eventLoop.inEventLoop else { return .failure(.wrongThread) }
-        guard let stream = loop.stream(for: handle) else { return .failure(.closed) }
-        return .success(stream)
+        guard let loop = LoopRegistry.entry(registryID) else { return WHARF_E_CLOSED }
+        return loop._withUnsafeGuaranteedRef { loop in
+            guard loop.isOnLoopThread else { return WHARF_E_WRONG_THREAD }
+            guard let stream = loop.unmanagedStream(for: handle) else { return WHARF_E_CLOSED }
+            return stream._withUnsafeGuaranteedRef { stream in loop.hostCall { body(stream) } }
+        }
     }
 
     // MARK: Dispatch
@@ -202,8 +229,12 @@ enum LoopRegistry {
     }
 
     static func lookup(_ id: UInt64) -> LoopContext? {
+        entry(id)?.takeUnretainedValue()
+    }
+
+    static func entry(_ id: UInt64) -> Unmanaged<LoopContext>? {
         guard id > 0, id < UInt64(capacity) else { return nil }
-        return entries[Int(id)]?.takeUnretainedValue()
+        return entries[Int(id)]
     }
 }
 

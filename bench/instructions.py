@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Instructions per ping-pong round trip, counted by valgrind (callgrind): stable on a
+noisy machine, unlike timings. Each server runs twice under callgrind, for a short and a
+long run of single-connection round trips; the difference divided by the extra round
+trips cancels start-up and shutdown.
+
+    python3 bench/instructions.py [--short 2000] [--long 12000] [--servers wharf,nio]
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, ".build", "release")
+LOADGEN = os.path.join(ROOT, ".build", "bench", "loadgen")
+
+
+def stripped_copy(scratch, name):
+    """valgrind 3.19 cannot read Swift 6's DWARF 5; a copy without debug info (symbols
+    kept) profiles fine. Plugins are copied beside wharf, where it looks for them."""
+    target = os.path.join(scratch, name)
+    shutil.copy2(os.path.join(RELEASE, name), target)
+    subprocess.run(["strip", "-g", target], check=True)
+    return target
+
+
+def total_instructions(server, round_trips, size):
+    scratch = tempfile.mkdtemp(prefix="wharf-instr-")
+    binary = stripped_copy(scratch, "wharf" if server == "wharf" else "nio-echo-baseline")
+    if server == "wharf":
+        stripped_copy(scratch, "libecho.so")
+    out = os.path.join(scratch, "callgrind.out")
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    if server == "wharf":
+        config, ready = os.path.join(scratch, "w.yaml"), os.path.join(scratch, "r.json")
+        with open(config, "w") as f:
+            f.write("workers: 1\nlog_level: warning\nplugins:\n  echo: {path: echo}\n"
+                    "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo}\n")
+        process = subprocess.Popen(valgrind + [binary, "run", "--config", config,
+                                               "--ready-file", ready], stderr=subprocess.DEVNULL)
+        while not os.path.exists(ready):
+            time.sleep(0.1)
+        with open(ready) as f:
+            port = json.load(f)[0]["port"]
+    else:
+        process = subprocess.Popen(valgrind + [binary, "0", "1"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        port = int(process.stdout.readline().split()[1])
+    subprocess.run([LOADGEN, "pingpong", "--port", str(port), "--connections", "1", "--size", str(size),
+                    "--warmup", "0", "--count", str(round_trips)], check=True, capture_output=True)
+    process.send_signal(2 if server == "wharf" else 15)
+    process.wait(timeout=120)
+    total = 0
+    for path in glob.glob(out + "*"):
+        with open(path) as f:
+            for line in f:
+                match = re.match(r"(?:summary|totals): (\d+)", line)
+                if match:
+                    total = max(total, int(match.group(1)))
+                    break
+        if total:
+            break
+    shutil.rmtree(scratch, ignore_errors=True)
+    return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", type=int, default=2000)
+    parser.add_argument("--long", type=int, default=12000)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--servers", default="wharf,nio")
+    args = parser.parse_args()
+    results = {}
+    for server in args.servers.split(","):
+        short = total_instructions(server, args.short, args.size)
+        long = total_instructions(server, args.long, args.size)
+        results[server] = (long - short) / (args.long - args.short)
+        print(f"{server:6} {results[server]:10,.0f} instructions per round trip (user space, server process)")
+    if "wharf" in results and "nio" in results:
+        print(f"wharf ÷ nio: {results['wharf'] / results['nio']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""Wharf's benchmark matrix: one command, servers side by side.
+
+    python3 bench/run.py                 # full matrix, 3 repeats
+    python3 bench/run.py --quick         # 1 repeat, shorter runs
+    python3 bench/run.py --cases pingpong64,idle --servers wharf,nio
+
+Servers: wharf (+ echo plugin), nio (raw SwiftNIO line echo, no plugin layer), c-epoll
+(a minimal C epoll echo: the practical limit) and tornado (the seed's echo server, when
+`tornado` is importable). Each server runs with ONE event loop pinned to CPU 1, the load
+generator is pinned to CPU 0. For every repeat the server order rotates, so drift in the
+machine's load spreads over all servers. The table shows medians and ratios against raw
+NIO; on a shared, noisy machine the ratios measured in one run are what count.
+Results are also written as JSON (--out).
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_BIN = os.path.join(ROOT, ".build", "bench")
+RELEASE = os.path.join(ROOT, ".build", "release")
+SERVER_CPU, CLIENT_CPU = "1", "0"
+
+CASES = {
+    "pingpong1": dict(mode="pingpong", connections=1, size=64, metric="rps", label="ping-pong 1 conn (rt/s)"),
+    "pingpong64": dict(mode="pingpong", connections=64, size=64, metric="rps", label="ping-pong 64 conns (rt/s)"),
+    "pingpong1000": dict(mode="pingpong", connections=1000, size=64, metric="rps", label="ping-pong 1000 conns (rt/s)"),
+    "throughput": dict(mode="throughput", connections=16, size=16384, metric="mbps_in", label="throughput 16×16 KiB (MB/s echoed)"),
+    "connect": dict(mode="connect", connections=32, size=64, metric="cps", label="connect+1 rt+close (conn/s)"),
+    "idle": dict(mode="idle", connections=10000, size=64, metric="kb_per_conn", label="RSS per idle conn (KB), 10k conns"),
+}
+
+
+def sh(command, **kwargs):
+    return subprocess.run(command, check=True, **kwargs)
+
+
+def build(skip_swift):
+    os.makedirs(BENCH_BIN, exist_ok=True)
+    for name in ("loadgen", "echo_epoll"):
+        sh(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", os.path.join(ROOT, "bench", name + ".c"),
+            "-o", os.path.join(BENCH_BIN, name)])
+    if not skip_swift:
+        sh(["swift", "build", "-c", "release", "--package-path", ROOT], stdout=subprocess.DEVNULL)
+
+
+def pinned(cpu, command):
+    return (["taskset", "-c", cpu] if shutil.which("taskset") else []) + command
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """A server process bound to a free loopback port."""
+
+    def __init__(self, name):
+        self.name = name
+        self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
+        if name == "wharf":
+            config = os.path.join(self.scratch, "wharf.yaml")
+            ready = os.path.join(self.scratch, "ready.json")
+            with open(config, "w") as f:
+                f.write("workers: 1\nlog_level: warning\nplugins:\n  echo: {path: echo, config: {max_bytes: 1048576}}\n"
+                        "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096}\n")
+            self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(RELEASE, "wharf"), "run", "--config", config,
+                                                                "--ready-file", ready]), stderr=subprocess.DEVNULL)
+            deadline = time.time() + 20
+            while not os.path.exists(ready):
+                if time.time() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("wharf did not start")
+                time.sleep(0.02)
+            with open(ready) as f:
+                self.port = json.load(f)[0]["port"]
+            return
+        if name == "nio":
+            command = [os.path.join(RELEASE, "nio-echo-baseline"), "0", "1"]
+        elif name == "c-epoll":
+            command = [os.path.join(BENCH_BIN, "echo_epoll"), "0"]
+        elif name == "tornado":
+            command = [sys.executable, os.path.join(ROOT, "bench", "tornado_echo.py"), "0"]
+        else:
+            raise ValueError(name)
+        self.process = subprocess.Popen(pinned(SERVER_CPU, command), stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline().split()
+        if len(line) != 2 or line[0] != "listening":
+            raise RuntimeError(f"{name} did not start: {line}")
+        self.port = int(line[1])
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def rss_kb(self):
+        # taskset execs the server, so the pid is the server's own.
+        return rss_kb(self.pid)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def loadgen(mode, port, connections, size, duration, warmup, extra=()):
+    command = pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "loadgen"), mode, "--port", str(port),
+                                  "--connections", str(connections), "--size", str(size),
+                                  "--duration", str(duration), "--warmup", str(warmup), *extra])
+    result = subprocess.run(command, capture_output=True, text=True, timeout=duration + warmup + 600)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"loadgen {mode} failed: {result.stderr}")
+    return json.loads(lines[-1])
+
+
+def measure_idle(server, connections):
+    """RSS growth per connection while `connections` idle clients are held open."""
+    time.sleep(0.5)
+    before = server.rss_kb()
+    client = subprocess.Popen(pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "loadgen"), "idle", "--port", str(server.port),
+                                                  "--connections", str(connections), "--duration", "120"]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ready = json.loads(client.stdout.readline())
+    time.sleep(1.0)
+    after = server.rss_kb()
+    client.stdin.close()
+    client.wait(timeout=60)
+    return dict(kb_per_conn=(after - before) / connections, rss_before_kb=before, rss_after_kb=after,
+                errors=ready.get("errors", 0))
+
+
+def measure_churn(server, held, churn):
+    """Hold `held` connections, then connect/round-trip/close `churn` more; RSS must stay flat."""
+    client = subprocess.Popen(pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "loadgen"), "idle", "--port", str(server.port),
+                                                  "--connections", str(held), "--duration", "600"]),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ready = json.loads(client.stdout.readline())
+    # One warm-up churn, so allocator pools and NIO's caches reach steady state first.
+    loadgen("connect", server.port, 32, 64, 0, 0, ("--count", str(churn // 10)))
+    rss_start = server.rss_kb()
+    result = loadgen("connect", server.port, 32, 64, 0, 0, ("--count", str(churn)))
+    rss_end = server.rss_kb()
+    client.stdin.close()
+    client.wait(timeout=60)
+    return dict(held=held, churned=result["completed"], cps=result["cps"], errors=ready["errors"] + result["errors"],
+                rss_start_kb=rss_start, rss_end_kb=rss_end, rss_growth_kb=rss_end - rss_start)
+
+
+def run_case(case_name, server_name, args):
+    case = CASES[case_name]
+    server = Server(server_name)
+    try:
+        if case["mode"] == "idle":
+            return measure_idle(server, case["connections"] if not args.quick else 2000)
+        return loadgen(case["mode"], server.port, case["connections"], case["size"], args.duration, args.warmup)
+    finally:
+        server.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--servers", default="wharf,nio,c-epoll,tornado")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3)
+    parser.add_argument("--warmup", type=float, default=1)
+    parser.add_argument("--quick", action="store_true", help="1 repeat, 2 s runs, 2000 idle conns")
+    parser.add_argument("--churn", type=int, default=100000, help="connections churned in the leak check (0: skip)")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.duration, args.churn = 1, 2, min(args.churn, 20000)
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    build(args.no_build)
+
+    servers = args.servers.split(",")
+    if "tornado" in servers:
+        try:
+            import tornado  # noqa: F401
+        except ImportError:
+            print("tornado is not installed (pip install tornado): skipping it", file=sys.stderr)
+            servers.remove("tornado")
+    cases = args.cases.split(",")
+    samples = {case: {server: [] for server in servers} for case in cases}
+    for repeat in range(args.repeats):
+        for case in cases:
+            order = servers[repeat % len(servers):] + servers[:repeat % len(servers)]
+            for server in order:
+                if case == "idle" and server == "tornado" and repeat > 0:
+                    continue
+                result = run_case(case, server, args)
+                value = result[CASES[case]["metric"]]
+                samples[case][server].append(value)
+                print(f"[{repeat + 1}/{args.repeats}] {case:13} {server:8} {value:12.1f}  {json.dumps(result)}",
+                      file=sys.stderr, flush=True)
+
+    churn = {}
+    if args.churn:
+        for server in ("wharf", "nio"):
+            if server in servers:
+                instance = Server(server)
+                try:
+                    churn[server] = measure_churn(instance, 10000 if not args.quick else 2000, args.churn)
+                finally:
+                    instance.stop()
+                print(f"churn {server}: {json.dumps(churn[server])}", file=sys.stderr, flush=True)
+
+    medians = {case: {server: statistics.median(values) for server, values in by_server.items() if values}
+               for case, by_server in samples.items()}
+    header = "| case | " + " | ".join(servers) + " | wharf ÷ nio |"
+    lines = [header, "|" + "---|" * (len(servers) + 2)]
+    for case in cases:
+        row = medians[case]
+        ratio = row.get("wharf", 0) / row["nio"] if row.get("nio") else float("nan")
+        cells = [f"{row[s]:,.1f}" if s in row else "–" for s in servers]
+        lines.append(f"| {CASES[case]['label']} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
+    if "tornado" in servers and "pingpong64" in medians and medians["pingpong64"].get("tornado"):
+        lines.append(f"\nwharf ÷ tornado, ping-pong 64 conns: "
+                     f"{medians['pingpong64']['wharf'] / medians['pingpong64']['tornado']:.2f}×")
+    for server, result in churn.items():
+        lines.append(f"\nchurn {server}: {result['held']:,} held + {result['churned']:,} churned, "
+                     f"{result['errors']} errors, RSS {result['rss_start_kb']:,} → {result['rss_end_kb']:,} KB")
+    table = "\n".join(lines)
+    print(table)
+
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), cores=os.cpu_count(), repeats=args.repeats,
+                       duration=args.duration, server_cpu=SERVER_CPU, client_cpu=CLIENT_CPU,
+                       samples=samples, medians=medians, churn=churn, table=table), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

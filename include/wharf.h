@@ -42,6 +42,14 @@
  * callback returns. write() copies the bytes before it returns. Strings passed to the
  * host are (pointer, length) pairs and need not be NUL-terminated unless stated.
  *
+ * Socket reads. The host reads the socket only while a read is pending and unsatisfied
+ * (or, with nothing pending, to notice a peer close on an empty buffer); otherwise unread
+ * data stays in the kernel and TCP throttles the sender. Each socket read is at most the
+ * listener's read_chunk_size (64 KiB); with fixed_read_chunks every read asks for exactly
+ * that, as Tornado does, so read_bytes(n, partial) chunking matches Tornado's. By default
+ * reads start at 2 KiB and grow while the peer keeps them full (idle connections then
+ * hold ~2 KiB instead of 64). Delimiter and pattern reads are unaffected either way.
+ *
  * End of input. When the peer shuts down its sending side (FIN), the stream does not close
  * at once: data already buffered stays readable and writes keep working, so a client that
  * half-closes after its last request still gets every reply. The first read that the
@@ -120,7 +128,8 @@ typedef struct wharf_waker wharf_waker;       /* posts work onto a stream's loop
 /* A read finished. status is WHARF_OK with `data`/`len` the bytes read (borrowed: valid
  * until the callback returns; `data` may be NULL when len is 0), or an error with
  * data == NULL, len == 0: WHARF_E_CLOSED (end of input or closed before the read could
- * be satisfied), WHARF_E_LIMIT, WHARF_E_BUFFER_FULL, WHARF_E_RESET, WHARF_E_IO. */
+ * be satisfied), WHARF_E_LIMIT, WHARF_E_BUFFER_FULL, WHARF_E_RESET, WHARF_E_IO,
+ * WHARF_E_SHUTDOWN (the host is draining). After any error the stream is closing. */
 typedef void (*wharf_read_cb)(void *userdata, wharf_stream *stream, int32_t status,
                               const uint8_t *data, size_t len);
 

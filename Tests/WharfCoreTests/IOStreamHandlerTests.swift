@@ -262,6 +262,19 @@ import Testing
         #expect(api.get_context(pointer) == nil)
     }
 
+    @Test func aClosedStreamIsFreed() throws {
+        weak var handler: IOStreamHandler?
+        do {
+            let stream = try StreamHarness()
+            handler = stream.handler
+            _ = api.set_close_callback(stream.handle, recordClose, stream.recorder.pointer)
+            try stream.channel.close().wait()
+            stream.run()
+            #expect(stream.events == ["close:0"])
+        }
+        #expect(handler == nil, "nothing may keep a closed stream's handler (and so its channel) alive")
+    }
+
     @Test func strerrorNamesEveryCode() {
         #expect(String(cString: api.strerror(WHARF_E_LIMIT)!) == "message exceeds max_bytes")
         #expect(String(cString: api.strerror(-999)!) == "unknown error")

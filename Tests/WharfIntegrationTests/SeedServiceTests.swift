@@ -137,6 +137,28 @@ import Testing
         #expect(try client.receiveString(count: 2) == "xx", "still open")
     }
 
+    @Test func fixedReadChunksGiveTornadosChunkBoundaries() throws {
+        // With fixed 64 KiB socket reads, a 10,000-byte segment is buffered whole, so
+        // read_bytes(4096, partial) yields 4096, 4096, 1808: exactly what Tornado does.
+        let config = """
+            plugins:
+              reverse: {path: reverse, config: {chunk_size: 4096}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: reverse, fixed_read_chunks: true}
+
+            """
+        let wharf = try RunningWharf(config: config)
+        let client = try TestSocket(port: try wharf.port("reverse"))
+        let segment = (0..<10_000).map { UInt8(33 + $0 % 90) }
+        try client.send(segment)
+        var expected: [UInt8] = []
+        for start in stride(from: 0, to: segment.count, by: 4096) {
+            let chunk = Array(segment[start..<min(start + 4096, segment.count)])
+            expected += chunk + chunk.reversed()
+        }
+        #expect(try client.receive(count: expected.count) == expected)
+    }
+
     // MARK: separator echo
 
     @Test func separatorEchoLikePulsar() throws {

@@ -97,6 +97,14 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         if context.channel.isActive { open(context: context) }
     }
 
+    /// The context references this handler; dropping our reference breaks the cycle so
+    /// the channel, its pipeline and this handler are freed.
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        lingerTimer?.cancel()
+        lingerTimer = nil
+    }
+
     public func channelActive(context: ChannelHandlerContext) {
         open(context: context)
         context.fireChannelActive()
@@ -298,8 +306,9 @@ public final class IOStreamHandler: ChannelDuplexHandler {
                 }
             }
         } else {
-            if !wasClosing || reason != nil {
-                // SO_LINGER 0 makes close() send RST and drop unsent data: an abort.
+            if !wasClosing, reason == nil {
+                // A plugin's abort: SO_LINGER 0 makes close() send RST and drop unsent data.
+                // (After a socket error the connection is already gone; nothing to add.)
                 _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
             }
             context.close(promise: nil)

@@ -42,6 +42,21 @@ import Testing
         #expect(try client.receiveString(count: 16) == "MAKE SOME NOISE\n")
     }
 
+    @Test func pluginThreadsPostBackThroughAWaker() throws {
+        let library = try FixturePlugins.build("offload", source: "offload")
+        let wharf = try RunningWharf(config: config(pluginPath: library) + "workers: 2\n")
+        let clients = try (0..<4).map { _ in try TestSocket(port: try wharf.port("fixture")) }
+        for round in 0..<3 {
+            for (index, client) in clients.enumerated() { try client.send("job \(index) \(round)\n") }
+            for (index, client) in clients.enumerated() {
+                #expect(try client.receiveString(count: 8) == "JOB \(index) \(round)\n")
+            }
+        }
+        #expect(wharf.stop() == 0)
+        #expect(wharf.stderr.contains("worker thread finished 8 bytes"), "log() works from a plugin's own thread")
+        #expect(wharf.stderr.contains("offload shutdown"), "each instance's shutdown hook runs at exit")
+    }
+
     @Test func oneLibraryBacksSeveralInstances() throws {
         let plugins = """
               short: {path: echo, config: {max_bytes: 4}}

@@ -205,6 +205,24 @@ import Testing
 
     // MARK: lifecycle
 
+    @Test func drainGivesBusyConnectionsTheGracePeriod() throws {
+        let wharf = try RunningWharf(config: gatewayConfig(plugins: seedPlugins, listeners: ["echo"],
+                                                           extra: "shutdown_grace_ms: 1500\n"))
+        let port = try wharf.port("echo")
+        let busy = try TestSocket(port: port)
+        try busy.send("half a li")
+        usleep(100_000)
+        kill(wharf.process.processIdentifier, SIGTERM)
+        usleep(300_000)
+        #expect((try? TestSocket(port: port)) == nil, "no new connections while draining")
+        try busy.send("ne\n")
+        #expect(try busy.receiveString(count: 12) == "half a line\n", "a busy connection is still served")
+        #expect(busy.isClosedByPeer(), "then closed: idle again, or at the end of the grace period")
+        let deadline = Date().addingTimeInterval(10)
+        while wharf.process.isRunning, Date() < deadline { usleep(20_000) }
+        #expect(wharf.process.terminationStatus == 0)
+    }
+
     @Test func sigtermDrainsAndExitsZero() throws {
         let wharf = try startSeeds()
         let client = try TestSocket(port: try wharf.port("echo"))

@@ -126,16 +126,19 @@ public final class Gateway: @unchecked Sendable {
         for channel in channels { try? channel.close().wait() }
     }
 
-    /// Graceful stop: stop accepting; close idle connections at once; give busy ones
-    /// `shutdown_grace_ms`; then close what is left, run the plugins' shutdown hooks and
-    /// stop the event loops.
+    /// Graceful stop: stop accepting; close connections as soon as they are idle (waiting
+    /// for a new message with nothing buffered); give busy ones `shutdown_grace_ms`; then
+    /// close what is left, run the plugins' shutdown hooks and stop the event loops.
     public func shutdown() {
         stopAccepting()
-        forEachStream { stream in
-            if stream.isIdle { stream.close(reason: .shuttingDown, graceful: true) }
-        }
         let graceEnds = NIODeadline.now() + .milliseconds(Int64(config.shutdownGraceMilliseconds))
-        waitForStreams(until: graceEnds)
+        repeat {
+            forEachStream { stream in
+                if stream.isIdle { stream.close(reason: .shuttingDown, graceful: true) }
+            }
+            if liveStreamCount() == 0 { break }
+            usleep(50_000)
+        } while NIODeadline.now() < graceEnds
         if liveStreamCount() > 0 {
             logger.info("closing connections still open after the grace period", metadata: [
                 "open": "\(liveStreamCount())"])

@@ -21,6 +21,7 @@ enum FixturePlugins {
         var arguments = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden",
                          "-I", root.appendingPathComponent("include").path]
         if let define { arguments.append("-D\(define)") }
+        arguments.append("-pthread")
         arguments += [root.appendingPathComponent("Tests/WharfIntegrationTests/Fixtures/\(source).c").path,
                       "-o", output]
         let result = try run("/usr/bin/env", ["cc"] + arguments)

@@ -304,8 +304,10 @@ typedef struct wharf_host_api {
     int32_t (*waker_create)(wharf_stream *stream, wharf_waker **out);
 
     /* [any thread] Run fn(userdata, status) on the stream's loop, soon. fn always runs
-     * exactly once, even if the stream has closed (status WHARF_E_CLOSED) or the host is
-     * shutting down (status WHARF_E_SHUTDOWN: then fn may run on the calling thread). */
+     * exactly once: with WHARF_OK while the stream is alive, WHARF_E_CLOSED once it has
+     * closed, or WHARF_E_SHUTDOWN once the host has stopped its loops (plugins should have
+     * joined their threads in shutdown; if not, fn then runs on the calling thread before
+     * waker_post returns). Returns WHARF_E_INVALID for a NULL waker or fn. */
     int32_t (*waker_post)(wharf_waker *waker, wharf_post_fn fn, void *userdata);
 
     /* [any thread] Drop the waker. Posts already made still run. */

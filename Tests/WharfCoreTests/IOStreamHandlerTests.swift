@@ -242,8 +242,11 @@ import Testing
         stream.run()
         #expect(api.waker_post(waker, posted, stream.recorder.pointer) == WHARF_OK)
         stream.run()
+        stream.loop.markStopped()
+        #expect(api.waker_post(waker, posted, stream.recorder.pointer) == WHARF_OK)
         api.waker_release(waker)
-        #expect(stream.events == ["posted:0", "posted:\(WHARF_E_CLOSED)"])
+        #expect(stream.events == ["posted:0", "posted:\(WHARF_E_CLOSED)", "posted:\(WHARF_E_SHUTDOWN)"],
+                "after the loop stops, fn still runs exactly once, with WHARF_E_SHUTDOWN")
     }
 
     @Test func callsFromAnotherThreadAreRefused() throws {

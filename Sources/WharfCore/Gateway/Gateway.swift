@@ -146,6 +146,7 @@ public final class Gateway: @unchecked Sendable {
             waitForStreams(until: .now() + .seconds(2))
         }
         generation.shutdownInstances()
+        loops.forEach { $0.markStopped() }
         try? group.syncShutdownGracefully()
     }
 

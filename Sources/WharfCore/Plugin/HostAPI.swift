@@ -170,19 +170,21 @@ public enum HostAPI {
 
 /// A thread-safe way back onto a stream's loop (`waker_post`).
 final class Waker: Sendable {
-    private let eventLoop: any EventLoop
-    private let loopID: UInt64
+    private let loop: LoopContext
     private let handleBits: UInt64
 
     init(loop: LoopContext, handle: OpaquePointer?) {
-        self.eventLoop = loop.eventLoop
-        self.loopID = loop.id
+        self.loop = loop
         self.handleBits = UInt64(UInt(bitPattern: handle))
     }
 
     func post(_ function: wharf_post_fn, userdata: UnsafeMutableRawPointer?) {
-        let work = PostedWork(function: function, userdata: userdata, loopID: loopID, handleBits: handleBits)
-        eventLoop.execute { work.run() }
+        if loop.isStopped {
+            function(userdata, WHARF_E_SHUTDOWN)
+            return
+        }
+        let work = PostedWork(function: function, userdata: userdata, loopID: loop.id, handleBits: handleBits)
+        loop.eventLoop.execute { work.run() }
     }
 
     /// Crosses threads by value; the plugin owns what `userdata` points to.

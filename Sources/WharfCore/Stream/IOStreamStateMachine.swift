@@ -23,7 +23,7 @@ public struct IOStreamStateMachine {
     public enum ReadOutcome: Equatable {
         /// Hand the first `length` buffered bytes to the pending read.
         case deliver(length: Int)
-        /// Fail the pending read; `closesStream` says the stream must now close.
+        /// Fail the pending read with this error; the stream must then close.
         case fail(StreamError)
         /// The pending read needs more input (or there is no pending read).
         case waitForData
@@ -61,7 +61,7 @@ public struct IOStreamStateMachine {
     }
 
     public mutating func startRead(_ request: ReadRequest) -> StartResult {
-        if readsClosed { return .rejected(closeReason == nil ? .closed : closeReason!) }
+        if readsClosed { return .rejected(closeReason ?? .closed) }
         if pending != nil { return .rejected(.busy) }
         pending = request
         scanned = 0

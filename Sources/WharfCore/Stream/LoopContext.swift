@@ -32,6 +32,9 @@ public final class LoopContext: @unchecked Sendable {
     /// The loop's thread, recorded at the first registration (which runs on the loop):
     /// comparing `pthread_self()` is the cheapest wrong-thread check there is.
     private let loopThread = Atomic<UInt>(0)
+    /// Set before the event loop shuts down: posts from other threads then complete on
+    /// their own thread with WHARF_E_SHUTDOWN instead of being dropped by NIO.
+    private let stopped = Atomic<Bool>(false)
     private var generations: [UInt32] = []
     private var freeSlots: [Int] = []
     public private(set) var liveStreams = 0
@@ -54,6 +57,11 @@ public final class LoopContext: @unchecked Sendable {
         self.loopCount = loopCount
         self.id = LoopRegistry.register(self)
     }
+
+    var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// Called before the loop shuts down; see `stopped`.
+    func markStopped() { stopped.store(true, ordering: .releasing) }
 
     /// Frees the registry entry. Only for contexts whose loop is gone (tests); handles
     /// into this context then resolve to "dead".

@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.0.
+ * wharf.h — the Wharf plugin ABI, version 1.1 (1.0 plus connect).
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -79,7 +79,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 0
+#define WHARF_ABI_MINOR 1 /* 1.1: connect (outgoing streams) */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -108,6 +108,9 @@ extern "C" {
 #define WHARF_E_UNSUPPORTED (-10) /* the host does not support this (e.g. a regex feature) */
 #define WHARF_E_TIMEOUT (-11)     /* a deadline passed */
 #define WHARF_E_SHUTDOWN (-12)    /* the host is shutting down */
+#define WHARF_E_REFUSED (-13)     /* connect: the peer refused (no one listening) */
+#define WHARF_E_RESOLVE (-14)     /* connect: the host name did not resolve */
+#define WHARF_E_UNREACHABLE (-15) /* connect: no route to the host or network */
 
 /* ---- Log levels (for wharf_host_api.log) ------------------------------------------------ */
 #define WHARF_LOG_TRACE 0
@@ -148,6 +151,12 @@ typedef void (*wharf_close_cb)(void *userdata, wharf_stream *stream, int32_t rea
  * free what userdata owns). Always runs on the stream's loop. */
 typedef void (*wharf_post_fn)(void *userdata, int32_t status);
 
+/* A connect finished: WHARF_OK with `upstream` a new stream (the plugin's to read, write
+ * and close; it gets its own close notification), or an error with upstream == NULL:
+ * WHARF_E_REFUSED, WHARF_E_TIMEOUT, WHARF_E_RESOLVE, WHARF_E_UNREACHABLE, WHARF_E_IO,
+ * WHARF_E_SHUTDOWN. [ABI 1.1] */
+typedef void (*wharf_connect_cb)(void *userdata, int32_t status, wharf_stream *upstream);
+
 /* Destructor for a stream context (set_context). Runs on the stream's loop, once. */
 typedef void (*wharf_context_free_fn)(void *context);
 
@@ -167,6 +176,16 @@ typedef struct wharf_stream_info {
     uint32_t local_port;
     char local_address[WHARF_ADDR_TEXT_MAX];
 } wharf_stream_info;
+
+/* ---- Outgoing connections [ABI 1.1] -------------------------------------------------- */
+typedef struct wharf_connect_options {
+    uint32_t struct_size;       /* sizeof(wharf_connect_options) */
+    uint32_t timeout_ms;        /* one deadline for resolution and connecting; 0: 10000 */
+    int32_t nodelay;            /* 0: leave Nagle on; nonzero: TCP_NODELAY (the default) */
+    uint32_t source_port;       /* bind to this local port first (0: any) */
+    const char *source_address; /* bind to this local IP first (NUL-terminated), or NULL */
+    uint64_t max_buffer_size;   /* read buffer cap for the new stream; 0: the origin's */
+} wharf_connect_options;
 
 /* ---- Regex dialect ----------------------------------------------------------------------
  * read_until_regex matches bytes, not text: NUL bytes and invalid UTF-8 are ordinary bytes.
@@ -312,6 +331,21 @@ typedef struct wharf_host_api {
 
     /* [any thread] Drop the waker. Posts already made still run. */
     void (*waker_release)(wharf_waker *waker);
+
+    /* ---- ABI 1.1 ---- */
+
+    /* [loop] Open a TCP connection to `host` (host_len bytes: a name, an IPv4 or an IPv6
+     * address, without brackets) and `port`, like Tornado's TCPClient. The new stream
+     * lives on `origin`'s loop (so a plugin can pair them without locks) and has the
+     * same API and close guarantee as an accepted one (wharf_stream_info.is_client is 1).
+     * Names are resolved off the loop; IPv4 and IPv6 addresses are tried Happy-Eyeballs
+     * style. `options` may be NULL (defaults). `origin` only chooses the loop: the connect
+     * completes through `cb` exactly once, never inside this call, even if origin closes
+     * meanwhile. Errors (returned at once): WHARF_E_INVALID (empty or over 255-byte host,
+     * port 0 or over 65535, cb NULL, bad source_address), WHARF_E_CLOSED,
+     * WHARF_E_WRONG_THREAD. */
+    int32_t (*connect)(wharf_stream *origin, const char *host, size_t host_len, uint32_t port,
+                       const wharf_connect_options *options, wharf_connect_cb cb, void *userdata);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */

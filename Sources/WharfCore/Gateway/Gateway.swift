@@ -80,14 +80,12 @@ public final class Gateway: @unchecked Sendable {
         let options = StreamOptions(maxBufferSize: listener.maxBufferSize,
                                     closeLinger: .milliseconds(Int64(listener.closeLingerMilliseconds)))
         let pluginName = listener.plugin
+        let noDelay = listener.tcpNoDelay
+        let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
+                                                                     fixed: listener.fixedReadChunks)
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: Int32(listener.backlog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: listener.tcpNoDelay ? 1 : 0)
-            .childChannelOption(.autoRead, value: false)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.maxMessagesPerRead, value: 1)
-            .childChannelOption(.recvAllocator, value: Self.receiveAllocator(for: listener))
         if listener.reusePort {
             // NIO names no constant for SO_REUSEPORT; the raw option is the same call.
             bootstrap = bootstrap.serverChannelOption(
@@ -100,21 +98,12 @@ public final class Gateway: @unchecked Sendable {
                       let instance = generation.instance(named: pluginName, loopIndex: loop.loopIndex) else {
                     throw GatewayError(message: "no plugin instance for this event loop")
                 }
+                try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
                 let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
                                               onOpen: { instance.handleStream($0) })
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
-    }
-
-    /// NIO keeps one receive buffer per channel, sized by its reads, for the channel's life.
-    /// Fixed reads (Tornado's exact chunk boundaries) therefore pin read_chunk_size bytes to
-    /// every connection; adaptive reads start at 2 KiB and grow up to read_chunk_size while
-    /// the peer keeps them full, so idle connections stay small.
-    static func receiveAllocator(for listener: ListenerConfig) -> any RecvByteBufferAllocator {
-        let chunk = listener.effectiveReadChunkSize
-        if listener.fixedReadChunks { return FixedSizeRecvByteBufferAllocator(capacity: chunk) }
-        return AdaptiveRecvByteBufferAllocator(minimum: min(64, chunk), initial: min(2048, chunk), maximum: chunk)
     }
 
     /// Closes the listening sockets; open connections are untouched.

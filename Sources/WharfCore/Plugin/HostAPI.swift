@@ -164,6 +164,24 @@ public enum HostAPI {
             guard let waker else { return }
             Unmanaged<Waker>.fromOpaque(UnsafeRawPointer(waker)).release()
         }
+        api.connect = { origin, host, hostLength, port, options, callback, userdata in
+            guard let callback, let host, hostLength > 0, hostLength <= 255, port > 0, port <= 65535,
+                  let parsed = ConnectOptions(options) else { return WHARF_E_INVALID }
+            let name = String(decoding: UnsafeRawBufferPointer(start: host, count: hostLength), as: UTF8.self)
+            let plugin = UnsafeTransfer(userdata)
+            return HostAPI.withStream(origin) { stream in
+                var streamOptions = stream.options
+                if let cap = parsed.maxBufferSize { streamOptions.maxBufferSize = cap }
+                UpstreamConnector.connect(on: stream.loop, host: name, port: Int(port), options: parsed,
+                                          streamOptions: streamOptions) { result in
+                    switch result {
+                    case let .success(upstream): callback(plugin.value, WHARF_OK, upstream.handle)
+                    case let .failure(error): callback(plugin.value, error.code, nil)
+                    }
+                }
+                return WHARF_OK
+            }
+        }
         return api
     }
 }

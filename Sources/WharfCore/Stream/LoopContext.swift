@@ -49,6 +49,7 @@ public final class LoopContext: @unchecked Sendable {
         case writeDone(IOStreamHandler, wharf_write_cb, UnsafeMutableRawPointer?, Int32)
         case notifyClosed(IOStreamHandler)
         case posted(wharf_post_fn, UnsafeMutableRawPointer?, UInt64)
+        case connected(UpstreamConnector.Completion, Result<IOStreamHandler, StreamError>)
     }
 
     public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1) {
@@ -205,6 +206,8 @@ public final class LoopContext: @unchecked Sendable {
         case let .posted(function, userdata, handleBits):
             let alive = OpaquePointer(bitPattern: UInt(handleBits)).flatMap(stream(for:)) != nil
             function(userdata, alive ? WHARF_OK : WHARF_E_CLOSED)
+        case let .connected(completion, result):
+            completion(result)
         }
     }
 }

@@ -12,6 +12,9 @@ public enum StreamError: Error, Equatable, Sendable {
     case io
     case timedOut
     case shuttingDown
+    case refused
+    case unresolved
+    case unreachable
 
     public var code: Int32 {
         switch self {
@@ -25,6 +28,9 @@ public enum StreamError: Error, Equatable, Sendable {
         case .io: WHARF_E_IO
         case .timedOut: WHARF_E_TIMEOUT
         case .shuttingDown: WHARF_E_SHUTDOWN
+        case .refused: WHARF_E_REFUSED
+        case .unresolved: WHARF_E_RESOLVE
+        case .unreachable: WHARF_E_UNREACHABLE
         }
     }
 
@@ -44,6 +50,9 @@ public enum StreamError: Error, Equatable, Sendable {
         case WHARF_E_UNSUPPORTED: "not supported"
         case WHARF_E_TIMEOUT: "timed out"
         case WHARF_E_SHUTDOWN: "host shutting down"
+        case WHARF_E_REFUSED: "connection refused"
+        case WHARF_E_RESOLVE: "host name not resolved"
+        case WHARF_E_UNREACHABLE: "host or network unreachable"
         default: "unknown error"
         }
     }

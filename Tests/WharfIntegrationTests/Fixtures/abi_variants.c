@@ -31,7 +31,11 @@ static const wharf_plugin_descriptor descriptor = {
 #else
     .abi_major = WHARF_ABI_MAJOR,
 #endif
+#ifdef VARIANT_OLDER_MINOR
+    .abi_minor = 0, /* built against ABI 1.0: loads in any 1.x host */
+#else
     .abi_minor = WHARF_ABI_MINOR,
+#endif
 #ifdef VARIANT_NEWER_MINOR
     .min_host_abi_minor = 5,
 #endif

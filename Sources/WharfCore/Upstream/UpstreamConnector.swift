@@ -1,0 +1,93 @@
+import CWharf
+import NIOCore
+import NIOPosix
+
+/// What a plugin asked for in `wharf_connect_options`, with defaults filled in.
+public struct ConnectOptions: Sendable {
+    public var timeout: TimeAmount = .seconds(10)
+    public var noDelay = true
+    public var sourceAddress: SocketAddress?
+    public var maxBufferSize: Int?
+    public var readChunkSize = 65536
+
+    public init() {}
+
+    /// Reads the C struct as far as the caller's `struct_size` says (older plugins pass a
+    /// shorter one). Nil if a field is invalid.
+    init?(_ pointer: UnsafePointer<wharf_connect_options>?) {
+        guard let pointer else { return }
+        var raw = wharf_connect_options()
+        let size = min(Int(pointer.pointee.struct_size), MemoryLayout<wharf_connect_options>.size)
+        guard size >= 4 else { return nil }
+        withUnsafeMutableBytes(of: &raw) { target in
+            target.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: size))
+        }
+        if raw.timeout_ms > 0 { timeout = .milliseconds(Int64(raw.timeout_ms)) }
+        noDelay = raw.nodelay != 0 || size < MemoryLayout.offset(of: \wharf_connect_options.nodelay)! + 4
+        if raw.max_buffer_size > 0 { maxBufferSize = Int(clamping: raw.max_buffer_size) }
+        if let address = raw.source_address {
+            guard raw.source_port <= 65535,
+                  let bound = try? SocketAddress(ipAddress: String(cString: address), port: Int(raw.source_port)) else {
+                return nil
+            }
+            sourceAddress = bound
+        } else if raw.source_port > 0 {
+            // A port alone binds the wildcard address (not Tornado's loopback surprise).
+            guard raw.source_port <= 65535 else { return nil }
+            sourceAddress = try? SocketAddress(ipAddress: "0.0.0.0", port: Int(raw.source_port))
+        }
+    }
+}
+
+/// Opens outgoing streams for plugins (Tornado's TCPClient): a ClientBootstrap on the
+/// origin's loop, with the same IOStream handler accepted connections get.
+public enum UpstreamConnector {
+    public typealias Completion = (Result<IOStreamHandler, StreamError>) -> Void
+
+    /// Starts a connect on `loop`. `completion` runs exactly once on the loop, through the
+    /// loop's dispatcher (so never inside a host call that started it).
+    public static func connect(on loop: LoopContext, host: String, port: Int, options: ConnectOptions,
+                               streamOptions: StreamOptions, completion: @escaping Completion) {
+        let done = UnsafeTransfer(completion)
+        let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: options.readChunkSize, fixed: false)
+        let noDelay = options.noDelay
+        var bootstrap = ClientBootstrap(group: loop.eventLoop)
+            .connectTimeout(options.timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
+                    let handler = IOStreamHandler(loop: loop, options: streamOptions, streamID: loop.nextStreamID(),
+                                                  isClient: true, onOpen: { stream in
+                                                      loop.enqueue(.connected(done.value, .success(stream)))
+                                                      return WHARF_OK
+                                                  })
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        if let source = options.sourceAddress { bootstrap = bootstrap.bind(to: source) }
+        bootstrap.connect(host: host, port: port).assumeIsolated().whenFailure { error in
+            loop.enqueue(.connected(done.value, .failure(classify(error))))
+        }
+    }
+
+    /// Maps NIO's connect failures to the ABI's distinct codes.
+    static func classify(_ error: any Error) -> StreamError {
+        if let error = error as? ChannelError, case .connectTimeout = error { return .timedOut }
+        if let error = error as? NIOConnectionError {
+            // No connection was even attempted: the name gave no address.
+            if let failure = error.connectionErrors.last { return classify(failure.error) }
+            return .unresolved
+        }
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: return .refused
+            case EHOSTUNREACH, ENETUNREACH: return .unreachable
+            case ETIMEDOUT: return .timedOut
+            default: return .io
+            }
+        }
+        if error is SocketAddressError { return .unresolved }
+        if let error = error as? EventLoopError, case .shutdown = error { return .shuttingDown }
+        return .io
+    }
+}

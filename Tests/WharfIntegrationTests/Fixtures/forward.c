@@ -1,0 +1,128 @@
+/* A minimal forwarder built on connect (ABI 1.1): every accepted stream opens an upstream
+ * stream on the same loop and bytes are pumped both ways with the ordinary read/write
+ * API. A failed connect is reported to the client as "ERR <reason>\n". Config:
+ * {"host": "...", "port": N, "timeout_ms": N}. Test fixture, not a production proxy. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wharf.h"
+
+typedef struct forward {
+    const wharf_host_api *host;
+    char upstream_host[256];
+    unsigned port;
+    unsigned timeout_ms;
+} forward;
+
+typedef struct pair {
+    forward *plugin;
+    wharf_stream *client;
+    wharf_stream *upstream;
+    int connecting; /* the connect callback is still to come: p must outlive it */
+} pair;
+
+static void pump(pair *p, wharf_stream *from);
+
+static void on_data(void *userdata, wharf_stream *from, int32_t status, const uint8_t *data, size_t len) {
+    pair *p = userdata;
+    const wharf_host_api *host = p->plugin->host;
+    wharf_stream *to = from == p->client ? p->upstream : p->client;
+    if (status != WHARF_OK) { /* one side ended: end the other */
+        host->close(to);
+        return;
+    }
+    if (host->write(to, data, len, NULL, NULL) != WHARF_OK) {
+        host->close(from);
+        return;
+    }
+    pump(p, from);
+}
+
+static void pump(pair *p, wharf_stream *from) { p->plugin->host->read_bytes(from, 65536, 1, on_data, p); }
+
+static void on_closed(void *userdata, wharf_stream *stream, int32_t reason) {
+    (void)reason;
+    pair *p = userdata;
+    if (stream == p->client) p->client = NULL; else p->upstream = NULL;
+    if (p->client == NULL && p->upstream == NULL && !p->connecting) free(p);
+}
+
+static void on_connected(void *userdata, int32_t status, wharf_stream *upstream) {
+    pair *p = userdata;
+    const wharf_host_api *host = p->plugin->host;
+    p->connecting = 0;
+    if (status != WHARF_OK) {
+        if (p->client == NULL) { /* the client left while we were connecting */
+            free(p);
+            return;
+        }
+        char line[128];
+        int n = snprintf(line, sizeof line, "ERR %s\n", host->strerror(status));
+        host->write(p->client, (const uint8_t *)line, (size_t)n, NULL, NULL);
+        host->close(p->client); /* its close notification frees p */
+        return;
+    }
+    p->upstream = upstream;
+    host->set_close_callback(upstream, on_closed, p);
+    wharf_stream_info info = {.struct_size = sizeof info};
+    if (host->get_info(upstream, &info) != WHARF_OK || info.is_client != 1) host->abort(upstream);
+    if (p->client == NULL) {
+        host->close(upstream);
+        return;
+    }
+    pump(p, p->client);
+    pump(p, upstream);
+}
+
+static int32_t forward_init(const wharf_host_api *host, const wharf_init_args *args, void **out, char *error,
+                            size_t error_len) {
+    if (!WHARF_HOST_HAS(host, connect)) {
+        snprintf(error, error_len, "this host has no connect (needs ABI 1.1)");
+        return WHARF_E_UNSUPPORTED;
+    }
+    forward *self = calloc(1, sizeof *self);
+    if (self == NULL) return WHARF_E_NOMEM;
+    self->host = host;
+    self->timeout_ms = 2000;
+    if (sscanf(args->config_json, "{\"host\":\"%255[^\"]\",\"port\":%u,\"timeout_ms\":%u}", self->upstream_host,
+               &self->port, &self->timeout_ms) < 2) {
+        snprintf(error, error_len, "expected config {host, port, timeout_ms}");
+        free(self);
+        return WHARF_E_INVALID;
+    }
+    *out = self;
+    return WHARF_OK;
+}
+
+static int32_t forward_handle_stream(void *instance, wharf_stream *client) {
+    forward *self = instance;
+    pair *p = calloc(1, sizeof *p);
+    if (p == NULL) return WHARF_E_NOMEM;
+    p->plugin = self;
+    p->client = client;
+    self->host->set_close_callback(client, on_closed, p);
+    wharf_connect_options options = {.struct_size = sizeof options, .timeout_ms = self->timeout_ms, .nodelay = 1};
+    p->connecting = 1;
+    int32_t status = self->host->connect(client, self->upstream_host, strlen(self->upstream_host), self->port,
+                                         &options, on_connected, p);
+    if (status != WHARF_OK) p->connecting = 0; /* no callback will come; the close frees p */
+    return status;
+}
+
+static void forward_shutdown(void *instance) { free(instance); }
+
+static const wharf_plugin_descriptor descriptor = {
+    .struct_size = sizeof(wharf_plugin_descriptor),
+    .abi_major = WHARF_ABI_MAJOR,
+    .abi_minor = WHARF_ABI_MINOR,
+    .min_host_abi_minor = 1,
+    .name = "forward",
+    .version = "1.0.0",
+    .description = "Connects upstream and pumps bytes both ways (test fixture)",
+    .init = forward_init,
+    .handle_stream = forward_handle_stream,
+    .shutdown = forward_shutdown,
+};
+
+WHARF_PLUGIN_DEFINE(&descriptor)

@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+
+/// Outgoing streams (connect, ABI 1.1), through a forwarding fixture plugin.
+@Suite struct UpstreamTests {
+    func startForward(to host: String, port: Int, timeoutMs: Int = 2000) throws -> RunningWharf {
+        let library = try FixturePlugins.build("forward", source: "forward")
+        let plugins = "  fixture: {path: \(library), config: {host: \"\(host)\", port: \(port), timeout_ms: \(timeoutMs)}}\n"
+        return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"], extra: "workers: 2\n"))
+    }
+
+    /// A port nothing listens on: bound, read back, closed.
+    func closedPort() throws -> Int {
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(probe) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(probe, pointer, length)
+                return getsockname(probe, pointer, &length)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test func upstreamStreamsHaveTheSameAPI() throws {
+        let backend = try RunningWharf(config: gatewayConfig(plugins: "  echo: {path: echo, config: {max_bytes: 1048576}}\n",
+                                                             listeners: ["echo"]))
+        let front = try startForward(to: "127.0.0.1", port: try backend.port("echo"))
+        let clients = try (0..<20).map { _ in try TestSocket(port: try front.port("fixture")) }
+        for (index, client) in clients.enumerated() { try client.send("through the gateway \(index)\n") }
+        for (index, client) in clients.enumerated() {
+            let expected = "through the gateway \(index)\n"
+            #expect(try client.receiveString(count: expected.utf8.count) == expected)
+        }
+        let big = (0..<200_000).map { UInt8(32 + $0 % 90) } + [10]
+        try clients[0].send(big)
+        #expect(try clients[0].receive(count: big.count) == big, "a 200 KB line goes through intact")
+    }
+
+    @Test func aHostNameResolvesOffTheLoop() throws {
+        let backend = try RunningWharf(config: gatewayConfig(plugins: "  echo: {path: echo}\n", listeners: ["echo"]))
+        let front = try startForward(to: "localhost", port: try backend.port("echo"))
+        let client = try TestSocket(port: try front.port("fixture"))
+        try client.send("by name\n")
+        #expect(try client.receiveString(count: 8) == "by name\n")
+    }
+
+    @Test func refusedConnectIsReportedAsRefused() throws {
+        let front = try startForward(to: "127.0.0.1", port: try closedPort())
+        let client = try TestSocket(port: try front.port("fixture"))
+        #expect(String(decoding: try client.receiveUntilClose().bytes, as: UTF8.self) == "ERR connection refused\n")
+    }
+
+    @Test func unknownHostIsReportedAsUnresolved() throws {
+        let front = try startForward(to: "no-such-host.invalid", port: 80)
+        let client = try TestSocket(port: try front.port("fixture"))
+        #expect(String(decoding: try client.receiveUntilClose().bytes, as: UTF8.self) == "ERR host name not resolved\n")
+    }
+
+    @Test func silentUpstreamTimesOut() throws {
+        // A listener whose accept queue is full drops further SYNs: connects hang.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener, pointer, length)
+                listen(listener, 0)
+                return getsockname(listener, pointer, &length)
+            }
+        }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let filler = try TestSocket(port: port)
+        let started = Date()
+        let front = try startForward(to: "127.0.0.1", port: port, timeoutMs: 400)
+        let client = try TestSocket(port: try front.port("fixture"))
+        #expect(String(decoding: try client.receiveUntilClose().bytes, as: UTF8.self) == "ERR timed out\n")
+        #expect(Date().timeIntervalSince(started) < 8)
+        withExtendedLifetime(filler) {}
+    }
+}

@@ -85,4 +85,26 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 8)
         withExtendedLifetime(filler) {}
     }
+
+    @Test func theInteractiveClientTalksToTheSeedServices() throws {
+        let wharf = try RunningWharf(config: gatewayConfig(plugins: seedPlugins,
+                                                           listeners: ["echo", "reverse", "separator_echo"]))
+        let reverse = try runWharf(["client", "127.0.0.1", "\(try wharf.port("reverse"))"],
+                                   stdin: "hello\nover\nnever sent\n")
+        #expect(reverse.status == 0, "the server's close after 'over' ends the session: \(reverse.stderr)")
+        #expect(reverse.stdout == "helloollehoverrevo")
+
+        let echo = try runWharf(["client", "127.0.0.1", "\(try wharf.port("echo"))", "--separator", "\\n"],
+                                stdin: "one\ntwo\n")
+        #expect(echo.status == 0, "stdin's end half-closes; the server then closes")
+        #expect(echo.stdout == "one\ntwo\n")
+
+        let pulsar = try runWharf(["client", "127.0.0.1", "\(try wharf.port("separator_echo"))",
+                                   "--separator", "\\r\\n\\r\\n"], stdin: "ciao luca\nQUIT\nafter\n")
+        #expect(pulsar.stdout == "ciao luca\r\n\r\nQUIT\r\n\r\n")
+
+        let refused = try runWharf(["client", "127.0.0.1", "\(try closedPort())"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("connection refused"))
+    }
 }

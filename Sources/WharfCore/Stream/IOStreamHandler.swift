@@ -47,7 +47,8 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     public let isClient: Bool
     private(set) var machine: IOStreamStateMachine
     private(set) var lifecycle = Lifecycle.starting
-    private(set) var handle: OpaquePointer?
+    /// The `wharf_stream *` plugins see; nil until the stream is open.
+    public private(set) var handle: OpaquePointer?
     private var context: ChannelHandlerContext?
 
     private var readCallback: wharf_read_cb?

@@ -35,7 +35,7 @@ public enum StreamError: Error, Equatable, Sendable {
     }
 
     /// The text `wharf_host_api.strerror` returns, as a static C string.
-    static func describe(_ code: Int32) -> StaticString {
+    public static func describe(_ code: Int32) -> StaticString {
         switch code {
         case WHARF_OK: "success"
         case WHARF_E_CLOSED: "stream closed"

@@ -55,7 +55,7 @@ enum TestError: Error, CustomStringConvertible {
 }
 
 /// Runs `wharf ARGS` to completion (bounded in time) and captures its output.
-func runWharf(_ arguments: [String], timeout: TimeInterval = 20) throws -> ProcessResult {
+func runWharf(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 20) throws -> ProcessResult {
     let scratch = try TemporaryDirectory()
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Products.wharf)
@@ -65,7 +65,12 @@ func runWharf(_ arguments: [String], timeout: TimeInterval = 20) throws -> Proce
     _ = FileManager.default.createFile(atPath: err, contents: nil)
     process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-    process.standardInput = FileHandle.nullDevice
+    if let stdin {
+        let input = try scratch.write("stdin", stdin)
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
+    } else {
+        process.standardInput = FileHandle.nullDevice
+    }
     try process.run()
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning {

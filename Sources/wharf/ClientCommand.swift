@@ -1,0 +1,175 @@
+import ArgumentParser
+import CWharf
+import Dispatch
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import WharfCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The seed tutorial's interactive client (tcp_client.py), on Wharf's own client streams:
+/// each stdin line is sent, what comes back is printed, and the session ends when the
+/// server closes (e.g. after `over` on the reverse service) or stdin ends.
+struct ClientCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "client",
+        abstract: "Talk to a listener: send each stdin line, print what comes back.",
+        discussion: """
+            Without --separator, each line is sent as typed (no newline) and whatever the server \
+            sends is printed; the next line waits for the first reply. With --separator, it is \
+            appended to each line and replies are read up to it (escapes: \\n \\r \\t \\\\).
+              wharf client 127.0.0.1 8888                       (reverse; 'over' ends it)
+              wharf client 127.0.0.1 8889 --separator '\\n'       (line echo)
+              wharf client 127.0.0.1 8060 --separator '\\r\\n\\r\\n' (separator echo; QUIT ends it)
+            """
+    )
+
+    @Argument(help: "Host name or IP address.")
+    var host: String
+
+    @Argument(help: "Port.")
+    var port: Int
+
+    @Option(name: .long, help: "Appended to each line; replies are read up to it.")
+    var separator: String = ""
+
+    @Option(name: .long, help: "Connect timeout in milliseconds.")
+    var timeoutMs: Int = 5000
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("port must be 1-65535") }
+    }
+
+    func run() throws {
+        signal(SIGPIPE, SIG_IGN)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = LoopContext(eventLoop: group.next())
+        let session = ClientSession(loop: loop, separator: Array(Self.unescape(separator).utf8))
+
+        var options = ConnectOptions()
+        options.timeout = .milliseconds(Int64(timeoutMs))
+        let connectOptions = options
+        let host = self.host, port = self.port
+        loop.eventLoop.execute {
+            UpstreamConnector.connect(on: loop, host: host, port: port, options: connectOptions,
+                                      streamOptions: StreamOptions()) { session.connected($0) }
+        }
+        session.events.wait()
+        guard session.stream != nil else {
+            FileHandleOutput.standardError("wharf client: cannot connect to \(host):\(port): \(session.failure)")
+            throw ExitStatus.runtimeFailure
+        }
+        while !session.isClosed, let line = readLine(strippingNewline: true) {
+            loop.eventLoop.execute { session.send(line) }
+            session.events.wait() // the first reply, or the close
+        }
+        loop.eventLoop.execute { session.endInput() }
+        while !session.isClosed { session.events.wait() }
+    }
+
+    static func unescape(_ text: String) -> String {
+        var result = ""
+        var escaping = false
+        for character in text {
+            if escaping {
+                switch character {
+                case "n": result.append("\n")
+                case "r": result.append("\r")
+                case "t": result.append("\t")
+                default: result.append(character)
+                }
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+}
+
+/// The client's stream, driven through the same host table plugins use. State changes
+/// happen on the loop; the main thread waits on `events`.
+final class ClientSession: @unchecked Sendable {
+    let loop: LoopContext
+    let separator: [UInt8]
+    let events = DispatchSemaphore(value: 0)
+    private(set) var stream: OpaquePointer?
+    private(set) var failure = ""
+    private let closedFlag = NIOLockedValueBox(false)
+    private var awaitingReply = false
+
+    var isClosed: Bool { closedFlag.withLockedValue { $0 } }
+
+    init(loop: LoopContext, separator: [UInt8]) {
+        self.loop = loop
+        self.separator = separator
+    }
+
+    private var pointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
+    private static let api = HostAPI.table.pointee
+
+    func connected(_ result: Result<IOStreamHandler, StreamError>) {
+        switch result {
+        case let .success(upstream):
+            stream = upstream.handle
+            _ = Self.api.set_close_callback(stream, { userdata, _, _ in
+                let session = Unmanaged<ClientSession>.fromOpaque(userdata!).takeUnretainedValue()
+                session.closedFlag.withLockedValue { $0 = true }
+                session.events.signal()
+            }, pointer)
+            readNext()
+        case let .failure(error):
+            failure = String(describing: StreamError.describe(error.code))
+            closedFlag.withLockedValue { $0 = true }
+        }
+        events.signal()
+    }
+
+    func send(_ line: String) {
+        let bytes = Array(line.utf8) + separator
+        awaitingReply = true
+        if Self.api.write(stream, bytes, bytes.count, nil, nil) != WHARF_OK { events.signal() }
+    }
+
+    func endInput() {
+        _ = Self.api.shutdown_write(stream)
+    }
+
+    private func readNext() {
+        let onData: wharf_read_cb = { userdata, _, status, data, length in
+            let session = Unmanaged<ClientSession>.fromOpaque(userdata!).takeUnretainedValue()
+            guard status == WHARF_OK else { return } // the close callback follows
+            if let data { Output.write(UnsafeRawBufferPointer(start: data, count: length)) }
+            if session.awaitingReply {
+                session.awaitingReply = false
+                session.events.signal()
+            }
+            session.readNext()
+        }
+        if separator.isEmpty {
+            _ = Self.api.read_bytes(stream, 65536, 1, onData, pointer)
+        } else {
+            _ = Self.api.read_until(stream, separator, separator.count, 0, onData, pointer)
+        }
+    }
+}
+
+enum Output {
+    /// write(2) to fd 1: unbuffered, so replies show up as they arrive.
+    static func write(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Glibc.write(1, bytes.baseAddress! + offset, bytes.count - offset)
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}

@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.1 (1.0 plus connect).
+ * wharf.h — the Wharf plugin ABI, version 1.1 (1.0 plus connect and relay).
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -79,7 +79,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 1 /* 1.1: connect (outgoing streams) */
+#define WHARF_ABI_MINOR 1 /* 1.1: connect (outgoing streams) and relay */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -186,6 +186,25 @@ typedef struct wharf_connect_options {
     const char *source_address; /* bind to this local IP first (NUL-terminated), or NULL */
     uint64_t max_buffer_size;   /* read buffer cap for the new stream; 0: the origin's */
 } wharf_connect_options;
+
+/* ---- Host-side relay [ABI 1.1] ------------------------------------------------------- */
+typedef struct wharf_relay_options {
+    uint32_t struct_size;     /* sizeof(wharf_relay_options) */
+    uint32_t idle_timeout_ms; /* end the relay after this long with no byte either way; 0: never */
+} wharf_relay_options;
+
+typedef struct wharf_relay_result {
+    uint32_t struct_size;  /* sizeof(wharf_relay_result) as the host knows it */
+    int32_t reason;        /* WHARF_OK: both directions ended (FIN each way); else why it ended:
+                            * WHARF_E_RESET, WHARF_E_TIMEOUT (idle), WHARF_E_CLOSED (one side
+                            * closed early or by the plugin), WHARF_E_IO, WHARF_E_SHUTDOWN */
+    uint64_t bytes_a_to_b; /* bytes the host moved from a's peer to b's peer */
+    uint64_t bytes_b_to_a;
+} wharf_relay_result;
+
+/* The relay ended. `result` is valid during the callback. Both streams are closing; their
+ * own close notifications follow this callback. [ABI 1.1] */
+typedef void (*wharf_relay_cb)(void *userdata, const wharf_relay_result *result);
 
 /* ---- Regex dialect ----------------------------------------------------------------------
  * read_until_regex matches bytes, not text: NUL bytes and invalid UTF-8 are ordinary bytes.
@@ -346,6 +365,20 @@ typedef struct wharf_host_api {
      * WHARF_E_WRONG_THREAD. */
     int32_t (*connect)(wharf_stream *origin, const char *host, size_t host_len, uint32_t port,
                        const wharf_connect_options *options, wharf_connect_cb cb, void *userdata);
+
+    /* [loop] Hand streams `a` and `b` (same loop, e.g. a client and its upstream) to the
+     * host, which then moves bytes both ways without the plugin: no copies, and each side
+     * is read only while the other can take writes, so a slow reader throttles the fast
+     * peer through TCP and memory per pair stays bounded. A FIN from one peer becomes a
+     * shutdown of the other's output. Bytes already buffered by the host go first; bytes
+     * the plugin read itself (a header it inspected) must be written to the other side
+     * before calling relay, and keep their order. While relayed, reads and writes on a or b
+     * return WHARF_E_BUSY; close or abort ends the relay. `cb` (may be NULL) is called once
+     * when it ends. `options` may be NULL. Errors: WHARF_E_INVALID (a == b),
+     * WHARF_E_BUSY (a read pending, or already relayed), WHARF_E_CLOSED,
+     * WHARF_E_WRONG_THREAD (called off a's loop, or b lives on another loop). */
+    int32_t (*relay)(wharf_stream *a, wharf_stream *b, const wharf_relay_options *options, wharf_relay_cb cb,
+                     void *userdata);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */

@@ -182,6 +182,29 @@ public enum HostAPI {
                 return WHARF_OK
             }
         }
+        api.relay = { first, second, options, callback, userdata in
+            var idleTimeout: TimeAmount?
+            if let options, options.pointee.struct_size >= 8, options.pointee.idle_timeout_ms > 0 {
+                idleTimeout = .milliseconds(Int64(options.pointee.idle_timeout_ms))
+            }
+            let plugin = UnsafeTransfer(userdata)
+            return HostAPI.withStream(first) { a in
+                var partner: IOStreamHandler?
+                let found = LoopContext.withStream(second) { b in
+                    partner = b
+                    return WHARF_OK
+                }
+                guard let b = partner else { return found }
+                return a.startRelay(with: b, idleTimeout: idleTimeout) { outcome in
+                    var result = wharf_relay_result()
+                    result.struct_size = UInt32(MemoryLayout<wharf_relay_result>.size)
+                    result.reason = outcome.reason?.code ?? WHARF_OK
+                    result.bytes_a_to_b = outcome.bytesAToB
+                    result.bytes_b_to_a = outcome.bytesBToA
+                    callback?(plugin.value, &result)
+                }
+            }
+        }
         return api
     }
 }

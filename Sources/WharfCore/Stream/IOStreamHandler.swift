@@ -70,6 +70,8 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     /// Mirrors `channel.isWritable` (updated on writability changes), so demand checks
     /// need not ask the channel on every message.
     private var writable = true
+    /// Set while a relay owns this stream: reads go to the partner, not to the plugin.
+    var relay: Relay?
 
     /// Called once the channel is active and the handle exists (e.g. the plugin's
     /// handle_stream). A nonzero result closes the stream.
@@ -125,6 +127,10 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         socketReadRequested = false
+        if let relay {
+            loop.dispatch { relay.received(Self.unwrapInboundIn(data), from: self) }
+            return
+        }
         machine.receive(Self.unwrapInboundIn(data))
         loop.dispatch { serviceRead() }
     }
@@ -138,7 +144,11 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         if let event = event as? ChannelEvent, event == .inputClosed {
             socketReadRequested = false
             machine.endOfInput()
-            scheduleService()
+            if let relay {
+                loop.dispatch { relay.inputEnded(on: self) }
+            } else {
+                scheduleService()
+            }
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -150,6 +160,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         writable = context.channel.isWritable
+        if let relay { relay.partner(of: self).updateRelayDemand() }
         updateReadDemand()
         context.fireChannelWritabilityChanged()
     }
@@ -161,6 +172,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         case .starting, .open, .closing:
             lifecycle = .closed
             machine.closeReads(reason: nil)
+            if let relay { loop.dispatch { relay.streamClosed(self, reason: machine.closeReason) } }
             // Resolve the pending read first, then the last word; writes that NIO failed
             // while closing were queued before either.
             if machine.pending != nil { scheduleService() }
@@ -185,9 +197,41 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     // MARK: Reading
 
     private func updateReadDemand() {
+        if relay != nil { return updateRelayDemand() }
         guard lifecycle == .open, !socketReadRequested, writable, machine.wantsSocketRead, let context else { return }
         socketReadRequested = true
         context.read()
+    }
+
+    /// Relay mode: read while the partner can take what we read.
+    func updateRelayDemand() {
+        guard let relay, lifecycle == .open, !socketReadRequested, !machine.inputEnded,
+              relay.partner(of: self).writable, let context else { return }
+        socketReadRequested = true
+        context.read()
+    }
+
+    var hasInputEnded: Bool { machine.inputEnded }
+    var hasShutDownOutput: Bool { writesClosed }
+
+    func takeBufferedInput() -> ByteBuffer? { machine.takeAllBuffered() }
+
+    func sendRelayed(_ buffer: ByteBuffer) {
+        guard lifecycle == .open, !writesClosed, let context else { return }
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Hands this stream and `partner` to a relay. Both must be open, on this loop, with no
+    /// read pending and not already relayed.
+    func startRelay(with partner: IOStreamHandler, idleTimeout: TimeAmount?,
+                    onDone: @escaping (RelayResult) -> Void) -> Int32 {
+        guard partner !== self, partner.loop === loop else { return WHARF_E_INVALID }
+        guard lifecycle == .open, partner.lifecycle == .open else { return WHARF_E_CLOSED }
+        guard relay == nil, partner.relay == nil, machine.pending == nil, partner.machine.pending == nil else {
+            return WHARF_E_BUSY
+        }
+        Relay(a: self, b: partner, idleTimeout: idleTimeout, onDone: onDone).start()
+        return WHARF_OK
     }
 
     func startReadUntil(delimiter: UnsafeRawBufferPointer, maxBytes: Int, callback: wharf_read_cb,
@@ -197,6 +241,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func startRead(_ request: ReadRequest, callback: wharf_read_cb, userdata: UnsafeMutableRawPointer?) -> Int32 {
+        if relay != nil { return WHARF_E_BUSY }
         switch machine.startRead(request) {
         case let .rejected(error):
             return error == .busy || lifecycle == .open ? error.code : WHARF_E_CLOSED
@@ -254,6 +299,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     func write(_ bytes: UnsafeRawBufferPointer, callback: wharf_write_cb?, userdata: UnsafeMutableRawPointer?) -> Int32 {
         guard lifecycle == .open, !writesClosed, let context else { return WHARF_E_CLOSED }
+        if relay != nil { return WHARF_E_BUSY }
         let buffer = outboundBuffer(for: bytes, allocator: context.channel.allocator)
         guard let callback else {
             context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
@@ -346,6 +392,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     func notifyClosed() {
         guard lifecycle == .closed, let handle else { return }
         lifecycle = .finished
+        relay = nil // the relay references both streams; this breaks the cycle
         if let callback = readCallback {
             // Unreachable in practice (the read was resolved first); kept as a guarantee.
             let userdata = readUserdata

@@ -138,6 +138,13 @@ public struct IOStreamStateMachine {
         return slice
     }
 
+    /// Everything buffered and not yet delivered (for a relay taking over the stream).
+    public mutating func takeAllBuffered() -> ByteBuffer? {
+        guard pending == nil, let all = buffer, all.readableBytes > 0 else { return nil }
+        buffer = nil
+        return all
+    }
+
     /// Clears a pending read that has failed.
     public mutating func clearPending() {
         pending = nil

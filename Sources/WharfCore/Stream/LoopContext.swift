@@ -50,6 +50,7 @@ public final class LoopContext: @unchecked Sendable {
         case notifyClosed(IOStreamHandler)
         case posted(wharf_post_fn, UnsafeMutableRawPointer?, UInt64)
         case connected(UpstreamConnector.Completion, Result<IOStreamHandler, StreamError>)
+        case relayDone((RelayResult) -> Void, RelayResult)
     }
 
     public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1) {
@@ -207,6 +208,8 @@ public final class LoopContext: @unchecked Sendable {
             let alive = OpaquePointer(bitPattern: UInt(handleBits)).flatMap(stream(for:)) != nil
             function(userdata, alive ? WHARF_OK : WHARF_E_CLOSED)
         case let .connected(completion, result):
+            completion(result)
+        case let .relayDone(completion, result):
             completion(result)
         }
     }

@@ -1,7 +1,8 @@
 /* A minimal forwarder built on connect (ABI 1.1): every accepted stream opens an upstream
- * stream on the same loop and bytes are pumped both ways with the ordinary read/write
- * API. A failed connect is reported to the client as "ERR <reason>\n". Config:
- * {"host": "...", "port": N, "timeout_ms": N}. Test fixture, not a production proxy. */
+ * stream on the same loop. Bytes are pumped both ways with the ordinary read/write API,
+ * or, built with -DVARIANT_RELAY, handed to the host's relay. A failed connect is reported
+ * to the client as "ERR <reason>\n". Config: {"host": "...", "port": N, "timeout_ms": N}
+ * (the relay's idle timeout is timeout_ms too). Test fixture, not a production proxy. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,17 @@ static void on_closed(void *userdata, wharf_stream *stream, int32_t reason) {
     if (p->client == NULL && p->upstream == NULL && !p->connecting) free(p);
 }
 
+#ifdef VARIANT_RELAY
+static void on_relayed(void *userdata, const wharf_relay_result *result) {
+    pair *p = userdata;
+    char line[160];
+    int n = snprintf(line, sizeof line, "relay done: %s, %llu bytes up, %llu bytes down",
+                     p->plugin->host->strerror(result->reason), (unsigned long long)result->bytes_a_to_b,
+                     (unsigned long long)result->bytes_b_to_a);
+    p->plugin->host->log(NULL, WHARF_LOG_INFO, line, (size_t)n);
+}
+#endif
+
 static void on_connected(void *userdata, int32_t status, wharf_stream *upstream) {
     pair *p = userdata;
     const wharf_host_api *host = p->plugin->host;
@@ -71,8 +83,13 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream)
         host->close(upstream);
         return;
     }
+#ifdef VARIANT_RELAY
+    wharf_relay_options relay = {.struct_size = sizeof relay, .idle_timeout_ms = p->plugin->timeout_ms};
+    if (host->relay(p->client, upstream, &relay, on_relayed, p) != WHARF_OK) host->abort(upstream);
+#else
     pump(p, p->client);
     pump(p, upstream);
+#endif
 }
 
 static int32_t forward_init(const wharf_host_api *host, const wharf_init_args *args, void **out, char *error,

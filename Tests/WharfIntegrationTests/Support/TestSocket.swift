@@ -1,7 +1,8 @@
 import Foundation
 
 /// A blocking loopback TCP client with a receive timeout, so every test loop is bounded.
-final class TestSocket {
+/// The fd is immutable; one thread may send while another receives, as with any socket.
+final class TestSocket: @unchecked Sendable {
     let fd: Int32
 
     init(port: Int, timeout: TimeInterval = 10) throws {

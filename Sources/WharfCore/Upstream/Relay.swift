@@ -1,0 +1,104 @@
+import CWharf
+import NIOCore
+
+/// The outcome of a relay, as `wharf_relay_result` reports it.
+public struct RelayResult: Sendable, Equatable {
+    public var reason: StreamError?
+    public var bytesAToB: UInt64
+    public var bytesBToA: UInt64
+}
+
+/// Two streams on one loop pumping into each other, with the plugin out of the data path
+/// (the host side of `wharf_host_api.relay`).
+///
+/// - Zero copy: a received buffer is written to the partner as is.
+/// - Backpressure both ways: a side's socket is read only while its partner can take
+///   writes, so a slow reader throttles the other peer through TCP, and memory per pair
+///   stays bounded by the write high-water mark plus one read.
+/// - Half-close: a FIN from one peer becomes a shutdown of the partner's output; the relay
+///   ends when both directions have ended, on a socket error, a close by the plugin, or
+///   `idleTimeout` with no byte in either direction.
+final class Relay {
+    let a: IOStreamHandler
+    let b: IOStreamHandler
+    private let idleTimeout: TimeAmount?
+    private let onDone: (RelayResult) -> Void
+    private var bytesAToB: UInt64 = 0
+    private var bytesBToA: UInt64 = 0
+    private var aEnded = false
+    private var bEnded = false
+    private var finished = false
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
+
+    init(a: IOStreamHandler, b: IOStreamHandler, idleTimeout: TimeAmount?, onDone: @escaping (RelayResult) -> Void) {
+        self.a = a
+        self.b = b
+        self.idleTimeout = idleTimeout
+        self.onDone = onDone
+    }
+
+    func partner(of stream: IOStreamHandler) -> IOStreamHandler { stream === a ? b : a }
+
+    /// Takes over both streams: bytes they had buffered but not delivered go first.
+    func start() {
+        a.relay = self
+        b.relay = self
+        for stream in [a, b] {
+            if let pending = stream.takeBufferedInput() { received(pending, from: stream) }
+            if stream.hasInputEnded { inputEnded(on: stream) }
+        }
+        a.updateRelayDemand()
+        b.updateRelayDemand()
+        scheduleIdleCheck()
+    }
+
+    func received(_ buffer: ByteBuffer, from stream: IOStreamHandler) {
+        guard !finished else { return }
+        let count = UInt64(buffer.readableBytes)
+        if stream === a { bytesAToB += count } else { bytesBToA += count }
+        lastActivity = .now()
+        partner(of: stream).sendRelayed(buffer)
+    }
+
+    func inputEnded(on stream: IOStreamHandler) {
+        guard !finished else { return }
+        if stream === a { aEnded = true } else { bEnded = true }
+        _ = partner(of: stream).shutdownWrite()
+        if aEnded && bEnded { finish(reason: nil) }
+    }
+
+    /// A stream closed (error, peer reset, or the plugin's close) before both directions
+    /// ended: the relay is over, and the other side is closed too.
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+        // A clean close of a stream whose output we had shut down is its peer's FIN: NIO may
+        // report the channel closed before (or instead of) the input-closed event.
+        if reason == nil, stream.hasShutDownOutput, !finished {
+            inputEnded(on: stream)
+        }
+        finish(reason: reason ?? (aEnded && bEnded ? nil : .closed))
+    }
+
+    private func finish(reason: StreamError?) {
+        guard !finished else { return }
+        finished = true
+        idleTimer?.cancel()
+        idleTimer = nil
+        a.loop.enqueue(.relayDone(onDone, RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)))
+        let graceful = reason == nil || reason == .closed
+        a.close(reason: reason, graceful: graceful)
+        b.close(reason: reason, graceful: graceful)
+    }
+
+    private func scheduleIdleCheck() {
+        guard let idleTimeout, !finished else { return }
+        let deadline = lastActivity + idleTimeout
+        idleTimer = a.loop.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            if NIODeadline.now() >= self.lastActivity + idleTimeout {
+                self.a.loop.dispatch { self.finish(reason: .timedOut) }
+            } else {
+                self.scheduleIdleCheck()
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+
+/// The host-side relay (ABI 1.1), through the forwarding fixture built with VARIANT_RELAY.
+@Suite struct RelayTests {
+    func startRelay(to port: Int, idleMs: Int = 5000) throws -> RunningWharf {
+        let library = try FixturePlugins.build("relay_forward", source: "forward", define: "VARIANT_RELAY")
+        let plugins = "  fixture: {path: \(library), config: {host: \"127.0.0.1\", port: \(port), timeout_ms: \(idleMs)}}\n"
+        return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"]))
+    }
+
+    func echoBackend(maxBytes: Int = 1 << 26) throws -> RunningWharf {
+        try RunningWharf(config: gatewayConfig(plugins: "  echo: {path: echo, config: {max_bytes: \(maxBytes)}}\n",
+                                               listeners: ["echo"]))
+    }
+
+    /// Waits (bounded) until `text` shows up in the process's log.
+    func waitForLog(_ wharf: RunningWharf, _ text: String, seconds: TimeInterval = 10) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if wharf.stderr.contains(text) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    @Test func movesLargeDataBothWaysIntact() throws {
+        let backend = try echoBackend()
+        let front = try startRelay(to: try backend.port("echo"))
+        let client = try TestSocket(port: try front.port("fixture"))
+        var payload = [UInt8](repeating: 0, count: 8 << 20)
+        var seed: UInt32 = 12345
+        for index in payload.indices {
+            seed = seed &* 1_103_515_245 &+ 12345
+            let byte = UInt8(truncatingIfNeeded: seed >> 16)
+            payload[index] = byte == 10 ? 11 : byte
+        }
+        payload[payload.count - 1] = 10
+        let outgoing = payload
+        let sender = Thread { try? client.send(outgoing) }
+        sender.start()
+        #expect(try client.receive(count: payload.count) == payload)
+        try client.send("x\n")
+        #expect(try client.receiveString(count: 2) == "x\n", "one byte after 8 MiB")
+    }
+
+    @Test func halfCloseIsPropagatedAndEveryReplyArrives() throws {
+        let backend = try echoBackend()
+        let front = try startRelay(to: try backend.port("echo"))
+        let client = try TestSocket(port: try front.port("fixture"))
+        try client.send("first\nsecond\n")
+        client.shutdownWrite()
+        let (received, reset) = try client.receiveUntilClose()
+        #expect(String(decoding: received, as: UTF8.self) == "first\nsecond\n")
+        #expect(!reset)
+        #expect(waitForLog(front, "relay done: success, 13 bytes up, 13 bytes down"))
+    }
+
+    @Test func aSlowReaderThrottlesTheSenderInsteadOfGrowingMemory() throws {
+        // The upstream is a listener that never accepts or reads: everything the client
+        // sends must back up into the client's own socket, not into Wharf's memory.
+        let sink = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(sink) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(sink, pointer, length)
+                listen(sink, 8)
+                return getsockname(sink, pointer, &length)
+            }
+        }
+        let front = try startRelay(to: Int(UInt16(bigEndian: address.sin_port)))
+        let client = try TestSocket(port: try front.port("fixture"))
+        usleep(200_000)
+        let rssBefore = try residentKB(front.process.processIdentifier)
+        _ = fcntl(client.fd, F_SETFL, fcntl(client.fd, F_GETFL) | O_NONBLOCK)
+        let chunk = [UInt8](repeating: 65, count: 65536)
+        var sent = 0
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline, sent < 512 << 20 {
+            let n = chunk.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n } else { usleep(5_000) }
+        }
+        let growth = try residentKB(front.process.processIdentifier) - rssBefore
+        #expect(sent < 64 << 20, "the sender was throttled (it got \(sent >> 20) MiB out)")
+        #expect(growth < 16 << 10, "Wharf's memory stayed bounded (grew \(growth) KB)")
+    }
+
+    @Test func idleRelaysEnd() throws {
+        let backend = try echoBackend()
+        let front = try startRelay(to: try backend.port("echo"), idleMs: 300)
+        let client = try TestSocket(port: try front.port("fixture"))
+        try client.send("ping\n")
+        #expect(try client.receiveString(count: 5) == "ping\n")
+        let started = Date()
+        #expect(client.isClosedByPeer())
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(waitForLog(front, "relay done: timed out, 5 bytes up, 5 bytes down"))
+    }
+
+    func residentKB(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+}

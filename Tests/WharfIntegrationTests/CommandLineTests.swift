@@ -40,24 +40,13 @@ import Testing
     }
 
     @Test func portInUseIsAClearRuntimeError() throws {
-        let blocker = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(blocker) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(blocker, pointer, length)
-                listen(blocker, 1)
-                return getsockname(blocker, pointer, &length)
-            }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let blocker = LoopbackPort(listen: 1)
+        let port = blocker.port
         let config = "plugins: {e: {path: echo}}\nlisteners:\n  - {address: 127.0.0.1, port: \(port), plugin: e}\n"
         let (result, _) = try runWithConfig(config)
         #expect(result.status == 1)
         #expect(result.stderr.contains("cannot listen on 127.0.0.1:\(port): address already in use"))
+        withExtendedLifetime(blocker) {}
     }
 
     @Test func checkValidatesTheEmbeddedDefault() throws {

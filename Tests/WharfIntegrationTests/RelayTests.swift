@@ -59,20 +59,8 @@ import Testing
     @Test func aSlowReaderThrottlesTheSenderInsteadOfGrowingMemory() throws {
         // The upstream is a listener that never accepts or reads: everything the client
         // sends must back up into the client's own socket, not into Wharf's memory.
-        let sink = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(sink) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(sink, pointer, length)
-                listen(sink, 8)
-                return getsockname(sink, pointer, &length)
-            }
-        }
-        let front = try startRelay(to: Int(UInt16(bigEndian: address.sin_port)))
+        let sink = LoopbackPort(listen: 8)
+        let front = try startRelay(to: sink.port)
         let client = try TestSocket(port: try front.port("fixture"))
         usleep(200_000)
         let rssBefore = try residentKB(front.process.processIdentifier)
@@ -87,6 +75,7 @@ import Testing
         let growth = try residentKB(front.process.processIdentifier) - rssBefore
         #expect(sent < 64 << 20, "the sender was throttled (it got \(sent >> 20) MiB out)")
         #expect(growth < 16 << 10, "Wharf's memory stayed bounded (grew \(growth) KB)")
+        withExtendedLifetime(sink) {}
     }
 
     @Test func idleRelaysEnd() throws {

@@ -9,23 +9,6 @@ import Testing
         return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"], extra: "workers: 2\n"))
     }
 
-    /// A port nothing listens on: bound, read back, closed.
-    func closedPort() throws -> Int {
-        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(probe) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(probe, pointer, length)
-                return getsockname(probe, pointer, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func upstreamStreamsHaveTheSameAPI() throws {
         let backend = try RunningWharf(config: gatewayConfig(plugins: "  echo: {path: echo, config: {max_bytes: 1048576}}\n",
                                                              listeners: ["echo"]))
@@ -50,7 +33,7 @@ import Testing
     }
 
     @Test func refusedConnectIsReportedAsRefused() throws {
-        let front = try startForward(to: "127.0.0.1", port: try closedPort())
+        let front = try startForward(to: "127.0.0.1", port: LoopbackPort.unused())
         let client = try TestSocket(port: try front.port("fixture"))
         #expect(String(decoding: try client.receiveUntilClose().bytes, as: UTF8.self) == "ERR connection refused\n")
     }
@@ -63,27 +46,15 @@ import Testing
 
     @Test func silentUpstreamTimesOut() throws {
         // A listener whose accept queue is full drops further SYNs: connects hang.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(listener, pointer, length)
-                listen(listener, 0)
-                return getsockname(listener, pointer, &length)
-            }
-        }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let listener = LoopbackPort(listen: 0)
+        let port = listener.port
         let filler = try TestSocket(port: port)
         let started = Date()
         let front = try startForward(to: "127.0.0.1", port: port, timeoutMs: 400)
         let client = try TestSocket(port: try front.port("fixture"))
         #expect(String(decoding: try client.receiveUntilClose().bytes, as: UTF8.self) == "ERR timed out\n")
         #expect(Date().timeIntervalSince(started) < 8)
-        withExtendedLifetime(filler) {}
+        withExtendedLifetime((listener, filler)) {}
     }
 
     @Test func theInteractiveClientTalksToTheSeedServices() throws {
@@ -103,7 +74,7 @@ import Testing
                                    "--separator", "\\r\\n\\r\\n"], stdin: "ciao luca\nQUIT\nafter\n")
         #expect(pulsar.stdout == "ciao luca\r\n\r\nQUIT\r\n\r\n")
 
-        let refused = try runWharf(["client", "127.0.0.1", "\(try closedPort())"])
+        let refused = try runWharf(["client", "127.0.0.1", "\(LoopbackPort.unused())"])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("connection refused"))
     }

@@ -80,3 +80,33 @@ final class TestSocket: @unchecked Sendable {
         (try? receiveUntilClose()) != nil
     }
 }
+
+/// A socket bound to 127.0.0.1 on a free port, listening if `backlog` is given (it never
+/// accepts: the kernel completes handshakes into the queue until it is full). Closed on
+/// release.
+final class LoopbackPort {
+    let fd: Int32
+    let port: Int
+
+    init(listen backlog: Int32? = nil) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.fd = fd
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length)
+                if let backlog { listen(fd, backlog) }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    /// A port nothing listens on (bound, read back, released).
+    static func unused() -> Int { LoopbackPort().port }
+}

@@ -128,9 +128,9 @@ public final class Gateway: @unchecked Sendable {
             if liveStreamCount() == 0 { break }
             usleep(50_000)
         } while NIODeadline.now() < graceEnds
-        if liveStreamCount() > 0 {
-            logger.info("closing connections still open after the grace period", metadata: [
-                "open": "\(liveStreamCount())"])
+        let stillOpen = liveStreamCount()
+        if stillOpen > 0 {
+            logger.info("closing connections still open after the grace period", metadata: ["open": "\(stillOpen)"])
             forEachStream { $0.close(reason: .shuttingDown, graceful: false) }
             waitForStreams(until: .now() + .seconds(2))
         }

@@ -224,24 +224,16 @@ final class Waker: Sendable {
             function(userdata, WHARF_E_SHUTDOWN)
             return
         }
-        let work = PostedWork(function: function, userdata: userdata, loopID: loop.id, handleBits: handleBits)
-        loop.eventLoop.execute { work.run() }
+        let work = PostedWork(function: function, userdata: userdata, loop: loop, handleBits: handleBits)
+        loop.eventLoop.execute { work.loop.enqueue(.posted(work.function, work.userdata, work.handleBits)) }
     }
 
     /// Crosses threads by value; the plugin owns what `userdata` points to.
     private struct PostedWork: @unchecked Sendable {
         let function: wharf_post_fn
         let userdata: UnsafeMutableRawPointer?
-        let loopID: UInt64
+        let loop: LoopContext
         let handleBits: UInt64
-
-        func run() {
-            guard let loop = LoopRegistry.lookup(loopID) else {
-                function(userdata, WHARF_E_SHUTDOWN)
-                return
-            }
-            loop.enqueue(.posted(function, userdata, handleBits))
-        }
     }
 }
 

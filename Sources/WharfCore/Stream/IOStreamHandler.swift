@@ -160,7 +160,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         writable = context.channel.isWritable
-        if let relay { relay.partner(of: self).updateRelayDemand() }
+        if let relay { relay.partner(of: self).updateReadDemand() }
         updateReadDemand()
         context.fireChannelWritabilityChanged()
     }
@@ -196,17 +196,16 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     // MARK: Reading
 
-    private func updateReadDemand() {
-        if relay != nil { return updateRelayDemand() }
-        guard lifecycle == .open, !socketReadRequested, writable, machine.wantsSocketRead, let context else { return }
-        socketReadRequested = true
-        context.read()
-    }
-
-    /// Relay mode: read while the partner can take what we read.
-    func updateRelayDemand() {
-        guard let relay, lifecycle == .open, !socketReadRequested, !machine.inputEnded,
-              relay.partner(of: self).writable, let context else { return }
+    /// Asks the socket for data when it is wanted: by the state machine (and while our own
+    /// output is not backed up), or, when relayed, while the partner can take what we read.
+    func updateReadDemand() {
+        guard lifecycle == .open, !socketReadRequested, let context else { return }
+        let wanted = if let relay {
+            !machine.inputEnded && relay.partner(of: self).writable
+        } else {
+            writable && machine.wantsSocketRead
+        }
+        guard wanted else { return }
         socketReadRequested = true
         context.read()
     }

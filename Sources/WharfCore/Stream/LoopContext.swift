@@ -49,8 +49,8 @@ public final class LoopContext: @unchecked Sendable {
         case writeDone(IOStreamHandler, wharf_write_cb, UnsafeMutableRawPointer?, Int32)
         case notifyClosed(IOStreamHandler)
         case posted(wharf_post_fn, UnsafeMutableRawPointer?, UInt64)
-        case connected(UpstreamConnector.Completion, Result<IOStreamHandler, StreamError>)
-        case relayDone((RelayResult) -> Void, RelayResult)
+        /// A one-off completion (connect, relay end): rare enough to be a closure.
+        case completion(() -> Void)
     }
 
     public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1) {
@@ -64,12 +64,6 @@ public final class LoopContext: @unchecked Sendable {
 
     /// Called before the loop shuts down; see `stopped`.
     func markStopped() { stopped.store(true, ordering: .releasing) }
-
-    /// Frees the registry entry. Only for contexts whose loop is gone (tests); handles
-    /// into this context then resolve to "dead".
-    public func retire() {
-        LoopRegistry.unregister(id)
-    }
 
     /// Process-unique stream ids without a shared counter: the loop's registry id in the
     /// top bits, a per-loop count below.
@@ -207,16 +201,14 @@ public final class LoopContext: @unchecked Sendable {
         case let .posted(function, userdata, handleBits):
             let alive = OpaquePointer(bitPattern: UInt(handleBits)).flatMap(stream(for:)) != nil
             function(userdata, alive ? WHARF_OK : WHARF_E_CLOSED)
-        case let .connected(completion, result):
-            completion(result)
-        case let .relayDone(completion, result):
-            completion(result)
+        case let .completion(body):
+            body()
         }
     }
 }
 
 /// Maps the top 16 bits of a handle to its loop. Entries are written once, before any
-/// handle naming them exists, and never reused, so readers need no lock.
+/// handle naming them exists, and never removed, so readers need no lock.
 enum LoopRegistry {
     private static let capacity = 1 << 16
     nonisolated(unsafe) private static let entries: UnsafeMutablePointer<Unmanaged<LoopContext>?> = {
@@ -234,16 +226,6 @@ enum LoopRegistry {
         }
         entries[Int(id)] = Unmanaged.passRetained(loop)
         return id
-    }
-
-    static func unregister(_ id: UInt64) {
-        guard id > 0, id < UInt64(capacity), let entry = entries[Int(id)] else { return }
-        entries[Int(id)] = nil
-        entry.release()
-    }
-
-    static func lookup(_ id: UInt64) -> LoopContext? {
-        entry(id)?.takeUnretainedValue()
     }
 
     static func entry(_ id: UInt64) -> Unmanaged<LoopContext>? {

@@ -48,8 +48,8 @@ final class Relay {
             if let pending = stream.takeBufferedInput() { received(pending, from: stream) }
             if stream.hasInputEnded { inputEnded(on: stream) }
         }
-        a.updateRelayDemand()
-        b.updateRelayDemand()
+        a.updateReadDemand()
+        b.updateReadDemand()
         scheduleIdleCheck()
     }
 
@@ -84,7 +84,8 @@ final class Relay {
         finished = true
         idleTimer?.cancel()
         idleTimer = nil
-        a.loop.enqueue(.relayDone(onDone, RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)))
+        let result = RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)
+        a.loop.enqueue(.completion { [onDone] in onDone(result) })
         let graceful = reason == nil || reason == .closed
         a.close(reason: reason, graceful: graceful)
         b.close(reason: reason, graceful: graceful)

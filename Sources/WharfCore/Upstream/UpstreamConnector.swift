@@ -58,7 +58,7 @@ public enum UpstreamConnector {
                     try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
                     let handler = IOStreamHandler(loop: loop, options: streamOptions, streamID: loop.nextStreamID(),
                                                   isClient: true, onOpen: { stream in
-                                                      loop.enqueue(.connected(done.value, .success(stream)))
+                                                      loop.enqueue(.completion { done.value(.success(stream)) })
                                                       return WHARF_OK
                                                   })
                     try channel.pipeline.syncOperations.addHandler(handler)
@@ -66,7 +66,8 @@ public enum UpstreamConnector {
             }
         if let source = options.sourceAddress { bootstrap = bootstrap.bind(to: source) }
         bootstrap.connect(host: host, port: port).assumeIsolated().whenFailure { error in
-            loop.enqueue(.connected(done.value, .failure(classify(error))))
+            let failure = classify(error)
+            loop.enqueue(.completion { done.value(.failure(failure)) })
         }
     }
 

@@ -3,7 +3,7 @@ import PackageDescription
 
 /// Example plugins are plain C compiled as shared libraries (`lib<name>.so`), beside the `wharf`
 /// executable. They import only `include/wharf.h`; nothing of the host.
-let pluginNames = ["echo", "reverse", "separator_echo"]
+let pluginNames = ["echo", "reverse", "separator_echo", "proxy"]
 
 let strictC: [CSetting] = [
     .headerSearchPath("../common"),
@@ -18,6 +18,7 @@ let package = Package(
     ] + pluginNames.map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -32,6 +33,8 @@ let package = Package(
                 "CWharf",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],

@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.1 (1.0 plus connect and relay).
+ * wharf.h — the Wharf plugin ABI, version 1.2 (1.0; 1.1 added connect and relay; 1.2 TLS).
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -79,7 +79,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 1 /* 1.1: connect (outgoing streams) and relay */
+#define WHARF_ABI_MINOR 2 /* 1.1: connect (outgoing streams) and relay; 1.2: TLS, PROXY protocol facts */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -111,6 +111,7 @@ extern "C" {
 #define WHARF_E_REFUSED (-13)     /* connect: the peer refused (no one listening) */
 #define WHARF_E_RESOLVE (-14)     /* connect: the host name did not resolve */
 #define WHARF_E_UNREACHABLE (-15) /* connect: no route to the host or network */
+#define WHARF_E_TLS (-16)         /* TLS handshake failed (the host logs the reason) [1.2] */
 
 /* ---- Log levels (for wharf_host_api.log) ------------------------------------------------ */
 #define WHARF_LOG_TRACE 0
@@ -157,6 +158,10 @@ typedef void (*wharf_post_fn)(void *userdata, int32_t status);
  * WHARF_E_SHUTDOWN. [ABI 1.1] */
 typedef void (*wharf_connect_cb)(void *userdata, int32_t status, wharf_stream *upstream);
 
+/* start_tls finished: WHARF_OK once the handshake is done (get_info shows its facts), or
+ * WHARF_E_TLS / WHARF_E_TIMEOUT / WHARF_E_CLOSED; on failure the stream is closing. [1.2] */
+typedef void (*wharf_tls_cb)(void *userdata, wharf_stream *stream, int32_t status);
+
 /* Destructor for a stream context (set_context). Runs on the stream's loop, once. */
 typedef void (*wharf_context_free_fn)(void *context);
 
@@ -175,7 +180,33 @@ typedef struct wharf_stream_info {
     int32_t local_family;
     uint32_t local_port;
     char local_address[WHARF_ADDR_TEXT_MAX];
+    /* ---- ABI 1.2 ---- */
+    uint32_t proxied;          /* 1: peer_* and local_* come from a PROXY protocol header
+                                * (listener proxy_protocol: accept), not from the socket */
+    uint32_t tls_version;      /* 0: plain TCP; else the negotiated version: 0x0303 TLS 1.2,
+                                * 0x0304 TLS 1.3 */
+    char tls_server_name[256]; /* the SNI name the client asked for ("" if none); for an
+                                * outgoing stream, the name Wharf sent */
+    char tls_alpn[64];         /* the negotiated ALPN protocol, "" if none */
+    char tls_peer_subject[512];/* the peer certificate's verified subject, e.g.
+                                * "CN=alice,O=Example" ("" if the peer sent none) */
 } wharf_stream_info;
+
+/* ---- TLS for outgoing streams [ABI 1.2] ----------------------------------------------
+ * Zero-initialised, this verifies the server against the system roots and the name given
+ * to connect (the safe default). Strings are NUL-terminated and copied by the host before
+ * connect/start_tls returns. The host caches the TLS context per distinct options, so
+ * files are read once, not per connection. */
+typedef struct wharf_tls_client_options {
+    uint32_t struct_size;         /* sizeof(wharf_tls_client_options) */
+    int32_t insecure_no_verify;   /* nonzero: accept any certificate (tests only) */
+    const char *ca_file;          /* PEM roots to verify against; NULL: the system roots */
+    const char *server_name;      /* SNI and the name verified; NULL: connect's host (no SNI
+                                   * is sent for an IP address) */
+    const char *alpn;             /* protocols to offer, comma-separated ("h2,http/1.1"); NULL: none */
+    const char *certificate_file; /* client certificate chain (PEM) for mutual TLS, or NULL */
+    const char *key_file;         /* its private key (PEM); required with certificate_file */
+} wharf_tls_client_options;
 
 /* ---- Outgoing connections [ABI 1.1] -------------------------------------------------- */
 typedef struct wharf_connect_options {
@@ -185,6 +216,10 @@ typedef struct wharf_connect_options {
     uint32_t source_port;       /* bind to this local port first (0: any) */
     const char *source_address; /* bind to this local IP first (NUL-terminated), or NULL */
     uint64_t max_buffer_size;   /* read buffer cap for the new stream; 0: the origin's */
+    /* ---- ABI 1.2 ---- */
+    const wharf_tls_client_options *tls; /* non-NULL: TLS after connecting, inside the same
+                                          * timeout; a failed handshake completes the connect
+                                          * with WHARF_E_TLS */
 } wharf_connect_options;
 
 /* ---- Host-side relay [ABI 1.1] ------------------------------------------------------- */
@@ -379,6 +414,22 @@ typedef struct wharf_host_api {
      * WHARF_E_WRONG_THREAD (called off a's loop, or b lives on another loop). */
     int32_t (*relay)(wharf_stream *a, wharf_stream *b, const wharf_relay_options *options, wharf_relay_cb cb,
                      void *userdata);
+
+    /* ---- ABI 1.2 ---- */
+
+    /* [loop] Upgrade a plain stream to TLS in place (STARTTLS-style protocols), as Tornado's
+     * IOStream.start_tls. The stream must be idle: no pending read, nothing buffered unread,
+     * no unsent writes (write the "go ahead" reply and wait for its callback first), not
+     * relayed. An accepted stream becomes the TLS server with its listener's `tls:`
+     * settings (`client_options` must be NULL; the listener needs `tls: {starttls: true}`);
+     * an outgoing stream becomes the TLS client with `client_options` (NULL: defaults).
+     * The handshake is bounded by the listener's handshake_timeout_ms (outgoing: 10 s).
+     * `cb` is called exactly once. Errors: WHARF_E_BUSY (not idle), WHARF_E_UNSUPPORTED
+     * (the listener has no tls or it is already TLS), WHARF_E_INVALID (cb NULL, or bad
+     * client options: unreadable file, key without certificate; the host logs why),
+     * WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. */
+    int32_t (*start_tls)(wharf_stream *stream, const wharf_tls_client_options *client_options, wharf_tls_cb cb,
+                         void *userdata);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */

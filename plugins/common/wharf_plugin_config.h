@@ -2,9 +2,10 @@
  * wharf_plugin_config.h — reading a plugin's JSON config (wharf_init_args.config_json).
  *
  * A convenience for the example plugins, not part of the ABI: header-only, C11, no
- * allocation. It reads the top level of a JSON object (what Wharf passes to init):
- * integers, booleans, strings (with JSON escapes decoded to UTF-8), and it rejects unknown
- * keys so a typo in the config fails loudly instead of being ignored.
+ * allocation. It reads a JSON object (what Wharf passes to init): integers, booleans,
+ * strings (with JSON escapes decoded to UTF-8), arrays and nested objects (walk them with
+ * wharf_json_each_element / wharf_json_each_member), and it rejects unknown keys so a typo
+ * in the config fails loudly instead of being ignored.
  *
  * Every function returns WHARF_CONFIG_FOUND (1), WHARF_CONFIG_ABSENT (0) or
  * WHARF_CONFIG_BAD (-1, with a message in the caller's buffer).
@@ -196,23 +197,19 @@ static inline size_t wharf_json_utf8(uint32_t code, char *out) {
     return 4;
 }
 
-/* A string, JSON escapes decoded, into out[capacity] (NUL-terminated; may contain NULs,
- * so the decoded length goes to *out_len). */
-static inline int wharf_config_string(const char *json, size_t len, const char *key, char *out, size_t capacity,
-                                      size_t *out_len, char *error, size_t error_len) {
-    size_t value_len = 0;
-    const char *value = wharf_json_find(json, len, key, &value_len);
-    if (value == NULL) return WHARF_CONFIG_ABSENT;
-    if (value_len < 2 || value[0] != '"') {
-        snprintf(error, error_len, "config key '%s': expected a string", key);
-        return WHARF_CONFIG_BAD;
-    }
+/* Decodes one JSON string value (the text including its quotes) into out[capacity],
+ * NUL-terminated; the decoded length (NULs allowed) goes to *out_len. 0 on success, -1 if
+ * it is not a string or has a bad escape, -2 if it does not fit. */
+static inline int wharf_json_decode_string(const char *value, size_t value_len, char *out, size_t capacity,
+                                           size_t *out_len) {
+    if (value_len < 2 || value[0] != '"' || value[value_len - 1] != '"' || capacity == 0) return -1;
     size_t n = 0;
     for (size_t i = 1; i + 1 < value_len; i++) {
         char piece[4];
         size_t piece_len = 1;
         piece[0] = value[i];
-        if (value[i] == '\\' && i + 2 < value_len) {
+        if (value[i] == '\\') {
+            if (i + 2 >= value_len) return -1;
             char e = value[++i];
             switch (e) {
             case 'n': piece[0] = '\n'; break;
@@ -222,14 +219,14 @@ static inline int wharf_config_string(const char *json, size_t len, const char *
             case 'f': piece[0] = '\f'; break;
             case 'u': {
                 uint32_t code = 0;
-                if (i + 4 >= value_len) goto bad;
+                if (i + 4 >= value_len) return -1;
                 for (int k = 0; k < 4; k++) {
                     char h = value[++i];
                     code <<= 4;
                     if (h >= '0' && h <= '9') code |= (uint32_t)(h - '0');
                     else if (h >= 'a' && h <= 'f') code |= (uint32_t)(h - 'a' + 10);
                     else if (h >= 'A' && h <= 'F') code |= (uint32_t)(h - 'A' + 10);
-                    else goto bad;
+                    else return -1;
                 }
                 piece_len = wharf_json_utf8(code, piece);
                 break;
@@ -237,19 +234,63 @@ static inline int wharf_config_string(const char *json, size_t len, const char *
             default: piece[0] = e; break;
             }
         }
-        if (n + piece_len >= capacity) {
-            snprintf(error, error_len, "config key '%s': longer than %zu bytes", key, capacity - 1);
-            return WHARF_CONFIG_BAD;
-        }
+        if (n + piece_len >= capacity) return -2;
         memcpy(out + n, piece, piece_len);
         n += piece_len;
     }
     out[n] = '\0';
     *out_len = n;
-    return WHARF_CONFIG_FOUND;
-bad:
-    snprintf(error, error_len, "config key '%s': bad escape in string", key);
+    return 0;
+}
+
+/* A string, JSON escapes decoded, into out[capacity] (NUL-terminated; may contain NULs,
+ * so the decoded length goes to *out_len). */
+static inline int wharf_config_string(const char *json, size_t len, const char *key, char *out, size_t capacity,
+                                      size_t *out_len, char *error, size_t error_len) {
+    size_t value_len = 0;
+    const char *value = wharf_json_find(json, len, key, &value_len);
+    if (value == NULL) return WHARF_CONFIG_ABSENT;
+    switch (wharf_json_decode_string(value, value_len, out, capacity, out_len)) {
+    case 0: return WHARF_CONFIG_FOUND;
+    case -2: snprintf(error, error_len, "config key '%s': longer than %zu bytes", key, capacity - 1); break;
+    default: snprintf(error, error_len, "config key '%s': expected a string", key); break;
+    }
     return WHARF_CONFIG_BAD;
+}
+
+/* true or false. */
+static inline int wharf_config_bool(const char *json, size_t len, const char *key, int *out, char *error,
+                                    size_t error_len) {
+    size_t value_len = 0;
+    const char *value = wharf_json_find(json, len, key, &value_len);
+    if (value == NULL) return WHARF_CONFIG_ABSENT;
+    if (value_len == 4 && memcmp(value, "true", 4) == 0) { *out = 1; return WHARF_CONFIG_FOUND; }
+    if (value_len == 5 && memcmp(value, "false", 5) == 0) { *out = 0; return WHARF_CONFIG_FOUND; }
+    snprintf(error, error_len, "config key '%s': expected true or false", key);
+    return WHARF_CONFIG_BAD;
+}
+
+/* Calls visit(value, value_len, index, ctx) for each element of the JSON array `array`;
+ * stops and returns the visitor's nonzero result, or -1 if the text is not an array. */
+static inline int wharf_json_each_element(const char *array, size_t len,
+                                          int (*visit)(const char *, size_t, size_t, void *), void *ctx) {
+    wharf_json_cursor c = {array, array + len};
+    wharf_json_skip_space(&c);
+    if (c.p >= c.end || *c.p != '[') return -1;
+    c.p++;
+    wharf_json_skip_space(&c);
+    if (c.p < c.end && *c.p == ']') return 0;
+    for (size_t index = 0;; index++) {
+        wharf_json_skip_space(&c);
+        const char *value = c.p;
+        if (wharf_json_skip_value(&c, 1) != 0) return -1;
+        int result = visit(value, (size_t)(c.p - value), index, ctx);
+        if (result != 0) return result;
+        wharf_json_skip_space(&c);
+        if (c.p < c.end && *c.p == ',') { c.p++; continue; }
+        if (c.p < c.end && *c.p == ']') return 0;
+        return -1;
+    }
 }
 
 #endif /* WHARF_PLUGIN_CONFIG_H */

@@ -14,7 +14,8 @@ public enum ConfigLoader {
     static let topLevelKeys = ["workers", "plugin_dirs", "plugins", "listeners", "shutdown_grace_ms", "log_level"]
     static let pluginKeys = ["path", "config"]
     static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
-                               "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms"]
+                               "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
+                               "proxy_protocol", "tls", "handshake_timeout_ms"]
 
     public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
         let text: String
@@ -51,7 +52,8 @@ public enum ConfigLoader {
         guard let pluginsNode else { throw reader.fail(root, "", "missing required key 'plugins'") }
         guard let listenersNode else { throw reader.fail(root, "", "missing required key 'listeners'") }
         config.plugins = try parsePlugins(pluginsNode, reader: reader)
-        config.listeners = try parseListeners(listenersNode, reader: reader, plugins: config.plugins)
+        config.listeners = try parseListeners(listenersNode, reader: reader, plugins: config.plugins,
+                                              baseDirectory: baseDirectory)
         return config
     }
 
@@ -82,8 +84,8 @@ public enum ConfigLoader {
         return plugins
     }
 
-    private static func parseListeners(_ node: Node, reader: YAMLReader,
-                                       plugins: [PluginInstanceConfig]) throws(ConfigError) -> [ListenerConfig] {
+    private static func parseListeners(_ node: Node, reader: YAMLReader, plugins: [PluginInstanceConfig],
+                                       baseDirectory: String) throws(ConfigError) -> [ListenerConfig] {
         guard case let .sequence(sequence) = node else {
             throw reader.fail(node, "listeners", "expected a list of listeners, got \(reader.describe(node))")
         }
@@ -95,7 +97,8 @@ public enum ConfigLoader {
             var listener = ListenerConfig(name: nil, address: "0.0.0.0", port: -1, plugin: "", backlog: 128,
                                           reusePort: false, tcpNoDelay: true, maxBufferSize: 104_857_600,
                                           readChunkSize: 65536, fixedReadChunks: false,
-                                          closeLingerMilliseconds: 10_000,
+                                          closeLingerMilliseconds: 10_000, proxyProtocolAccept: false,
+                                          handshakeTimeoutMilliseconds: 10_000, tls: nil,
                                           location: reader.location(of: item))
             var pluginNode: Node?
             for (key, value) in try reader.mapping(item, path, allowed: listenerKeys) {
@@ -114,6 +117,16 @@ public enum ConfigLoader {
                 case "max_buffer_size": listener.maxBufferSize = try reader.int(value, keyPath, in: 2...(1 << 40))
                 case "read_chunk_size": listener.readChunkSize = try reader.int(value, keyPath, in: 1...(16 << 20))
                 case "fixed_read_chunks": listener.fixedReadChunks = try reader.bool(value, keyPath)
+                case "proxy_protocol":
+                    let mode = try reader.string(value, keyPath)
+                    guard mode == "accept" || mode == "off" else {
+                        throw reader.fail(value, keyPath, "expected accept or off, got \"\(mode)\"")
+                    }
+                    listener.proxyProtocolAccept = mode == "accept"
+                case "tls":
+                    listener.tls = try ServerTLSLoader.load(value, keyPath, reader: reader, baseDirectory: baseDirectory)
+                case "handshake_timeout_ms":
+                    listener.handshakeTimeoutMilliseconds = try reader.int(value, keyPath, in: 1...3_600_000)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)
                 }
             }

@@ -67,6 +67,13 @@ public struct ListenerConfig: Sendable {
     /// boundaries, at read_chunk_size of memory per connection); otherwise reads adapt.
     public var fixedReadChunks: Bool
     public var closeLingerMilliseconds: Int
+    /// Read a PROXY protocol v1/v2 header first (a load balancer in front announces the
+    /// real client); without one the connection is closed.
+    public var proxyProtocolAccept: Bool
+    /// The PROXY header and the TLS handshake must be done within this, or the connection
+    /// is closed before the plugin sees it.
+    public var handshakeTimeoutMilliseconds: Int
+    public var tls: ServerTLS?
     public var location: SourceLocation
 
     /// Tornado clips the socket read size to half the buffer limit; so do we.

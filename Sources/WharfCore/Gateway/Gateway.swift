@@ -33,6 +33,7 @@ public final class Gateway: @unchecked Sendable {
     private let loopsByEventLoop: [ObjectIdentifier: LoopContext]
     private let generation: Generation
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
+    private let listenerStats = NIOLockedValueBox<[ListenerStats]>([])
 
     public init(config: GatewayConfig, logger: Logger) throws {
         self.config = config
@@ -78,7 +79,15 @@ public final class Gateway: @unchecked Sendable {
         let loopsByEventLoop = self.loopsByEventLoop
         let generation = self.generation
         let options = StreamOptions(maxBufferSize: listener.maxBufferSize,
-                                    closeLinger: .milliseconds(Int64(listener.closeLingerMilliseconds)))
+                                    closeLinger: .milliseconds(Int64(listener.closeLingerMilliseconds)),
+                                    handshakeTimeout: .milliseconds(Int64(listener.handshakeTimeoutMilliseconds)),
+                                    serverTLS: listener.tls)
+        // TLS terminated at accept, unless the plugin upgrades later with start_tls.
+        let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
+        let awaiting: Preamble = [listener.proxyProtocolAccept ? .proxyHeader : [],
+                                  acceptTLS != nil ? .tlsHandshake : []]
+        let stats = ListenerStats(name: listener.displayName, logger: logger)
+        listenerStats.withLockedValue { $0.append(stats) }
         let pluginName = listener.plugin
         let noDelay = listener.tcpNoDelay
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
@@ -100,8 +109,12 @@ public final class Gateway: @unchecked Sendable {
                 }
                 try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
                 let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
-                                              onOpen: { instance.handleStream($0) })
-                try channel.pipeline.syncOperations.addHandler(handler)
+                                              awaiting: awaiting, onOpen: { instance.handleStream($0) },
+                                              onAbandoned: { stats.preambleFailed($0, $1, awaiting: awaiting) })
+                let pipeline = channel.pipeline.syncOperations
+                if awaiting.contains(.proxyHeader) { try pipeline.addHandler(ProxyProtocolDecoder()) }
+                if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
+                try pipeline.addHandler(handler)
             }
         }
     }

@@ -205,6 +205,20 @@ public enum HostAPI {
                 }
             }
         }
+        api.start_tls = { handle, clientOptions, callback, userdata in
+            guard let callback else { return WHARF_E_INVALID }
+            return HostAPI.withStream(handle) { stream in
+                var client: ClientTLS?
+                if stream.isClient {
+                    guard let made = ClientTLS(clientOptions) else { return WHARF_E_INVALID }
+                    client = made
+                } else if clientOptions != nil {
+                    return WHARF_E_INVALID
+                }
+                return stream.startTLS(client: client, serverName: stream.connectHost, callback: callback,
+                                       userdata: userdata)
+            }
+        }
         return api
     }
 }
@@ -266,15 +280,23 @@ enum StreamInfo {
         info.loop_count = UInt32(stream.loop.loopCount)
         info.is_client = stream.isClient ? 1 : 0
         info.stream_id = stream.streamID
-        if let peer = stream.channel?.remoteAddress {
+        let proxied = stream.facts.proxied
+        if let peer = proxied?.source ?? stream.channel?.remoteAddress {
             info.peer_family = Int32(peer.protocol.rawValue)
             info.peer_port = UInt32(peer.port ?? 0)
             CString.fill(&info.peer_address, with: peer.ipAddress ?? peer.pathname ?? "")
         }
-        if let local = stream.channel?.localAddress {
+        if let local = proxied?.destination ?? stream.channel?.localAddress {
             info.local_family = Int32(local.protocol.rawValue)
             info.local_port = UInt32(local.port ?? 0)
             CString.fill(&info.local_address, with: local.ipAddress ?? local.pathname ?? "")
+        }
+        info.proxied = proxied?.source != nil ? 1 : 0
+        if let tls = stream.facts.tls {
+            info.tls_version = tls.version
+            CString.fill(&info.tls_server_name, with: tls.serverName)
+            CString.fill(&info.tls_alpn, with: tls.alpn)
+            CString.fill(&info.tls_peer_subject, with: tls.peerSubject)
         }
         return info
     }

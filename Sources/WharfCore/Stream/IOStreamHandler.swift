@@ -1,5 +1,7 @@
 import CWharf
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 #if canImport(Glibc)
 import Glibc
@@ -14,11 +16,35 @@ public struct StreamOptions: Sendable {
     public var maxBufferSize: Int
     /// How long a graceful close may wait for pending writes to drain before it aborts.
     public var closeLinger: TimeAmount
+    /// The bound on a connection's preamble (PROXY header, TLS handshake) and on start_tls.
+    public var handshakeTimeout: TimeAmount
+    /// The listener's TLS, for start_tls on an accepted stream.
+    public var serverTLS: ServerTLS?
 
-    public init(maxBufferSize: Int = 104_857_600, closeLinger: TimeAmount = .seconds(10)) {
+    public init(maxBufferSize: Int = 104_857_600, closeLinger: TimeAmount = .seconds(10),
+                handshakeTimeout: TimeAmount = .seconds(10), serverTLS: ServerTLS? = nil) {
         self.maxBufferSize = maxBufferSize
         self.closeLinger = closeLinger
+        self.handshakeTimeout = handshakeTimeout
+        self.serverTLS = serverTLS
     }
+}
+
+/// What must finish on a new connection before the plugin sees it.
+public struct Preamble: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let proxyHeader = Preamble(rawValue: 1)
+    public static let tlsHandshake = Preamble(rawValue: 2)
+}
+
+/// What the connection's preamble established.
+public struct ConnectionFacts {
+    /// Addresses announced by a PROXY protocol header.
+    public var proxied: ProxyProtocolHeader?
+    /// The SNI name the client asked for, or (outgoing) the one sent.
+    public var serverName: String?
+    public var tls: TLSFacts?
 }
 
 /// One connection as plugins see it: the channel handler that carries out what
@@ -49,7 +75,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     private(set) var lifecycle = Lifecycle.starting
     /// The `wharf_stream *` plugins see; nil until the stream is open.
     public private(set) var handle: OpaquePointer?
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
 
     private var readCallback: wharf_read_cb?
     private var readUserdata: UnsafeMutableRawPointer?
@@ -72,23 +98,41 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     private var writable = true
     /// Set while a relay owns this stream: reads go to the partner, not to the plugin.
     var relay: Relay?
+    /// Steps still to finish before the stream opens; the socket is read for them meanwhile.
+    private var awaiting: Preamble
+    /// Bounds the preamble and a start_tls handshake.
+    var handshakeTimer: Scheduled<Void>?
+    /// Why a connection that never opened ended.
+    private var abandonReason: (StreamError, (any Error)?)?
+    /// A start_tls waiting for its handshake.
+    var tlsUpgrade: (callback: wharf_tls_cb, userdata: UnsafeMutableRawPointer?)?
+    public internal(set) var facts = ConnectionFacts()
+    /// The host an outgoing stream was connected to (start_tls's default server name).
+    var connectHost: String?
 
     /// Called once the channel is active and the handle exists (e.g. the plugin's
     /// handle_stream). A nonzero result closes the stream.
     private let onOpen: (IOStreamHandler) -> Int32
     /// Called after the close notification, when the handle is dead.
     private let onFinished: (IOStreamHandler) -> Void
+    /// Called instead of both when the connection ends before it opened (a failed or
+    /// timed-out preamble): the plugin never saw it.
+    private let onAbandoned: (StreamError, (any Error)?) -> Void
 
     public init(loop: LoopContext, options: StreamOptions, streamID: UInt64, isClient: Bool = false,
+                awaiting: Preamble = [],
                 onOpen: @escaping (IOStreamHandler) -> Int32,
-                onFinished: @escaping (IOStreamHandler) -> Void = { _ in }) {
+                onFinished: @escaping (IOStreamHandler) -> Void = { _ in },
+                onAbandoned: @escaping (StreamError, (any Error)?) -> Void = { _, _ in }) {
         self.loop = loop
         self.options = options
         self.streamID = streamID
         self.isClient = isClient
+        self.awaiting = awaiting
         self.machine = IOStreamStateMachine(maxBufferSize: options.maxBufferSize)
         self.onOpen = onOpen
         self.onFinished = onFinished
+        self.onAbandoned = onAbandoned
     }
 
     public var channel: (any Channel)? { context?.channel }
@@ -97,7 +141,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if context.channel.isActive { open(context: context) }
+        if context.channel.isActive { activate(context: context) }
     }
 
     /// The context references this handler; dropping our reference breaks the cycle so
@@ -106,11 +150,42 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         self.context = nil
         lingerTimer?.cancel()
         lingerTimer = nil
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        open(context: context)
+        activate(context: context)
         context.fireChannelActive()
+    }
+
+    /// Opens the stream now, or once the preamble (PROXY header, TLS handshake) is done.
+    private func activate(context: ChannelHandlerContext) {
+        guard lifecycle == .starting, handshakeTimer == nil else { return }
+        if awaiting.isEmpty {
+            open(context: context)
+            return
+        }
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: options.handshakeTimeout) {
+            self.abandon(.timedOut, nil)
+        }
+        context.read()
+    }
+
+    func preambleStepDoneTLS(context: ChannelHandlerContext) { preambleStepDone(.tlsHandshake, context: context) }
+
+    private func preambleStepDone(_ step: Preamble, context: ChannelHandlerContext) {
+        awaiting.remove(step)
+        guard lifecycle == .starting, awaiting.isEmpty, abandonReason == nil else { return }
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
+        open(context: context)
+    }
+
+    private func abandon(_ reason: StreamError, _ error: (any Error)?) {
+        guard lifecycle == .starting, abandonReason == nil else { return }
+        abandonReason = (reason, error)
+        context?.close(promise: nil)
     }
 
     private func open(context: ChannelHandlerContext) {
@@ -127,6 +202,10 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         socketReadRequested = false
+        if lifecycle == .starting { // bytes that came with the end of the preamble
+            machine.receive(Self.unwrapInboundIn(data))
+            return
+        }
         if let relay {
             loop.dispatch { relay.received(Self.unwrapInboundIn(data), from: self) }
             return
@@ -136,12 +215,29 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
+        if lifecycle == .starting {
+            if !awaiting.isEmpty, abandonReason == nil { context.read() } // feed the preamble
+            return
+        }
         machine.compactIfWasteful()
         updateReadDemand()
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let header = event as? ProxyProtocolHeader {
+            facts.proxied = header
+            preambleStepDone(.proxyHeader, context: context)
+            return
+        }
+        if let event = event as? TLSUserEvent, case let .handshakeCompleted(alpn) = event {
+            tlsEstablished(context: context, alpn: alpn)
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
+            if lifecycle == .starting {
+                abandon(.closed, nil)
+                return
+            }
             socketReadRequested = false
             machine.endOfInput()
             if let relay {
@@ -155,6 +251,17 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A TLS peer that closes TCP without close_notify: an ordinary end of input here, as
+        // for plain TCP (the input-closed event follows).
+        if let error = error as? NIOSSLError, case .uncleanShutdown = error { return }
+        if lifecycle == .starting {
+            abandon(Self.classify(error), error)
+            return
+        }
+        if tlsUpgrade != nil {
+            TLSLog.logger.info("start_tls handshake failed", metadata: ["stream": "\(streamID)", "error": "\(error)"])
+            finishTLSUpgrade(Self.classify(error))
+        }
         close(reason: Self.classify(error), graceful: false)
     }
 
@@ -168,8 +275,15 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         lingerTimer?.cancel()
         lingerTimer = nil
+        handshakeTimer?.cancel()
+        handshakeTimer = nil
         switch lifecycle {
-        case .starting, .open, .closing:
+        case .starting:
+            lifecycle = .finished
+            let (reason, error) = abandonReason ?? (.closed, nil)
+            onAbandoned(reason, error)
+        case .open, .closing:
+            if tlsUpgrade != nil { finishTLSUpgrade(.closed) }
             lifecycle = .closed
             machine.closeReads(reason: nil)
             if let relay { loop.dispatch { relay.streamClosed(self, reason: machine.closeReason) } }
@@ -191,6 +305,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
             }
         }
         if error is ChannelError { return .closed }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError { return .tlsFailed }
         return .io
     }
 
@@ -200,7 +315,9 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     /// output is not backed up), or, when relayed, while the partner can take what we read.
     func updateReadDemand() {
         guard lifecycle == .open, !socketReadRequested, let context else { return }
-        let wanted = if let relay {
+        let wanted = if tlsUpgrade != nil {
+            true // drive the handshake
+        } else if let relay {
             !machine.inputEnded && relay.partner(of: self).writable
         } else {
             writable && machine.wantsSocketRead

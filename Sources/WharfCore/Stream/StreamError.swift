@@ -15,6 +15,7 @@ public enum StreamError: Error, Equatable, Sendable {
     case refused
     case unresolved
     case unreachable
+    case tlsFailed
 
     public var code: Int32 {
         switch self {
@@ -31,6 +32,7 @@ public enum StreamError: Error, Equatable, Sendable {
         case .refused: WHARF_E_REFUSED
         case .unresolved: WHARF_E_RESOLVE
         case .unreachable: WHARF_E_UNREACHABLE
+        case .tlsFailed: WHARF_E_TLS
         }
     }
 
@@ -53,6 +55,7 @@ public enum StreamError: Error, Equatable, Sendable {
         case WHARF_E_REFUSED: "connection refused"
         case WHARF_E_RESOLVE: "host name not resolved"
         case WHARF_E_UNREACHABLE: "host or network unreachable"
+        case WHARF_E_TLS: "TLS handshake failed"
         default: "unknown error"
         }
     }

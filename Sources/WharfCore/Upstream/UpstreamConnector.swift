@@ -9,6 +9,8 @@ public struct ConnectOptions: Sendable {
     public var sourceAddress: SocketAddress?
     public var maxBufferSize: Int?
     public var readChunkSize = 65536
+    /// TLS after connecting (inside the same deadline).
+    var tls: ClientTLS?
 
     public init() {}
 
@@ -36,6 +38,29 @@ public struct ConnectOptions: Sendable {
             guard raw.source_port <= 65535 else { return nil }
             sourceAddress = try? SocketAddress(ipAddress: "0.0.0.0", port: Int(raw.source_port))
         }
+        if size >= MemoryLayout.offset(of: \wharf_connect_options.tls)! + MemoryLayout<UnsafeRawPointer>.size,
+           let tlsOptions = raw.tls {
+            guard let tls = ClientTLS(tlsOptions) else { return nil }
+            self.tls = tls
+        }
+    }
+
+    /// Plain options with TLS from `wharf client --tls`.
+    public static func withTLS(verify: Bool, caFile: String?, serverName: String?) -> ConnectOptions? {
+        var options = ConnectOptions()
+        let made: ClientTLS? = caFile.withOptionalCString { ca in
+            serverName.withOptionalCString { name in
+                var raw = wharf_tls_client_options()
+                raw.struct_size = UInt32(MemoryLayout<wharf_tls_client_options>.size)
+                raw.insecure_no_verify = verify ? 0 : 1
+                raw.ca_file = ca
+                raw.server_name = name
+                return withUnsafePointer(to: &raw) { ClientTLS($0) }
+            }
+        }
+        guard let made else { return nil }
+        options.tls = made
+        return options
     }
 }
 
@@ -48,26 +73,55 @@ public enum UpstreamConnector {
     /// loop's dispatcher (so never inside a host call that started it).
     public static func connect(on loop: LoopContext, host: String, port: Int, options: ConnectOptions,
                                streamOptions: StreamOptions, completion: @escaping Completion) {
-        let done = UnsafeTransfer(completion)
+        let done = UnsafeTransfer(OnceCompletion(completion))
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: options.readChunkSize, fixed: false)
         let noDelay = options.noDelay
+        let tls = options.tls
+        // One deadline covers resolution, connecting and the TLS handshake.
+        let deadline = NIODeadline.now() + options.timeout
         var bootstrap = ClientBootstrap(group: loop.eventLoop)
             .connectTimeout(options.timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
-                    let handler = IOStreamHandler(loop: loop, options: streamOptions, streamID: loop.nextStreamID(),
-                                                  isClient: true, onOpen: { stream in
-                                                      loop.enqueue(.completion { done.value(.success(stream)) })
-                                                      return WHARF_OK
-                                                  })
+                    var handlerOptions = streamOptions
+                    handlerOptions.handshakeTimeout = max(.milliseconds(1), deadline - .now())
+                    let handler = IOStreamHandler(
+                        loop: loop, options: handlerOptions, streamID: loop.nextStreamID(), isClient: true,
+                        awaiting: tls == nil ? [] : .tlsHandshake,
+                        onOpen: { stream in
+                            loop.enqueue(.completion { done.value.call(.success(stream)) })
+                            return WHARF_OK
+                        },
+                        onAbandoned: { reason, error in
+                            if let error {
+                                TLSLog.logger.info("upstream TLS handshake with \(host):\(port) failed: \(error)")
+                            }
+                            loop.enqueue(.completion { done.value.call(.failure(reason)) })
+                        })
+                    handler.connectHost = host
+                    if let tls {
+                        handler.facts.serverName = tls.serverName(defaultingTo: host)
+                        try channel.pipeline.syncOperations.addHandler(tls.makeHandler(serverName: host))
+                    }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
         if let source = options.sourceAddress { bootstrap = bootstrap.bind(to: source) }
         bootstrap.connect(host: host, port: port).assumeIsolated().whenFailure { error in
             let failure = classify(error)
-            loop.enqueue(.completion { done.value(.failure(failure)) })
+            loop.enqueue(.completion { done.value.call(.failure(failure)) })
+        }
+    }
+
+    /// A connect ends once, whichever of connect failure, handshake failure or open comes.
+    private final class OnceCompletion {
+        private var completion: Completion?
+        init(_ completion: @escaping Completion) { self.completion = completion }
+        func call(_ result: Result<IOStreamHandler, StreamError>) {
+            guard let completion else { return }
+            self.completion = nil
+            completion(result)
         }
     }
 

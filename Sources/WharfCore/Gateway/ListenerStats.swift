@@ -1,0 +1,46 @@
+import Logging
+import Synchronization
+
+/// Per-listener counts of connections that ended before their plugin saw them: failed TLS
+/// handshakes and bad or missing PROXY headers. Each failure is logged with the running
+/// count; totals are logged at shutdown.
+final class ListenerStats: Sendable {
+    let name: String
+    private let logger: Logger
+    let tlsHandshakeFailures = Atomic<Int>(0)
+    let proxyHeaderFailures = Atomic<Int>(0)
+    let preambleTimeouts = Atomic<Int>(0)
+
+    init(name: String, logger: Logger) {
+        self.name = name
+        self.logger = logger
+    }
+
+    func preambleFailed(_ reason: StreamError, _ error: (any Error)?, awaiting: Preamble) {
+        switch (reason, error) {
+        case (.timedOut, _):
+            let count = preambleTimeouts.add(1, ordering: .relaxed).newValue
+            logger.info("connection closed: handshake_timeout_ms passed before its PROXY header or TLS handshake",
+                        metadata: ["listener": "\(name)", "count": "\(count)"])
+        case let (_, error as ProxyProtocolError):
+            let count = proxyHeaderFailures.add(1, ordering: .relaxed).newValue
+            logger.info("connection closed: bad PROXY protocol header: \(error)",
+                        metadata: ["listener": "\(name)", "count": "\(count)"])
+        case (.tlsFailed, let error):
+            let count = tlsHandshakeFailures.add(1, ordering: .relaxed).newValue
+            logger.info("TLS handshake failed: \(error.map { "\($0)" } ?? "unknown")",
+                        metadata: ["listener": "\(name)", "count": "\(count)"])
+        default:
+            // The client left during the preamble (EOF or reset): a non-event for operators.
+            if awaiting.contains(.tlsHandshake), reason != .closed {
+                tlsHandshakeFailures.add(1, ordering: .relaxed)
+            }
+        }
+    }
+
+    var summary: String {
+        "\(name): \(tlsHandshakeFailures.load(ordering: .relaxed)) TLS handshake failures, "
+            + "\(proxyHeaderFailures.load(ordering: .relaxed)) bad PROXY headers, "
+            + "\(preambleTimeouts.load(ordering: .relaxed)) handshake timeouts"
+    }
+}

@@ -1,0 +1,72 @@
+import NIOCore
+import NIOSSL
+
+/// A listener's TLS: one context per certificate, chosen by the name the client asks for
+/// (SNI), plus whether the listener terminates TLS at accept or waits for `start_tls`.
+public final class ServerTLS: Sendable {
+    struct NamedContext: Sendable {
+        /// Lowercased; `*.example` matches any subdomain of example.
+        let pattern: String
+        let context: NIOSSLContext
+    }
+
+    let defaultContext: NIOSSLContext
+    let named: [NamedContext]
+    /// Plain at accept; the plugin upgrades with start_tls (STARTTLS-style protocols).
+    public let startTLS: Bool
+
+    init(defaultContext: NIOSSLContext, named: [NamedContext], startTLS: Bool) {
+        self.defaultContext = defaultContext
+        self.named = named
+        self.startTLS = startTLS
+    }
+
+    /// Exact names first, then wildcards in config order, then the first certificate.
+    func context(forServerName name: String?) -> NIOSSLContext {
+        guard let name = name?.lowercased() else { return defaultContext }
+        if let exact = named.first(where: { $0.pattern == name }) { return exact.context }
+        let wildcard = named.first { entry in
+            entry.pattern.hasPrefix("*.") && name.count > entry.pattern.count - 1
+                && name.hasSuffix(entry.pattern.dropFirst())
+        }
+        return wildcard?.context ?? defaultContext
+    }
+}
+
+/// A successful handshake's facts, as `wharf_stream_info` shows them.
+public struct TLSFacts: Sendable, Equatable {
+    public var version: UInt32 = 0
+    public var serverName = ""
+    public var alpn = ""
+    public var peerSubject = ""
+
+    static func wireVersion(_ version: TLSVersion?) -> UInt32 {
+        switch version {
+        case .tlsv1: 0x0301
+        case .tlsv11: 0x0302
+        case .tlsv12: 0x0303
+        case .tlsv13: 0x0304
+        case nil: 0
+        }
+    }
+
+    /// "CN=alice,O=Example": the subject's attributes in certificate order.
+    static func subject(of certificate: NIOSSLCertificate?) -> String {
+        guard let certificate else { return "" }
+        return certificate.subjectName.map { "\(shortName(of: $0.type))=\($0.value)" }.joined(separator: ",")
+    }
+
+    private static func shortName(of type: SSLCertificateNameType) -> String {
+        switch type {
+        case .commonName: "CN"
+        case .organization: "O"
+        case .organizationalUnit: "OU"
+        case .country: "C"
+        case .state: "ST"
+        case .city: "L"
+        case .emailAddress: "emailAddress"
+        case .userId: "UID"
+        default: "OID"
+        }
+    }
+}

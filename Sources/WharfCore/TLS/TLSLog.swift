@@ -1,0 +1,5 @@
+import Logging
+
+enum TLSLog {
+    static let logger = Logger(label: "wharf.tls")
+}

@@ -1,0 +1,308 @@
+/* proxy: a layer-4 proxy. For each client it picks an upstream (round robin, least
+ * connections or random two), connects (trying the next upstream when a connect fails, and
+ * skipping failed ones for fail_timeout_ms), writes a PROXY protocol header if configured,
+ * then hands both streams to the host's relay. With `sni_routes` it first reads the TLS
+ * ClientHello, picks the upstream by its server name and replays those bytes (TLS
+ * passthrough). Balancing and health state are per event loop, like nginx's per-worker
+ * state without a shared zone. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy.h"
+
+#define MAX_CLIENT_HELLO 65536 /* all records of one ClientHello */
+
+typedef struct proxy {
+    const wharf_host_api *host;
+    const wharf_instance *instance;
+    proxy_config config;
+    uint64_t random_state;
+} proxy;
+
+typedef struct session {
+    proxy *plugin;
+    wharf_stream *client;
+    wharf_stream *upstream;
+    upstream_pool *pool;
+    upstream *target;   /* being connected to, then connected to */
+    uint64_t tried;     /* bit i: pool->members[i] was tried for this client */
+    uint32_t attempts;
+    int connecting;     /* a connect callback is still to come: the session must outlive it */
+    uint8_t *preread;   /* SNI mode: the ClientHello records, replayed to the upstream */
+    size_t preread_len;
+    uint8_t *hello;     /* the handshake message reassembled from those records */
+    size_t hello_len;
+} session;
+
+static void session_free_if_done(session *s) {
+    if (s->client == NULL && s->upstream == NULL && !s->connecting) {
+        free(s->preread);
+        free(s->hello);
+        free(s);
+    }
+}
+
+static void on_closed(void *userdata, wharf_stream *stream, int32_t reason) {
+    (void)reason;
+    session *s = userdata;
+    if (stream == s->client) {
+        s->client = NULL;
+    } else {
+        s->upstream = NULL;
+        s->target->active--;
+    }
+    session_free_if_done(s);
+}
+
+static void on_relayed(void *userdata, const wharf_relay_result *result) {
+    session *s = userdata;
+    wharf_logf(s->plugin->host, s->plugin->instance, WHARF_LOG_DEBUG, "relay to %s ended: %s, %llu bytes up, %llu bytes down", s->target->label,
+            s->plugin->host->strerror(result->reason), (unsigned long long)result->bytes_a_to_b,
+            (unsigned long long)result->bytes_b_to_a);
+}
+
+static void connect_next(session *s);
+
+static void start_relay(session *s) {
+    proxy *self = s->plugin;
+    const wharf_host_api *host = self->host;
+    if (self->config.proxy_protocol != PROXY_PROTOCOL_OFF) {
+        wharf_stream_info info = {.struct_size = sizeof info};
+        uint8_t header[232];
+        size_t len = 0;
+        if (host->get_info(s->client, &info) == WHARF_OK) {
+            len = proxy_protocol_header(self->config.proxy_protocol, &info, header, sizeof header);
+        }
+        if (len == 0 || host->write(s->upstream, header, len, NULL, NULL) != WHARF_OK) {
+            host->abort(s->upstream);
+            host->abort(s->client);
+            return;
+        }
+    }
+    if (s->preread_len > 0 && host->write(s->upstream, s->preread, s->preread_len, NULL, NULL) != WHARF_OK) {
+        host->abort(s->upstream);
+        host->abort(s->client);
+        return;
+    }
+    free(s->preread);
+    s->preread = NULL;
+    s->preread_len = 0;
+    wharf_relay_options options = {.struct_size = sizeof options, .idle_timeout_ms = self->config.idle_timeout_ms};
+    int32_t status = host->relay(s->client, s->upstream, &options, on_relayed, s);
+    if (status != WHARF_OK) {
+        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "relay to %s refused: %s", s->target->label, host->strerror(status));
+        host->abort(s->upstream);
+        host->abort(s->client);
+    }
+}
+
+static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_stream) {
+    session *s = userdata;
+    proxy *self = s->plugin;
+    const wharf_host_api *host = self->host;
+    s->connecting = 0;
+    if (status != WHARF_OK) {
+        s->target->failed_until_ms = monotonic_ms() + self->config.fail_timeout_ms;
+        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "upstream %s: %s%s", s->target->label, host->strerror(status),
+                s->client != NULL && s->attempts <= self->config.retries ? "; trying the next one" : "");
+        if (s->client == NULL) {
+            session_free_if_done(s);
+            return;
+        }
+        connect_next(s);
+        return;
+    }
+    s->upstream = upstream_stream;
+    s->target->active++;
+    host->set_close_callback(upstream_stream, on_closed, s);
+    if (s->client == NULL) { /* the client left while we connected */
+        host->close(upstream_stream);
+        return;
+    }
+    start_relay(s);
+}
+
+static void connect_next(session *s) {
+    proxy *self = s->plugin;
+    const wharf_host_api *host = self->host;
+    for (;;) {
+        upstream *target = NULL;
+        if (s->attempts <= self->config.retries) {
+            target = balancer_pick(s->pool, self->config.balance, s->tried, monotonic_ms(), &self->random_state);
+        }
+        if (target == NULL) {
+            wharf_logf(self->host, self->instance, WHARF_LOG_ERROR, "no upstream reachable after %u attempt%s; closing the client",
+                    s->attempts, s->attempts == 1 ? "" : "s");
+            host->close(s->client);
+            return;
+        }
+        s->attempts++;
+        s->tried |= 1ULL << (size_t)(target - s->pool->members);
+        s->target = target;
+        wharf_connect_options options = {
+            .struct_size = sizeof options,
+            .timeout_ms = self->config.connect_timeout_ms,
+            .nodelay = 1,
+            .tls = self->config.tls_enabled ? &self->config.tls : NULL,
+        };
+        s->connecting = 1;
+        int32_t status = host->connect(s->client, target->host, strlen(target->host), target->port, &options,
+                                       on_connected, s);
+        if (status == WHARF_OK) return;
+        s->connecting = 0;
+        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "upstream %s: %s", target->label, host->strerror(status));
+        if (status == WHARF_E_CLOSED) return; /* the client is gone; its close frees s */
+    }
+}
+
+/* ---- SNI passthrough: collect the ClientHello, route by its server name ---------------- */
+
+static void read_record_header(session *s);
+
+static void route_by_name(session *s, const char *name) {
+    proxy *self = s->plugin;
+    sni_route *route = name != NULL ? sni_route_match(self->config.routes, self->config.route_count, name) : NULL;
+    if (route != NULL) {
+        s->pool = &route->pool;
+    } else if (self->config.default_pool.count > 0) {
+        s->pool = &self->config.default_pool;
+    } else {
+        wharf_logf(self->host, self->instance, WHARF_LOG_INFO, "no route for server name \"%s\"; closing", name ? name : "");
+        self->host->close(s->client);
+        return;
+    }
+    connect_next(s);
+}
+
+static int append(uint8_t **buffer, size_t *len, const uint8_t *data, size_t n) {
+    if (*len + n > MAX_CLIENT_HELLO) return -1;
+    uint8_t *grown = realloc(*buffer, *len + n);
+    if (grown == NULL) return -1;
+    memcpy(grown + *len, data, n);
+    *buffer = grown;
+    *len += n;
+    return 0;
+}
+
+static void on_record_body(void *userdata, wharf_stream *stream, int32_t status, const uint8_t *data, size_t len) {
+    session *s = userdata;
+    if (status != WHARF_OK) return; /* closing; the close notification follows */
+    if (append(&s->preread, &s->preread_len, data, len) != 0 || append(&s->hello, &s->hello_len, data, len) != 0) {
+        s->plugin->host->close(stream);
+        return;
+    }
+    if (s->hello_len < 4) {
+        read_record_header(s);
+        return;
+    }
+    size_t message_len = 4 + ((size_t)s->hello[1] << 16 | (size_t)s->hello[2] << 8 | s->hello[3]);
+    if (s->hello_len < message_len) {
+        read_record_header(s); /* the ClientHello continues in the next record */
+        return;
+    }
+    char name[PROXY_NAME_MAX];
+    int found = client_hello_server_name(s->hello, message_len, name, sizeof name);
+    if (found < 0) {
+        wharf_logf(s->plugin->host, s->plugin->instance, WHARF_LOG_INFO, "malformed TLS ClientHello; closing");
+        s->plugin->host->close(stream);
+        return;
+    }
+    route_by_name(s, found == 1 ? name : NULL);
+}
+
+static void on_record_header(void *userdata, wharf_stream *stream, int32_t status, const uint8_t *data, size_t len) {
+    session *s = userdata;
+    if (status != WHARF_OK) return;
+    size_t body = (size_t)data[3] << 8 | data[4];
+    /* A handshake record (22) of TLS 1.0-1.3 framing, at most 2^14 bytes plus expansion. */
+    if (data[0] != 22 || data[1] != 3 || body == 0 || body > 16384 + 2048) {
+        if (s->preread_len == 0 && s->plugin->config.default_pool.count > 0) {
+            /* Not TLS at all: no name to route by, so the default upstreams get it. */
+            if (append(&s->preread, &s->preread_len, data, len) != 0) {
+                s->plugin->host->close(stream);
+                return;
+            }
+            route_by_name(s, NULL);
+            return;
+        }
+        wharf_logf(s->plugin->host, s->plugin->instance, WHARF_LOG_INFO, "not a TLS handshake record; closing");
+        s->plugin->host->close(stream);
+        return;
+    }
+    if (append(&s->preread, &s->preread_len, data, len) != 0 ||
+        s->plugin->host->read_bytes(stream, body, 0, on_record_body, s) != WHARF_OK) {
+        s->plugin->host->close(stream);
+    }
+}
+
+static void read_record_header(session *s) {
+    if (s->plugin->host->read_bytes(s->client, 5, 0, on_record_header, s) != WHARF_OK) s->plugin->host->close(s->client);
+}
+
+/* ---- The plugin ------------------------------------------------------------------------ */
+
+static int32_t proxy_init(const wharf_host_api *host, const wharf_init_args *args, void **out, char *error,
+                          size_t error_len) {
+    if (!WHARF_HOST_HAS(host, relay)) {
+        snprintf(error, error_len, "this host has no connect/relay (needs ABI 1.1, host has %u.%u)", host->abi_major,
+                 host->abi_minor);
+        return WHARF_E_UNSUPPORTED;
+    }
+    proxy *self = calloc(1, sizeof *self);
+    if (self == NULL) return WHARF_E_NOMEM;
+    int32_t status = proxy_config_parse(args->config_json, args->config_json_len, &self->config, error, error_len);
+    if (status != WHARF_OK) {
+        free(self);
+        return status;
+    }
+    if (self->config.tls_enabled && host->abi_minor < 2) {
+        snprintf(error, error_len, "config key 'tls': upstream TLS needs ABI 1.2, host has %u.%u", host->abi_major,
+                 host->abi_minor);
+        proxy_config_free(&self->config);
+        free(self);
+        return WHARF_E_UNSUPPORTED;
+    }
+    self->host = host;
+    self->instance = args->instance;
+    self->random_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)args->loop_index + 1) * 0xBF58476D1CE4E5B9ULL ^ monotonic_ms();
+    *out = self;
+    return WHARF_OK;
+}
+
+static int32_t proxy_handle_stream(void *instance, wharf_stream *client) {
+    proxy *self = instance;
+    session *s = calloc(1, sizeof *s);
+    if (s == NULL) return WHARF_E_NOMEM;
+    s->plugin = self;
+    s->client = client;
+    s->pool = &self->config.default_pool;
+    self->host->set_close_callback(client, on_closed, s);
+    if (self->config.routes != NULL) {
+        read_record_header(s);
+    } else {
+        connect_next(s);
+    }
+    return WHARF_OK;
+}
+
+static void proxy_shutdown(void *instance) {
+    proxy *self = instance;
+    proxy_config_free(&self->config);
+    free(self);
+}
+
+static const wharf_plugin_descriptor descriptor = {
+    .struct_size = sizeof(wharf_plugin_descriptor),
+    .abi_major = WHARF_ABI_MAJOR,
+    .abi_minor = WHARF_ABI_MINOR,
+    .min_host_abi_minor = 1,
+    .name = "proxy",
+    .version = "1.0.0",
+    .description = "Layer-4 proxy: balancing, retries, passive health, PROXY protocol, SNI routing, upstream TLS",
+    .init = proxy_init,
+    .handle_stream = proxy_handle_stream,
+    .shutdown = proxy_shutdown,
+};
+
+WHARF_PLUGIN_DEFINE(&descriptor)

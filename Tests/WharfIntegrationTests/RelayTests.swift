@@ -63,16 +63,9 @@ import Testing
         let front = try startRelay(to: sink.port)
         let client = try TestSocket(port: try front.port("fixture"))
         usleep(200_000)
-        let rssBefore = try residentKB(front.process.processIdentifier)
-        _ = fcntl(client.fd, F_SETFL, fcntl(client.fd, F_GETFL) | O_NONBLOCK)
-        let chunk = [UInt8](repeating: 65, count: 65536)
-        var sent = 0
-        let deadline = Date().addingTimeInterval(3)
-        while Date() < deadline, sent < 512 << 20 {
-            let n = chunk.withUnsafeBytes { Glibc.send(client.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n > 0 { sent += n } else { usleep(5_000) }
-        }
-        let growth = try residentKB(front.process.processIdentifier) - rssBefore
+        let rssBefore = try residentKilobytes(front.process.processIdentifier)
+        let sent = client.flood(seconds: 3)
+        let growth = try residentKilobytes(front.process.processIdentifier) - rssBefore
         #expect(sent < 64 << 20, "the sender was throttled (it got \(sent >> 20) MiB out)")
         #expect(growth < 16 << 10, "Wharf's memory stayed bounded (grew \(growth) KB)")
         withExtendedLifetime(sink) {}
@@ -88,11 +81,5 @@ import Testing
         #expect(client.isClosedByPeer())
         #expect(Date().timeIntervalSince(started) < 5)
         #expect(waitForLog(front, "relay done: timed out, 5 bytes up, 5 bytes down"))
-    }
-
-    func residentKB(_ pid: Int32) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
     }
 }

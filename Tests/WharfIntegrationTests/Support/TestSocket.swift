@@ -30,6 +30,23 @@ final class TestSocket: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// The client side's port (what a PROXY header must announce as the source).
+    var localPort: Int {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Reads up to and including the first "\n".
+    func receiveLine() throws -> String {
+        var line: [UInt8] = []
+        while line.last != 10 { line += try receive(count: 1) }
+        return String(decoding: line, as: UTF8.self)
+    }
+
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
     func send(_ bytes: [UInt8]) throws {
@@ -75,6 +92,20 @@ final class TestSocket: @unchecked Sendable {
         }
     }
 
+    /// Sends as fast as the socket takes bytes for `seconds` (non-blocking from then on);
+    /// returns how much got out. Used to show backpressure reaching the sender.
+    func flood(seconds: TimeInterval, limit: Int = 512 << 20) -> Int {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let chunk = [UInt8](repeating: 65, count: 65536)
+        var sent = 0
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, sent < limit {
+            let n = chunk.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n } else { usleep(5_000) }
+        }
+        return sent
+    }
+
     /// True if the peer closed the connection (EOF or reset) within the timeout.
     func isClosedByPeer() -> Bool {
         (try? receiveUntilClose()) != nil
@@ -109,4 +140,14 @@ final class LoopbackPort {
 
     /// A port nothing listens on (bound, read back, released).
     static func unused() -> Int { LoopbackPort().port }
+}
+
+/// The resident set size of process `pid`, in kilobytes.
+func residentKilobytes(_ pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+          let value = Int(line.split(separator: " ").dropFirst().first ?? "") else {
+        throw TestError.failed("no VmRSS for \(pid)")
+    }
+    return value
 }

@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+
+/// The `proxy` plugin against real upstreams started by the tests.
+@Suite struct ProxyTests {
+    func proxy(_ config: String, extra: String = "", listener: String = "") throws -> RunningWharf {
+        try RunningWharf(config: """
+            plugins:
+              proxy: {path: proxy, config: {\(config)}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy\(listener)}
+
+            """ + extra)
+    }
+
+    static func payload(_ count: Int, seed: UInt32 = 7) -> [UInt8] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 1_103_515_245 &+ 12345
+            return UInt8(truncatingIfNeeded: state >> 16)
+        }
+    }
+
+    @Test(arguments: [1, 1000, 1 << 20, 64 << 20])
+    func bytesArriveIntactBothWays(size: Int) throws {
+        let backend = TestServer.echo()
+        let front = try proxy("upstreams: [\"127.0.0.1:\(backend.port)\"]")
+        let client = try TestSocket(port: try front.port("proxy"), timeout: 30)
+        let data = Self.payload(size)
+        let sender = Thread { try? client.send(data) }
+        sender.start()
+        #expect(try client.receive(count: size) == data)
+        client.shutdownWrite()
+        let (rest, reset) = try client.receiveUntilClose()
+        #expect(rest.isEmpty && !reset, "the backend's FIN reaches the client after everything")
+    }
+
+    @Test func halfCloseReachesTheUpstreamAndItsReplyStillArrives() throws {
+        // The backend answers only after the client's FIN: it counts what it received.
+        let backend = TestServer { fd in
+            var total = 0
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while case let got = recv(fd, &buffer, buffer.count, 0), got > 0 { total += got }
+            TestServer.write(fd, Array("received \(total)\n".utf8))
+        }
+        let front = try proxy("upstreams: [\"127.0.0.1:\(backend.port)\"]")
+        let client = try TestSocket(port: try front.port("proxy"))
+        try client.send(String(repeating: "x", count: 5000))
+        client.shutdownWrite()
+        let (reply, reset) = try client.receiveUntilClose()
+        #expect(String(decoding: reply, as: UTF8.self) == "received 5000\n")
+        #expect(!reset)
+    }
+
+    @Test func aRefusedUpstreamIsSkippedForTheNextOne() throws {
+        let backend = TestServer.echo()
+        let dead = LoopbackPort.unused()
+        // One loop: balancing and health state are per loop.
+        let front = try proxy("upstreams: [\"127.0.0.1:\(dead)\", \"127.0.0.1:\(backend.port)\"], retries: 1, "
+            + "fail_timeout_ms: 60000", extra: "workers: 1\n")
+        for round in 0..<4 {
+            let client = try TestSocket(port: try front.port("proxy"))
+            try client.send("round \(round)\n")
+            #expect(try client.receiveString(count: 8) == "round \(round)\n")
+        }
+        #expect(front.stderr.contains("127.0.0.1:\(dead): connection refused; trying the next one"))
+        // Passive health: after the first failure the dead upstream is skipped, not retried.
+        #expect(front.stderr.components(separatedBy: "connection refused").count - 1 == 1)
+        #expect(backend.accepted == 4)
+    }
+
+    @Test func whenEveryUpstreamFailsTheClientIsClosed() throws {
+        let front = try proxy("upstreams: [\"127.0.0.1:\(LoopbackPort.unused())\", "
+            + "\"127.0.0.1:\(LoopbackPort.unused())\"], retries: 5")
+        let client = try TestSocket(port: try front.port("proxy"))
+        #expect(client.isClosedByPeer())
+        #expect(eventually { front.stderr.contains("no upstream reachable after 2 attempts") })
+    }
+
+    @Test func aSilentUpstreamTimesOut() throws {
+        // A listener whose accept queue is full drops further SYNs: connects hang.
+        let hanging = LoopbackPort(listen: 0)
+        let fillers = (0..<4).compactMap { _ in try? TestSocket(port: hanging.port, timeout: 1) }
+        let backend = TestServer.echo()
+        let front = try proxy("upstreams: [\"127.0.0.1:\(hanging.port)\", \"127.0.0.1:\(backend.port)\"], "
+            + "connect_timeout_ms: 300, retries: 1")
+        let client = try TestSocket(port: try front.port("proxy"))
+        try client.send("still served\n")
+        #expect(try client.receiveString(count: 13) == "still served\n")
+        #expect(front.stderr.contains("127.0.0.1:\(hanging.port): timed out; trying the next one"))
+        _ = fillers
+    }
+
+    @Test func anUpstreamResetMidTransferEndsOnlyThatClient() throws {
+        let backend = TestServer { fd in
+            TestServer.write(fd, [UInt8](repeating: 65, count: 100_000))
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
+        let front = try proxy("upstreams: [\"127.0.0.1:\(backend.port)\"]")
+        let client = try TestSocket(port: try front.port("proxy"))
+        try client.send("hello\n")
+        let (received, _) = try client.receiveUntilClose()
+        #expect(received.count <= 100_000 && received.allSatisfy { $0 == 65 })
+        // The gateway keeps serving.
+        let echo = TestServer.echo()
+        let next = try proxy("upstreams: [\"127.0.0.1:\(echo.port)\"]")
+        let other = try TestSocket(port: try next.port("proxy"))
+        try other.send("ok\n")
+        #expect(try other.receiveString(count: 3) == "ok\n")
+        let again = try TestSocket(port: try front.port("proxy"))
+        #expect(try again.receive(count: 10) == [UInt8](repeating: 65, count: 10))
+    }
+
+    @Test func aSlowReaderKeepsTheProxysMemoryBounded() throws {
+        // The upstream never reads: TCP pushes back through the relay to the client.
+        let stalled = TestServer { _ in usleep(6_000_000) }
+        let front = try proxy("upstreams: [\"127.0.0.1:\(stalled.port)\"]")
+        let client = try TestSocket(port: try front.port("proxy"))
+        usleep(200_000)
+        let rssBefore = try residentKilobytes(front.process.processIdentifier)
+        let sent = client.flood(seconds: 3)
+        let growth = try residentKilobytes(front.process.processIdentifier) - rssBefore
+        #expect(sent < 64 << 20, "the client was throttled (it got \(sent >> 20) MiB out)")
+        #expect(growth < 16 << 10, "the proxy's memory stayed bounded (grew \(growth) KB)")
+    }
+
+    @Test func fiveHundredConcurrentProxiedConnections() throws {
+        let backend = try RunningWharf(config: gatewayConfig(plugins: "  echo: {path: echo}\n", listeners: ["echo"]))
+        let front = try proxy("upstreams: [\"127.0.0.1:\(try backend.port("echo"))\"]")
+        let port = try front.port("proxy")
+        let clients = try (0..<500).map { _ in try TestSocket(port: port, timeout: 20) }
+        for (index, client) in clients.enumerated() { try client.send("client \(index)\n") }
+        for (index, client) in clients.enumerated() {
+            #expect(try client.receiveLine() == "client \(index)\n")
+        }
+    }
+
+    @Test func roundRobinSpreadsConnections() throws {
+        let backends = (0..<3).map { _ in TestServer.echo() }
+        let list = backends.map { "\"127.0.0.1:\($0.port)\"" }.joined(separator: ", ")
+        let front = try RunningWharf(config: """
+            workers: 1
+            plugins:
+              proxy: {path: proxy, config: {upstreams: [\(list)], balance: round_robin}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy}
+
+            """)
+        for _ in 0..<9 {
+            let client = try TestSocket(port: try front.port("proxy"))
+            try client.send("x\n")
+            _ = try client.receive(count: 2)
+        }
+        #expect(backends.map(\.accepted) == [3, 3, 3])
+    }
+
+    @Test func leastConnectionsPrefersTheIdleUpstream() throws {
+        let busy = TestServer.echo(), idle = TestServer.echo()
+        let front = try RunningWharf(config: """
+            workers: 1
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(busy.port)", "127.0.0.1:\(idle.port)"], balance: least_connections}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy}
+
+            """)
+        let held = try TestSocket(port: try front.port("proxy")) // goes to `busy` (first, all equal)
+        try held.send("x\n")
+        _ = try held.receive(count: 2)
+        for _ in 0..<3 {
+            let client = try TestSocket(port: try front.port("proxy"))
+            try client.send("y\n")
+            _ = try client.receive(count: 2)
+        }
+        #expect(busy.accepted == 1 && idle.accepted == 3)
+    }
+
+    @Test func badConfigIsRefusedWithTheKey() throws {
+        let config = gatewayConfig(plugins: "  proxy: {path: proxy, config: {upstreams: [\"localhost\"]}}\n",
+                                   listeners: ["proxy"])
+        let scratch = try TemporaryDirectory()
+        let result = try runWharf(["check", "--config", try scratch.write("wharf.yaml", config)])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("config key 'upstreams[0]': expected \"host:port\" or \"[ipv6]:port\", got \"localhost\""))
+    }
+}

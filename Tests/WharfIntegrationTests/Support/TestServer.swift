@@ -1,0 +1,87 @@
+import Foundation
+
+/// A blocking loopback TCP server for upstream tests: each accepted connection runs
+/// `handler(fd)` on its own thread (the fd is closed when it returns). Stopped on release.
+final class TestServer: @unchecked Sendable {
+    let port: Int
+    private let listener: LoopbackPort
+    private let lock = NSLock()
+    private var stopped = false
+    private var acceptedCount = 0
+
+    init(handler: @escaping @Sendable (Int32) -> Void) {
+        listener = LoopbackPort(listen: 1024)
+        port = listener.port
+        let fd = listener.fd
+        Thread { [self] in
+            while !isStopped {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, 50) > 0 else { continue }
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { continue }
+                lock.withLock { acceptedCount += 1 }
+                var timeout = timeval(tv_sec: 20, tv_usec: 0)
+                setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                Thread {
+                    handler(client)
+                    close(client)
+                }.start()
+            }
+        }.start()
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+    var accepted: Int { lock.withLock { acceptedCount } }
+
+    deinit { lock.withLock { stopped = true } }
+
+    /// Echoes bytes until the peer half-closes, then half-closes too.
+    static func echo() -> TestServer {
+        TestServer { fd in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let got = recv(fd, &buffer, buffer.count, 0)
+                if got <= 0 { break }
+                var offset = 0
+                while offset < got {
+                    let sent = buffer[offset..<got].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if sent <= 0 { return }
+                    offset += sent
+                }
+            }
+            shutdown(fd, Int32(SHUT_WR))
+        }
+    }
+
+    /// Reads exactly `count` bytes from `fd` (fewer if it ends first).
+    static func read(_ fd: Int32, count: Int) -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: count)
+        while result.count < count {
+            let got = recv(fd, &buffer, count - result.count, 0)
+            if got <= 0 { break }
+            result += buffer[..<got]
+        }
+        return result
+    }
+
+    static func write(_ fd: Int32, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return }
+            offset += sent
+        }
+    }
+}
+
+/// Waits (bounded) until `condition` holds.
+func eventually(seconds: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}

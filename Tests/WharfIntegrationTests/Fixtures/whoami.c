@@ -20,8 +20,12 @@ static void on_line(void *userdata, wharf_stream *stream, int32_t status, const 
 static void report(wharf_stream *stream) {
     wharf_stream_info info = {.struct_size = sizeof info};
     char line[1400];
+    if (host->get_info(stream, &info) != WHARF_OK) {
+        host->close(stream);
+        return;
+    }
     int n = snprintf(line, sizeof line, "peer=%s:%u local=%s:%u proxied=%u tls=%04x sni=%s alpn=%s subject=%s\n",
-                     host->get_info(stream, &info) == WHARF_OK ? info.peer_address : "?", info.peer_port,
+                     info.peer_address, info.peer_port,
                      info.local_address, info.local_port, info.proxied, info.tls_version, info.tls_server_name,
                      info.tls_alpn, info.tls_peer_subject);
     host->write(stream, (const uint8_t *)line, (size_t)n, NULL, NULL);

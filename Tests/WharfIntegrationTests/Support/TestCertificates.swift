@@ -1,0 +1,61 @@
+import Foundation
+
+/// Throwaway certificates made with the openssl CLI at test time (nothing private is
+/// committed): a CA; server certificates for a.test and b.test (also valid for localhost
+/// and 127.0.0.1) signed by it; a client certificate "CN=alice,O=Example" signed by it; and
+/// a second, untrusted CA with its own client "mallory". Made once per test run.
+final class TestCertificates: Sendable {
+    let directory: String
+
+    static let shared: Result<TestCertificates, any Error> = Result { try TestCertificates() }
+    static func get() throws -> TestCertificates { try shared.get() }
+
+    private init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("wharf-certs-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd "\(directory)"
+            key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+            ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem -days 2 -subj "$2"; }
+            leaf() { # name subject ca extensions
+              key $1.key
+              openssl req -new -key $1.key -out $1.csr -subj "$2"
+              printf '%s\\n' "$4" > $1.ext
+              openssl x509 -req -in $1.csr -CA $3.pem -CAkey $3.key -CAcreateserial -out $1.pem -days 2 -extfile $1.ext 2>/dev/null
+            }
+            ca ca "/CN=Wharf Test CA"
+            ca rogue "/CN=Rogue CA"
+            leaf a.test "/CN=a.test" ca "subjectAltName=DNS:a.test,DNS:localhost,IP:127.0.0.1"
+            leaf b.test "/CN=b.test" ca "subjectAltName=DNS:b.test,DNS:*.b.test"
+            leaf alice "/CN=alice/O=Example" ca "extendedKeyUsage=clientAuth"
+            leaf mallory "/CN=mallory" rogue "extendedKeyUsage=clientAuth"
+            """
+        let result = try FixturePlugins.run("/bin/sh", ["-c", script])
+        guard result.status == 0 else { throw TestError.failed("making test certificates: \(result.output)") }
+    }
+
+    func path(_ name: String) -> String { "\(directory)/\(name)" }
+}
+
+/// `openssl s_client` against 127.0.0.1:`port`: sends `input`, returns everything it
+/// printed (stdout and stderr), bounded in time.
+func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: TimeInterval = 10) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-no_ign_eof"] + arguments
+    let output = Pipe(), stdin = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = stdin
+    try process.run()
+    stdin.fileHandleForWriting.write(Data(input.utf8))
+    // Keep stdin open briefly so the reply can come back before s_client sees EOF.
+    let deadline = Date().addingTimeInterval(seconds)
+    Thread.sleep(forTimeInterval: 0.6)
+    try? stdin.fileHandleForWriting.close()
+    while process.isRunning, Date() < deadline { usleep(20_000) }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+}

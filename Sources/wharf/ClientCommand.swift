@@ -38,11 +38,26 @@ struct ClientCommand: ParsableCommand {
     @Option(name: .long, help: "Appended to each line; replies are read up to it.")
     var separator: String = ""
 
-    @Option(name: .long, help: "Connect timeout in milliseconds.")
+    @Option(name: .long, help: "Connect timeout in milliseconds (covers the TLS handshake too).")
     var timeoutMs: Int = 5000
+
+    @Flag(name: .long, help: "Speak TLS, verifying the server against the system roots (or --ca).")
+    var tls = false
+
+    @Option(name: .long, help: "With --tls: PEM file of the roots to verify the server against.")
+    var ca: String?
+
+    @Option(name: .long, help: "With --tls: the name to send (SNI) and verify; default: HOST.")
+    var serverName: String?
+
+    @Flag(name: .long, help: "With --tls: accept any certificate (testing only).")
+    var insecure = false
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("port must be 1-65535") }
+        if !tls, ca != nil || serverName != nil || insecure {
+            throw ValidationError("--ca, --server-name and --insecure need --tls")
+        }
     }
 
     func run() throws {
@@ -53,6 +68,13 @@ struct ClientCommand: ParsableCommand {
         let session = ClientSession(loop: loop, separator: Array(Self.unescape(separator).utf8))
 
         var options = ConnectOptions()
+        if tls {
+            guard let secured = ConnectOptions.withTLS(verify: !insecure, caFile: ca, serverName: serverName) else {
+                FileHandleOutput.standardError("wharf client: cannot use the TLS options (is --ca readable PEM?)")
+                throw ExitStatus.configError
+            }
+            options = secured
+        }
         options.timeout = .milliseconds(Int64(timeoutMs))
         let connectOptions = options
         let host = self.host, port = self.port

@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+
+/// TLS on listeners (termination, SNI, mTLS, versions, ALPN, start_tls), on upstreams
+/// (the proxy's `tls:`) and SNI passthrough, checked with `openssl s_client`.
+@Suite struct TLSTests {
+    let certs: TestCertificates
+    init() throws { certs = try TestCertificates.get() }
+
+    /// A whoami listener terminating TLS with `tls` (a YAML flow mapping's body).
+    func tlsWhoami(_ tls: String, variant: String? = nil, extra: String = "") throws -> RunningWharf {
+        let whoami = try FixturePlugins.build(variant == nil ? "whoami" : "whoami_starttls", source: "whoami",
+                                              define: variant)
+        return try RunningWharf(config: """
+            plugins:
+              whoami: {path: \(whoami)}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: whoami, tls: {\(tls)}\(extra)}
+
+            """)
+    }
+
+    var siteA: String { "certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))" }
+    var siteB: String { "{certificate: \(certs.path("b.test.pem")), key: \(certs.path("b.test.key"))}" }
+
+    func client(_ port: Int, _ arguments: [String], input: String = "ping\n") throws -> String {
+        try openSSLClient(port: port, arguments: ["-CAfile", certs.path("ca.pem"), "-verify_return_error"] + arguments,
+                          input: input)
+    }
+
+    @Test func terminatesTLSAndShowsItsFactsToThePlugin() throws {
+        let wharf = try tlsWhoami(siteA)
+        let output = try client(try wharf.port("whoami"), ["-servername", "a.test"])
+        #expect(output.contains("tls=0304 sni=a.test alpn= subject=\n"), "\(output)")
+        #expect(output.contains("ping\n"), "the plugin echoes over TLS")
+        #expect(output.contains("verify return:1"))
+    }
+
+    @Test func picksTheCertificateBySNI() throws {
+        let wharf = try tlsWhoami("\(siteA), certificates: [\(siteB)]")
+        let port = try wharf.port("whoami")
+        let wildcard = try client(port, ["-servername", "www.b.test"])
+        #expect(wildcard.contains("depth=0 CN = b.test"), "\(wildcard)")
+        #expect(wildcard.contains("sni=www.b.test"))
+        let fallback = try client(port, ["-servername", "unknown.test", "-verify_hostname", "unknown.test"])
+        #expect(fallback.contains("depth=0 CN = a.test"), "an unknown name gets the first certificate")
+    }
+
+    @Test func verifiesClientCertificates() throws {
+        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem"))")
+        let port = try wharf.port("whoami")
+        let alice = try client(port, ["-cert", certs.path("alice.pem"), "-key", certs.path("alice.key")])
+        #expect(alice.contains("subject=CN=alice,O=Example\n"), "\(alice)")
+        let anonymous = try client(port, [])
+        #expect(!anonymous.contains("peer="), "no certificate, no service")
+        let mallory = try client(port, ["-cert", certs.path("mallory.pem"), "-key", certs.path("mallory.key")])
+        #expect(!mallory.contains("peer="), "a certificate from another CA is refused")
+        #expect(eventually { wharf.stderr.contains("TLS handshake failed") && wharf.stderr.contains("count=2") },
+                "\(wharf.stderr)")
+    }
+
+    @Test func optionalClientAuthLetsAnonymousClientsIn() throws {
+        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem")), client_auth: optional")
+        let anonymous = try client(try wharf.port("whoami"), [])
+        #expect(anonymous.contains("tls=0304") && anonymous.contains("subject=\n"), "\(anonymous)")
+    }
+
+    @Test func enforcesTheMinimumVersion() throws {
+        let wharf = try tlsWhoami("\(siteA), min_version: \"1.3\"")
+        let port = try wharf.port("whoami")
+        #expect(!(try client(port, ["-tls1_2"])).contains("peer="))
+        #expect(try client(port, ["-tls1_3"]).contains("tls=0304"))
+        let defaults = try tlsWhoami(siteA)
+        #expect(try client(try defaults.port("whoami"), ["-tls1_2"]).contains("tls=0303"), "1.2 is allowed by default")
+        #expect(!(try client(try defaults.port("whoami"), ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])).contains("peer="))
+    }
+
+    @Test func negotiatesALPN() throws {
+        let wharf = try tlsWhoami("\(siteA), alpn: [h2, http/1.1]")
+        #expect(try client(try wharf.port("whoami"), ["-alpn", "http/1.1"]).contains("alpn=http/1.1 "))
+    }
+
+    @Test func upgradesInPlaceWithStartTLS() throws {
+        let wharf = try tlsWhoami("\(siteA), starttls: true", variant: "VARIANT_STARTTLS")
+        let output = try client(try wharf.port("whoami"), ["-starttls", "smtp", "-servername", "a.test"])
+        #expect(output.contains("tls=0304 sni=a.test"), "\(output)\n\(wharf.stderr)")
+        #expect(output.contains("ping\n"))
+    }
+
+    @Test func aFailedOrSilentHandshakeAffectsOnlyItsConnection() throws {
+        let wharf = try tlsWhoami(siteA, extra: ", handshake_timeout_ms: 300")
+        let port = try wharf.port("whoami")
+        let silent = try TestSocket(port: port)
+        let garbage = try TestSocket(port: port)
+        try garbage.send("GET / HTTP/1.0\r\n\r\n")
+        #expect(garbage.isClosedByPeer())
+        #expect(try client(port, ["-servername", "a.test"]).contains("tls=0304"), "others are served meanwhile")
+        #expect(silent.isClosedByPeer())
+        #expect(eventually { wharf.stderr.contains("handshake_timeout_ms passed") })
+    }
+
+    @Test func badCertificateFilesAreConfigErrors() throws {
+        let scratch = try TemporaryDirectory()
+        func check(_ tls: String) throws -> ProcessResult {
+            let config = "plugins:\n  echo: {path: echo}\nlisteners:\n"
+                + "  - {address: 127.0.0.1, port: 0, plugin: echo, tls: {\(tls)}}\n"
+            return try runWharf(["check", "--config", try scratch.write("wharf.yaml", config)])
+        }
+        let missing = try check("certificate: /nonexistent/cert.pem, key: \(certs.path("a.test.key"))")
+        #expect(missing.status == 2)
+        #expect(missing.stderr.contains(
+            "wharf.yaml:4:68: listeners[0].tls.certificate: cannot read /nonexistent/cert.pem: No such file or directory"),
+            "\(missing.stderr)")
+        let mismatched = try check("certificate: \(certs.path("a.test.pem")), key: \(certs.path("b.test.key"))")
+        #expect(mismatched.status == 2)
+        #expect(mismatched.stderr.contains("listeners[0].tls.key: the key does not match the certificate"), "\(mismatched.stderr)")
+        let notPEM = try check("certificate: \(scratch.path("wharf.yaml")), key: \(certs.path("a.test.key"))")
+        #expect(notPEM.stderr.contains("listeners[0].tls.certificate: \(scratch.path("wharf.yaml")): not a PEM certificate"))
+    }
+
+    func proxyTo(_ port: Int, tls: String) throws -> RunningWharf {
+        try RunningWharf(config: gatewayConfig(
+            plugins: "  proxy: {path: proxy, config: {upstreams: [\"127.0.0.1:\(port)\"], retries: 0, tls: {\(tls)}}}\n",
+            listeners: ["proxy"]))
+    }
+
+    @Test func upstreamTLSVerifiesTheServer() throws {
+        let backend = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem")), client_auth: optional")
+        let port = try backend.port("whoami")
+        let trusted = try proxyTo(port, tls: "ca: \(certs.path("ca.pem")), server_name: a.test")
+        let client = try TestSocket(port: try trusted.port("proxy"))
+        #expect(try client.receiveLine().contains("tls=0304 sni=a.test alpn= subject=\n"))
+
+        let withCertificate = try proxyTo(port, tls: "ca: \(certs.path("ca.pem")), server_name: a.test, "
+            + "certificate: \(certs.path("alice.pem")), key: \(certs.path("alice.key"))")
+        let mutual = try TestSocket(port: try withCertificate.port("proxy"))
+        #expect(try mutual.receiveLine().contains("subject=CN=alice,O=Example\n"))
+
+        let untrusted = try proxyTo(port, tls: "ca: \(certs.path("rogue.pem")), server_name: a.test")
+        let refused = try TestSocket(port: try untrusted.port("proxy"))
+        #expect(refused.isClosedByPeer())
+        #expect(eventually { untrusted.stderr.contains("TLS handshake failed") })
+
+        // b.test's certificate has no IP address in it (a.test's does, and NIO accepts a
+        // certificate naming the connected IP), so only the name can match.
+        let other = try tlsWhoami("certificate: \(certs.path("b.test.pem")), key: \(certs.path("b.test.key"))")
+        let wrongName = try proxyTo(try other.port("whoami"), tls: "ca: \(certs.path("ca.pem")), server_name: a.test")
+        #expect(try TestSocket(port: try wrongName.port("proxy")).isClosedByPeer())
+        #expect(eventually { wrongName.stderr.contains("failedToValidateHostname") }, "\(wrongName.stderr)")
+    }
+
+    @Test func sniPassthroughRoutesByTheClientHello() throws {
+        let a = try tlsWhoami(siteA), b = try tlsWhoami("certificate: \(certs.path("b.test.pem")), key: \(certs.path("b.test.key"))")
+        let aPort = try a.port("whoami"), bPort = try b.port("whoami")
+        let front = try RunningWharf(config: gatewayConfig(plugins: """
+              proxy: {path: proxy, config: {sni_routes: {a.test: "127.0.0.1:\(aPort)", "*.b.test": ["127.0.0.1:\(bPort)"]}}}
+
+            """, listeners: ["proxy"]))
+        let port = try front.port("proxy")
+        let toA = try client(port, ["-servername", "a.test"])
+        #expect(toA.contains("local=127.0.0.1:\(aPort) ") && toA.contains("sni=a.test"), "\(toA)")
+        let toB = try client(port, ["-servername", "api.b.test"])
+        #expect(toB.contains("local=127.0.0.1:\(bPort) ") && toB.contains("sni=api.b.test"), "\(toB)")
+        let unrouted = try client(port, ["-servername", "c.test"])
+        #expect(!unrouted.contains("peer="))
+        #expect(eventually { front.stderr.contains("no route for server name \"c.test\"") })
+    }
+
+    @Test func wharfClientSpeaksTLS() throws {
+        let wharf = try tlsWhoami(siteA)
+        let port = try wharf.port("whoami")
+        let result = try runWharf(["client", "127.0.0.1", "\(port)", "--tls", "--ca", certs.path("ca.pem"),
+                                   "--server-name", "a.test", "--separator", "\\n"], stdin: "hello\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("tls=0304 sni=a.test"), "\(result.stdout)")
+        let untrusted = try runWharf(["client", "127.0.0.1", "\(port)", "--tls", "--server-name", "a.test"],
+                                     stdin: "hello\n")
+        #expect(untrusted.status == 1)
+        #expect(untrusted.stderr.contains("TLS handshake failed"), "\(untrusted.stderr)")
+    }
+}

@@ -7,8 +7,10 @@
 
 Servers: wharf (+ echo plugin), nio (raw SwiftNIO line echo, no plugin layer), c-epoll
 (a minimal C epoll echo: the practical limit) and tornado (the seed's echo server, when
-`tornado` is importable). Each server runs with ONE event loop pinned to CPU 1, the load
-generator is pinned to CPU 0. For every repeat the server order rotates, so drift in the
+`tornado` is importable); and two proxies in front of a c-epoll backend: wharf-proxy
+(wharf + the proxy plugin) and haproxy (TCP mode, when installed). Each server or proxy
+runs with ONE event loop / thread pinned to CPU 1; the load generator (and a proxy's
+c-epoll backend) are pinned to CPU 0. For every repeat the server order rotates, so drift in the
 machine's load spreads over all servers. The table shows medians and ratios against raw
 NIO; on a shared, noisy machine the ratios measured in one run are what count.
 Results are also written as JSON (--out).
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import shutil
 import statistics
 import subprocess
@@ -64,17 +67,42 @@ def rss_kb(pid):
     return 0
 
 
+PROXIES = ("wharf-proxy", "haproxy")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port, process, what):
+    deadline = time.time() + 20
+    while time.time() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start")
+
+
 class Server:
-    """A server process bound to a free loopback port."""
+    """A server process bound to a free loopback port; proxies get a c-epoll backend."""
 
     def __init__(self, name):
         self.name = name
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
-        if name == "wharf":
+        self.backend = Server("c-epoll-backend") if name in PROXIES else None
+        if name in ("wharf", "wharf-proxy"):
+            if name == "wharf":
+                plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
+            else:
+                plugin = f"echo: {{path: proxy, config: {{upstreams: [\"127.0.0.1:{self.backend.port}\"]}}}}"
             config = os.path.join(self.scratch, "wharf.yaml")
             ready = os.path.join(self.scratch, "ready.json")
             with open(config, "w") as f:
-                f.write("workers: 1\nlog_level: warning\nplugins:\n  echo: {path: echo, config: {max_bytes: 1048576}}\n"
+                f.write(f"workers: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(RELEASE, "wharf"), "run", "--config", config,
                                                                 "--ready-file", ready]), stderr=subprocess.DEVNULL)
@@ -86,10 +114,28 @@ class Server:
             with open(ready) as f:
                 self.port = json.load(f)[0]["port"]
             return
+        if name == "haproxy":
+            # TCP mode, one thread, defaults otherwise (no splicing), as an operator would start it.
+            self.port = free_port()
+            config = os.path.join(self.scratch, "haproxy.cfg")
+            with open(config, "w") as f:
+                f.write(f"global\n  nbthread 1\n  maxconn 200000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n"
+                        f"  timeout client 300s\n  timeout server 300s\n\nfrontend front\n"
+                        f"  bind 127.0.0.1:{self.port} backlog 4096\n  default_backend echo\n\n"
+                        f"backend echo\n  server c_epoll 127.0.0.1:{self.backend.port}\n")
+            self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("haproxy"), "-db", "-f", config]),
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for_port(self.port, self.process, "haproxy")
+            return
         if name == "nio":
             command = [os.path.join(RELEASE, "nio-echo-baseline"), "0", "1"]
         elif name == "c-epoll":
             command = [os.path.join(BENCH_BIN, "echo_epoll"), "0"]
+        elif name == "c-epoll-backend":
+            self.process = subprocess.Popen(pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "echo_epoll"), "0"]),
+                                            stdout=subprocess.PIPE, text=True)
+            self.port = int(self.process.stdout.readline().split()[1])
+            return
         elif name == "tornado":
             command = [sys.executable, os.path.join(ROOT, "bench", "tornado_echo.py"), "0"]
         else:
@@ -109,6 +155,8 @@ class Server:
         return rss_kb(self.pid)
 
     def stop(self):
+        if self.backend:
+            self.backend.stop()
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
@@ -176,7 +224,7 @@ def run_case(case_name, server_name, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--servers", default="wharf,nio,c-epoll,tornado")
+    parser.add_argument("--servers", default="wharf,nio,c-epoll,tornado,wharf-proxy,haproxy")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3)
     parser.add_argument("--warmup", type=float, default=1)
@@ -199,6 +247,9 @@ def main():
         except ImportError:
             print("tornado is not installed (pip install tornado): skipping it", file=sys.stderr)
             servers.remove("tornado")
+    if "haproxy" in servers and not shutil.which("haproxy"):
+        print("haproxy is not installed (apt-get install haproxy): skipping it", file=sys.stderr)
+        servers.remove("haproxy")
     cases = args.cases.split(",")
     samples = {case: {server: [] for server in servers} for case in cases}
     for repeat in range(args.repeats):
@@ -226,13 +277,16 @@ def main():
 
     medians = {case: {server: statistics.median(values) for server, values in by_server.items() if values}
                for case, by_server in samples.items()}
-    header = "| case | " + " | ".join(servers) + " | wharf ÷ nio |"
-    lines = [header, "|" + "---|" * (len(servers) + 2)]
+    def ratio(row, numerator, denominator):
+        return f"{row[numerator] / row[denominator]:.2f}×" if row.get(numerator) and row.get(denominator) else "–"
+
+    header = "| case | " + " | ".join(servers) + " | wharf ÷ nio | wharf-proxy ÷ haproxy |"
+    lines = [header, "|" + "---|" * (len(servers) + 3)]
     for case in cases:
         row = medians[case]
-        ratio = row.get("wharf", 0) / row["nio"] if row.get("nio") else float("nan")
         cells = [f"{row[s]:,.1f}" if s in row else "–" for s in servers]
-        lines.append(f"| {CASES[case]['label']} | " + " | ".join(cells) + f" | {ratio:.2f}× |")
+        lines.append(f"| {CASES[case]['label']} | " + " | ".join(cells)
+                     + f" | {ratio(row, 'wharf', 'nio')} | {ratio(row, 'wharf-proxy', 'haproxy')} |")
     if "tornado" in servers and "pingpong64" in medians and medians["pingpong64"].get("tornado"):
         lines.append(f"\nwharf ÷ tornado, ping-pong 64 conns: "
                      f"{medians['pingpong64']['wharf'] / medians['pingpong64']['tornado']:.2f}×")

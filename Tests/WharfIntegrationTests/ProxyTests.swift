@@ -172,8 +172,11 @@ import Testing
             let client = try TestSocket(port: try front.port("proxy"))
             try client.send("y\n")
             _ = try client.receive(count: 2)
+            // End it fully (FIN both ways), so the proxy has counted it gone before the next.
+            client.shutdownWrite()
+            _ = try client.receiveUntilClose()
         }
-        #expect(busy.accepted == 1 && idle.accepted == 3)
+        #expect(busy.accepted == 1 && idle.accepted == 3, "busy \(busy.accepted), idle \(idle.accepted)")
     }
 
     @Test func badConfigIsRefusedWithTheKey() throws {

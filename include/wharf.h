@@ -56,6 +56,12 @@
  * buffer cannot satisfy completes with WHARF_E_CLOSED, and the stream then closes
  * gracefully (pending writes are flushed first).
  *
+ * TLS and PROXY headers [1.2]. A listener configured with `tls:` or `proxy_protocol:
+ * accept` finishes the handshake and reads the header before handle_stream is called (a
+ * connection that fails either, or stays silent past handshake_timeout_ms, never reaches
+ * the plugin). Plugins always read and write plaintext; get_info shows the TLS facts and
+ * the client address the header announced.
+ *
  * Thread safety of host functions. Functions marked [any thread] may be called from any
  * thread at any time. All others are [loop]: they must be called on the stream's loop
  * (from a callback, handle_stream, or a function posted with waker_post). Called from
@@ -155,7 +161,8 @@ typedef void (*wharf_post_fn)(void *userdata, int32_t status);
 /* A connect finished: WHARF_OK with `upstream` a new stream (the plugin's to read, write
  * and close; it gets its own close notification), or an error with upstream == NULL:
  * WHARF_E_REFUSED, WHARF_E_TIMEOUT, WHARF_E_RESOLVE, WHARF_E_UNREACHABLE, WHARF_E_IO,
- * WHARF_E_SHUTDOWN. [ABI 1.1] */
+ * WHARF_E_SHUTDOWN, or (1.2, with options->tls) WHARF_E_TLS: the handshake failed, e.g.
+ * the certificate did not verify; the host logs the exact reason. [ABI 1.1] */
 typedef void (*wharf_connect_cb)(void *userdata, int32_t status, wharf_stream *upstream);
 
 /* start_tls finished: WHARF_OK once the handshake is done (get_info shows its facts), or
@@ -395,8 +402,10 @@ typedef struct wharf_host_api {
      * Names are resolved off the loop; IPv4 and IPv6 addresses are tried Happy-Eyeballs
      * style. `options` may be NULL (defaults). `origin` only chooses the loop: the connect
      * completes through `cb` exactly once, never inside this call, even if origin closes
-     * meanwhile. Errors (returned at once): WHARF_E_INVALID (empty or over 255-byte host,
-     * port 0 or over 65535, cb NULL, bad source_address), WHARF_E_CLOSED,
+     * meanwhile. With options->tls (1.2) the stream is handed over only once the TLS
+     * handshake is done, within the same timeout. Errors (returned at once):
+     * WHARF_E_INVALID (empty or over 255-byte host, port 0 or over 65535, cb NULL, bad
+     * source_address, unusable TLS options such as an unreadable CA file), WHARF_E_CLOSED,
      * WHARF_E_WRONG_THREAD. */
     int32_t (*connect)(wharf_stream *origin, const char *host, size_t host_len, uint32_t port,
                        const wharf_connect_options *options, wharf_connect_cb cb, void *userdata);

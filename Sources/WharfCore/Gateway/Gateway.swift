@@ -148,6 +148,9 @@ public final class Gateway: @unchecked Sendable {
             waitForStreams(until: .now() + .seconds(2))
         }
         generation.shutdownInstances()
+        for stats in listenerStats.withLockedValue({ $0 }) where stats.hadFailures {
+            logger.info("connections that never reached their plugin: \(stats.summary)")
+        }
         loops.forEach { $0.markStopped() }
         try? group.syncShutdownGracefully()
     }

@@ -38,6 +38,11 @@ final class ListenerStats: Sendable {
         }
     }
 
+    var hadFailures: Bool {
+        tlsHandshakeFailures.load(ordering: .relaxed) + proxyHeaderFailures.load(ordering: .relaxed)
+            + preambleTimeouts.load(ordering: .relaxed) > 0
+    }
+
     var summary: String {
         "\(name): \(tlsHandshakeFailures.load(ordering: .relaxed)) TLS handshake failures, "
             + "\(proxyHeaderFailures.load(ordering: .relaxed)) bad PROXY headers, "

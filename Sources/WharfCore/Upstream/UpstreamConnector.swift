@@ -108,7 +108,14 @@ public enum UpstreamConnector {
                 }
             }
         if let source = options.sourceAddress { bootstrap = bootstrap.bind(to: source) }
-        bootstrap.connect(host: host, port: port).assumeIsolated().whenFailure { error in
+        // An IP literal needs no resolver: connecting to it directly skips NIO's resolution
+        // and Happy Eyeballs machinery (a thread hop and timers per connection).
+        let connected = if let address = try? SocketAddress(ipAddress: host, port: port) {
+            bootstrap.connect(to: address)
+        } else {
+            bootstrap.connect(host: host, port: port)
+        }
+        connected.assumeIsolated().whenFailure { error in
             let failure = classify(error)
             loop.enqueue(.completion { done.value.call(.failure(failure)) })
         }

@@ -92,7 +92,15 @@ import Testing
     }
 
     @Test func anUpstreamResetMidTransferEndsOnlyThatClient() throws {
+        // The first upstream connection sends 100,000 bytes and resets; later ones echo.
+        let lock = NSLock()
+        nonisolated(unsafe) var connections = 0
         let backend = TestServer { fd in
+            let first = lock.withLock {
+                connections += 1
+                return connections == 1
+            }
+            guard first else { return TestServer.echoLoop(fd) }
             TestServer.write(fd, [UInt8](repeating: 65, count: 100_000))
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
@@ -100,16 +108,13 @@ import Testing
         let front = try proxy("upstreams: [\"127.0.0.1:\(backend.port)\"]")
         let client = try TestSocket(port: try front.port("proxy"))
         try client.send("hello\n")
+        // The reset may overtake data in flight (the kernel drops unread bytes on RST), so
+        // the client gets a prefix of it, then the end.
         let (received, _) = try client.receiveUntilClose()
         #expect(received.count <= 100_000 && received.allSatisfy { $0 == 65 })
-        // The gateway keeps serving.
-        let echo = TestServer.echo()
-        let next = try proxy("upstreams: [\"127.0.0.1:\(echo.port)\"]")
-        let other = try TestSocket(port: try next.port("proxy"))
-        try other.send("ok\n")
-        #expect(try other.receiveString(count: 3) == "ok\n")
-        let again = try TestSocket(port: try front.port("proxy"))
-        #expect(try again.receive(count: 10) == [UInt8](repeating: 65, count: 10))
+        let next = try TestSocket(port: try front.port("proxy"))
+        try next.send("still here\n")
+        #expect(try next.receiveLine() == "still here\n", "the gateway keeps serving")
     }
 
     @Test func aSlowReaderKeepsTheProxysMemoryBounded() throws {

@@ -38,8 +38,9 @@ final class TestCertificates: Sendable {
     func path(_ name: String) -> String { "\(directory)/\(name)" }
 }
 
-/// `openssl s_client` against 127.0.0.1:`port`: sends `input`, returns everything it
-/// printed (stdout and stderr), bounded in time.
+/// `openssl s_client` against 127.0.0.1:`port`: sends `input`, keeps stdin open until the
+/// echo of `input` comes back (or s_client exits, or `seconds` pass), and returns
+/// everything it printed (stdout and stderr).
 func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: TimeInterval = 10) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -48,14 +49,22 @@ func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: 
     process.standardOutput = output
     process.standardError = output
     process.standardInput = stdin
+    let lock = NSLock()
+    nonisolated(unsafe) var collected = Data()
+    output.fileHandleForReading.readabilityHandler = { handle in
+        let chunk = handle.availableData
+        lock.withLock { collected.append(chunk) }
+    }
     try process.run()
     stdin.fileHandleForWriting.write(Data(input.utf8))
-    // Keep stdin open briefly so the reply can come back before s_client sees EOF.
     let deadline = Date().addingTimeInterval(seconds)
-    Thread.sleep(forTimeInterval: 0.6)
+    func text() -> String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+    while process.isRunning, Date() < deadline, input.isEmpty || !text().contains(input) { usleep(20_000) }
     try? stdin.fileHandleForWriting.close()
     while process.isRunning, Date() < deadline { usleep(20_000) }
     if process.isRunning { process.terminate() }
     process.waitUntilExit()
-    return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    usleep(50_000) // the last chunk
+    output.fileHandleForReading.readabilityHandler = nil
+    return text()
 }

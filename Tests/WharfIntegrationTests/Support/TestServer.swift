@@ -37,21 +37,21 @@ final class TestServer: @unchecked Sendable {
     deinit { lock.withLock { stopped = true } }
 
     /// Echoes bytes until the peer half-closes, then half-closes too.
-    static func echo() -> TestServer {
-        TestServer { fd in
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let got = recv(fd, &buffer, buffer.count, 0)
-                if got <= 0 { break }
-                var offset = 0
-                while offset < got {
-                    let sent = buffer[offset..<got].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                    if sent <= 0 { return }
-                    offset += sent
-                }
+    static func echo() -> TestServer { TestServer(handler: echoLoop) }
+
+    static func echoLoop(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let got = recv(fd, &buffer, buffer.count, 0)
+            if got <= 0 { break }
+            var offset = 0
+            while offset < got {
+                let sent = buffer[offset..<got].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if sent <= 0 { return }
+                offset += sent
             }
-            shutdown(fd, Int32(SHUT_WR))
         }
+        shutdown(fd, Int32(SHUT_WR))
     }
 
     /// Reads exactly `count` bytes from `fd` (fewer if it ends first).

@@ -122,12 +122,9 @@ import Testing
         let stalled = TestServer { _ in usleep(6_000_000) }
         let front = try proxy("upstreams: [\"127.0.0.1:\(stalled.port)\"]")
         let client = try TestSocket(port: try front.port("proxy"))
-        usleep(200_000)
-        let rssBefore = try residentKilobytes(front.process.processIdentifier)
-        let sent = client.flood(seconds: 3)
-        let growth = try residentKilobytes(front.process.processIdentifier) - rssBefore
-        #expect(sent < 64 << 20, "the client was throttled (it got \(sent >> 20) MiB out)")
-        #expect(growth < 16 << 10, "the proxy's memory stayed bounded (grew \(growth) KB)")
+        let (sent, growth) = try floodAndWatch(client, server: front)
+        #expect(sent < 64 << 20, "the sender was throttled (it got \(sent >> 20) MiB out)")
+        #expect(growth < 16 << 10, "Wharf's memory stayed bounded (grew \(growth) KB)")
     }
 
     @Test func fiveHundredConcurrentProxiedConnections() throws {

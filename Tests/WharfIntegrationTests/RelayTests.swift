@@ -62,10 +62,7 @@ import Testing
         let sink = LoopbackPort(listen: 8)
         let front = try startRelay(to: sink.port)
         let client = try TestSocket(port: try front.port("fixture"))
-        usleep(200_000)
-        let rssBefore = try residentKilobytes(front.process.processIdentifier)
-        let sent = client.flood(seconds: 3)
-        let growth = try residentKilobytes(front.process.processIdentifier) - rssBefore
+        let (sent, growth) = try floodAndWatch(client, server: front)
         #expect(sent < 64 << 20, "the sender was throttled (it got \(sent >> 20) MiB out)")
         #expect(growth < 16 << 10, "Wharf's memory stayed bounded (grew \(growth) KB)")
         withExtendedLifetime(sink) {}

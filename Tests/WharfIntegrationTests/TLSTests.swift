@@ -130,6 +130,10 @@ import Testing
         let trusted = try proxyTo(port, tls: "ca: \(certs.path("ca.pem")), server_name: a.test")
         let client = try TestSocket(port: try trusted.port("proxy"))
         #expect(try client.receiveLine().contains("tls=0304 sni=a.test alpn= subject=\n"))
+        try client.send("ping\n")
+        client.shutdownWrite() // becomes close_notify towards the TLS upstream
+        let (rest, reset) = try client.receiveUntilClose()
+        #expect(String(decoding: rest, as: UTF8.self) == "ping\n" && !reset)
 
         let withCertificate = try proxyTo(port, tls: "ca: \(certs.path("ca.pem")), server_name: a.test, "
             + "certificate: \(certs.path("alice.pem")), key: \(certs.path("alice.key"))")

@@ -14,16 +14,6 @@ import Testing
                                                listeners: ["echo"]))
     }
 
-    /// Waits (bounded) until `text` shows up in the process's log.
-    func waitForLog(_ wharf: RunningWharf, _ text: String, seconds: TimeInterval = 10) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if wharf.stderr.contains(text) { return true }
-            usleep(20_000)
-        }
-        return false
-    }
-
     @Test func movesLargeDataBothWaysIntact() throws {
         let backend = try echoBackend()
         let front = try startRelay(to: try backend.port("echo"))
@@ -53,7 +43,7 @@ import Testing
         let (received, reset) = try client.receiveUntilClose()
         #expect(String(decoding: received, as: UTF8.self) == "first\nsecond\n")
         #expect(!reset)
-        #expect(waitForLog(front, "relay done: success, 13 bytes up, 13 bytes down"))
+        #expect(eventually { front.stderr.contains("relay done: success, 13 bytes up, 13 bytes down") })
     }
 
     @Test func aSlowReaderThrottlesTheSenderInsteadOfGrowingMemory() throws {
@@ -77,6 +67,6 @@ import Testing
         let started = Date()
         #expect(client.isClosedByPeer())
         #expect(Date().timeIntervalSince(started) < 5)
-        #expect(waitForLog(front, "relay done: timed out, 5 bytes up, 5 bytes down"))
+        #expect(eventually { front.stderr.contains("relay done: timed out, 5 bytes up, 5 bytes down") })
     }
 }

@@ -126,6 +126,28 @@ static int add_route(const char *key, size_t key_len, const char *value, size_t 
     return 0;
 }
 
+typedef struct alpn_context {
+    char *out;
+    size_t capacity;
+    size_t used;
+} alpn_context;
+
+static int add_alpn(const char *value, size_t value_len, size_t index, void *ctx) {
+    (void)index;
+    alpn_context *list = ctx;
+    char protocol[PROXY_NAME_MAX];
+    size_t protocol_len;
+    if (wharf_json_decode_string(value, value_len, protocol, sizeof protocol, &protocol_len) != 0 ||
+        protocol_len == 0 || memchr(protocol, ',', protocol_len) != NULL ||
+        list->used + protocol_len + 2 > list->capacity) {
+        return 2;
+    }
+    if (list->used > 0) list->out[list->used++] = ',';
+    memcpy(list->out + list->used, protocol, protocol_len + 1);
+    list->used += protocol_len;
+    return 0;
+}
+
 static int parse_tls(const char *json, size_t len, proxy_config *config, char *error, size_t error_len) {
     static const char *const keys[] = {"verify", "ca", "server_name", "alpn", "certificate", "key", NULL};
     if (wharf_config_check_keys(json, len, keys, error, error_len) != WHARF_CONFIG_FOUND) {
@@ -147,32 +169,13 @@ static int parse_tls(const char *json, size_t len, proxy_config *config, char *e
     }
     size_t alpn_len = 0;
     const char *alpn = wharf_json_find(json, len, "alpn", &alpn_len);
-    if (alpn != NULL && alpn_len > 0 && alpn[0] == '[') {
+    if (alpn != NULL) {
         /* A list becomes the comma-separated form the host takes. */
-        wharf_json_cursor c = {alpn + 1, alpn + alpn_len};
-        size_t used = 0;
-        for (;;) {
-            wharf_json_skip_space(&c);
-            if (c.p < c.end && *c.p == ']') break;
-            const char *item = c.p;
-            char protocol[PROXY_NAME_MAX];
-            size_t protocol_len;
-            if (wharf_json_skip_value(&c, 1) != 0 ||
-                wharf_json_decode_string(item, (size_t)(c.p - item), protocol, sizeof protocol, &protocol_len) != 0 ||
-                protocol_len == 0 || memchr(protocol, ',', protocol_len) != NULL ||
-                used + protocol_len + 2 > sizeof config->tls_alpn) {
-                snprintf(error, error_len, "config key 'tls.alpn': expected a list of protocol names");
-                return -1;
-            }
-            if (used > 0) config->tls_alpn[used++] = ',';
-            memcpy(config->tls_alpn + used, protocol, protocol_len + 1);
-            used += protocol_len;
-            wharf_json_skip_space(&c);
-            if (c.p < c.end && *c.p == ',') c.p++;
+        alpn_context list = {config->tls_alpn, sizeof config->tls_alpn, 0};
+        if (wharf_json_each_element(alpn, alpn_len, add_alpn, &list) != 0) {
+            snprintf(error, error_len, "config key 'tls.alpn': expected a list of protocol names, e.g. [h2, http/1.1]");
+            return -1;
         }
-    } else if (alpn != NULL) {
-        snprintf(error, error_len, "config key 'tls.alpn': expected a list, e.g. [h2, http/1.1]");
-        return -1;
     }
     if ((config->tls_certificate[0] != '\0') != (config->tls_key[0] != '\0')) {
         snprintf(error, error_len, "config key 'tls': certificate and key go together");

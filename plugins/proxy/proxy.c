@@ -64,6 +64,12 @@ static void on_relayed(void *userdata, const wharf_relay_result *result) {
 
 static void connect_next(session *s);
 
+/* Relaying cannot start: drop both connections at once. */
+static void abort_pair(session *s) {
+    s->plugin->host->abort(s->upstream);
+    s->plugin->host->abort(s->client);
+}
+
 static void start_relay(session *s) {
     proxy *self = s->plugin;
     const wharf_host_api *host = self->host;
@@ -75,14 +81,12 @@ static void start_relay(session *s) {
             len = proxy_protocol_header(self->config.proxy_protocol, &info, header, sizeof header);
         }
         if (len == 0 || host->write(s->upstream, header, len, NULL, NULL) != WHARF_OK) {
-            host->abort(s->upstream);
-            host->abort(s->client);
+            abort_pair(s);
             return;
         }
     }
     if (s->preread_len > 0 && host->write(s->upstream, s->preread, s->preread_len, NULL, NULL) != WHARF_OK) {
-        host->abort(s->upstream);
-        host->abort(s->client);
+        abort_pair(s);
         return;
     }
     free(s->preread);
@@ -92,8 +96,7 @@ static void start_relay(session *s) {
     int32_t status = host->relay(s->client, s->upstream, &options, on_relayed, s);
     if (status != WHARF_OK) {
         wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "relay to %s refused: %s", s->target->label, host->strerror(status));
-        host->abort(s->upstream);
-        host->abort(s->client);
+        abort_pair(s);
     }
 }
 

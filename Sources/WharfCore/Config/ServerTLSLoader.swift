@@ -1,12 +1,6 @@
 import NIOSSL
 import Yams
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// Reads a listener's `tls:` block and builds its contexts now, so an unreadable file, a
 /// key that does not match its certificate or a bad CA is a config error naming the file
 /// and the key, reported by `wharf check` and before anything starts.
@@ -167,10 +161,9 @@ enum ServerTLSLoader {
 
     private static func checkReadable(_ file: String, _ node: Node, _ path: String,
                                       reader: YAMLReader) throws(ConfigError) {
-        guard let handle = fopen(file, "rb") else {
-            throw reader.fail(node, path, "cannot read \(file): \(String(cString: strerror(errno)))")
+        if let reason = FileAccess.unreadableReason(file) {
+            throw reader.fail(node, path, "cannot read \(file): \(reason)")
         }
-        fclose(handle)
     }
 
     static func resolve(_ file: String, _ baseDirectory: String) -> String {

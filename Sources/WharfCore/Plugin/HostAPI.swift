@@ -294,7 +294,7 @@ enum StreamInfo {
         info.proxied = proxied?.source != nil ? 1 : 0
         if let tls = stream.facts.tls {
             info.tls_version = tls.version
-            CString.fill(&info.tls_server_name, with: tls.serverName)
+            CString.fill(&info.tls_server_name, with: stream.facts.serverName ?? "")
             CString.fill(&info.tls_alpn, with: tls.alpn)
             CString.fill(&info.tls_peer_subject, with: tls.peerSubject)
         }

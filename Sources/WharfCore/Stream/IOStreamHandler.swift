@@ -172,9 +172,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    func preambleStepDoneTLS(context: ChannelHandlerContext) { preambleStepDone(.tlsHandshake, context: context) }
-
-    private func preambleStepDone(_ step: Preamble, context: ChannelHandlerContext) {
+    func preambleStepDone(_ step: Preamble, context: ChannelHandlerContext) {
         awaiting.remove(step)
         guard lifecycle == .starting, awaiting.isEmpty, abandonReason == nil else { return }
         handshakeTimer?.cancel()

@@ -3,12 +3,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// TLS for an outgoing stream, from `wharf_tls_client_options`. Contexts are cached per
 /// distinct options (process-wide), so certificate files are read once, not per connect.
 struct ClientTLS: Sendable {
@@ -35,9 +29,13 @@ struct ClientTLS: Sendable {
             withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: size)) }
         }
         func text(_ field: UnsafePointer<CChar>?) -> String? { field.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        let key = Key(noVerify: raw.insecure_no_verify != 0, caFile: text(raw.ca_file), alpn: text(raw.alpn),
-                      certificateFile: text(raw.certificate_file), keyFile: text(raw.key_file))
-        explicitServerName = text(raw.server_name)
+        self.init(Key(noVerify: raw.insecure_no_verify != 0, caFile: text(raw.ca_file), alpn: text(raw.alpn),
+                      certificateFile: text(raw.certificate_file), keyFile: text(raw.key_file)),
+                  serverName: text(raw.server_name))
+    }
+
+    init?(_ key: Key, serverName: String?) {
+        explicitServerName = serverName
         if let cached = Self.cache.withLockedValue({ $0[key] }) {
             context = cached
             return
@@ -73,10 +71,9 @@ struct ClientTLS: Sendable {
     }
 
     private static func readable(_ file: String) throws {
-        guard let handle = fopen(file, "rb") else {
-            throw ClientTLSError(description: "cannot read \(file): \(String(cString: strerror(errno)))")
+        if let reason = FileAccess.unreadableReason(file) {
+            throw ClientTLSError(description: "cannot read \(file): \(reason)")
         }
-        fclose(handle)
     }
 
     /// The name for SNI and verification: the configured one, else the connect host
@@ -94,14 +91,4 @@ struct ClientTLS: Sendable {
 
 struct ClientTLSError: Error, CustomStringConvertible {
     var description: String
-}
-
-extension Optional where Wrapped == String {
-    /// The string as a C string for the closure's duration, or NULL.
-    func withOptionalCString<Result>(_ body: (UnsafePointer<CChar>?) -> Result) -> Result {
-        switch self {
-        case let .some(text): text.withCString { body($0) }
-        case .none: body(nil)
-        }
-    }
 }

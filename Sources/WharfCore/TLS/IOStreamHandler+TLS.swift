@@ -7,10 +7,10 @@ import NIOTLS
 extension IOStreamHandler {
     func tlsEstablished(context: ChannelHandlerContext, alpn: String?) {
         let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
-        facts.tls = TLSFacts(version: TLSFacts.wireVersion(handler?.tlsVersion), serverName: facts.serverName ?? "",
-                             alpn: alpn ?? "", peerSubject: TLSFacts.subject(of: handler?.peerCertificate))
+        facts.tls = TLSFacts(version: TLSFacts.wireVersion(handler?.tlsVersion), alpn: alpn ?? "",
+                             peerSubject: TLSFacts.subject(of: handler?.peerCertificate))
         if lifecycle == .starting {
-            preambleStepDoneTLS(context: context)
+            preambleStepDone(.tlsHandshake, context: context)
         } else if tlsUpgrade != nil {
             handshakeTimer?.cancel()
             handshakeTimer = nil

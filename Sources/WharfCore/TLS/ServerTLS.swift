@@ -33,10 +33,10 @@ public final class ServerTLS: Sendable {
     }
 }
 
-/// A successful handshake's facts, as `wharf_stream_info` shows them.
+/// A successful handshake's facts, as `wharf_stream_info` shows them (the SNI name is
+/// `ConnectionFacts.serverName`, known before the handshake ends).
 public struct TLSFacts: Sendable, Equatable {
     public var version: UInt32 = 0
-    public var serverName = ""
     public var alpn = ""
     public var peerSubject = ""
 

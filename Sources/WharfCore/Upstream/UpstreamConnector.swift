@@ -45,21 +45,12 @@ public struct ConnectOptions: Sendable {
         }
     }
 
-    /// Plain options with TLS from `wharf client --tls`.
+    /// Plain options with TLS from `wharf client --tls`; nil if the CA file is unusable.
     public static func withTLS(verify: Bool, caFile: String?, serverName: String?) -> ConnectOptions? {
+        let key = ClientTLS.Key(noVerify: !verify, caFile: caFile, alpn: nil, certificateFile: nil, keyFile: nil)
+        guard let tls = ClientTLS(key, serverName: serverName) else { return nil }
         var options = ConnectOptions()
-        let made: ClientTLS? = caFile.withOptionalCString { ca in
-            serverName.withOptionalCString { name in
-                var raw = wharf_tls_client_options()
-                raw.struct_size = UInt32(MemoryLayout<wharf_tls_client_options>.size)
-                raw.insecure_no_verify = verify ? 0 : 1
-                raw.ca_file = ca
-                raw.server_name = name
-                return withUnsafePointer(to: &raw) { ClientTLS($0) }
-            }
-        }
-        guard let made else { return nil }
-        options.tls = made
+        options.tls = tls
         return options
     }
 }

@@ -75,13 +75,3 @@ final class TestServer: @unchecked Sendable {
         }
     }
 }
-
-/// Waits (bounded) until `condition` holds.
-func eventually(seconds: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
-}

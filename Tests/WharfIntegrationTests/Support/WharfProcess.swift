@@ -54,6 +54,16 @@ enum TestError: Error, CustomStringConvertible {
     }
 }
 
+/// Waits (bounded) until `condition` holds.
+func eventually(seconds: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
 /// Runs `wharf ARGS` to completion (bounded in time) and captures its output.
 func runWharf(_ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 20) throws -> ProcessResult {
     let scratch = try TemporaryDirectory()

@@ -27,10 +27,12 @@ let package = Package(
         // The C ABI: the one header plugin authors use, imported into Swift so the compiler
         // checks every host function against it.
         .target(name: "CWharf", path: "include", publicHeadersPath: "."),
+        // epoll and eventfd for the relay pump, which Swift's Glibc module leaves out.
+        .target(name: "CWharfLinux"),
         .target(
             name: "WharfCore",
             dependencies: [
-                "CWharf",
+                "CWharf", "CWharfLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

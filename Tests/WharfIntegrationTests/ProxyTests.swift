@@ -161,6 +161,7 @@ import Testing
         let busy = TestServer.echo(), idle = TestServer.echo()
         let front = try RunningWharf(config: """
             workers: 1
+            log_level: debug
             plugins:
               proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(busy.port)", "127.0.0.1:\(idle.port)"], balance: least_connections}}
             listeners:
@@ -170,13 +171,15 @@ import Testing
         let held = try TestSocket(port: try front.port("proxy")) // goes to `busy` (first, all equal)
         try held.send("x\n")
         _ = try held.receive(count: 2)
-        for _ in 0..<3 {
+        for ended in 1...3 {
             let client = try TestSocket(port: try front.port("proxy"))
             try client.send("y\n")
             _ = try client.receive(count: 2)
-            // End it fully (FIN both ways), so the proxy has counted it gone before the next.
+            // End it fully (FIN both ways) and wait until the proxy has counted it gone: the
+            // peers see the FINs before the relay's end reaches the plugin.
             client.shutdownWrite()
             _ = try client.receiveUntilClose()
+            #expect(eventually { front.stderr.components(separatedBy: " ended: ").count - 1 == ended })
         }
         #expect(busy.accepted == 1 && idle.accepted == 3, "busy \(busy.accepted), idle \(idle.accepted)")
     }

@@ -147,6 +147,7 @@ public final class Gateway: @unchecked Sendable {
             forEachStream { $0.close(reason: .shuttingDown, graceful: false) }
             waitForStreams(until: .now() + .seconds(2))
         }
+        loops.forEach { $0.stopPump() }
         generation.shutdownInstances()
         for stats in listenerStats.withLockedValue({ $0 }) where stats.hadFailures {
             logger.info("connections that never reached their plugin: \(stats.summary)")

@@ -92,7 +92,7 @@ public enum HostAPI {
             }
         }
         api.shutdown_write = { handle in
-            HostAPI.withStream(handle) { $0.shutdownWrite() }
+            HostAPI.withStream(handle) { $0.isRelayed ? WHARF_E_BUSY : $0.shutdownWrite() }
         }
         api.set_close_callback = { handle, callback, userdata in
             HostAPI.withStream(handle) { stream in
@@ -281,12 +281,12 @@ enum StreamInfo {
         info.is_client = stream.isClient ? 1 : 0
         info.stream_id = stream.streamID
         let proxied = stream.facts.proxied
-        if let peer = proxied?.source ?? stream.channel?.remoteAddress {
+        if let peer = proxied?.source ?? stream.remoteAddress {
             info.peer_family = Int32(peer.protocol.rawValue)
             info.peer_port = UInt32(peer.port ?? 0)
             CString.fill(&info.peer_address, with: peer.ipAddress ?? peer.pathname ?? "")
         }
-        if let local = proxied?.destination ?? stream.channel?.localAddress {
+        if let local = proxied?.destination ?? stream.localAddress {
             info.local_family = Int32(local.protocol.rawValue)
             info.local_port = UInt32(local.port ?? 0)
             CString.fill(&info.local_address, with: local.ipAddress ?? local.pathname ?? "")

@@ -61,6 +61,9 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         case open
         /// Close requested: reads refused, flushing writes (or aborting).
         case closing
+        /// The socket belongs to the relay pump; the channel is gone, the handle lives on
+        /// until the pump reports the end.
+        case pumped
         /// The channel is closed; the close notification is queued.
         case closed
         /// The close notification has run; the handle is dead.
@@ -97,7 +100,11 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     /// need not ask the channel on every message.
     private var writable = true
     /// Set while a relay owns this stream: reads go to the partner, not to the plugin.
-    var relay: Relay?
+    var relay: ChannelRelay?
+    /// Set while the socket pump relays this stream (or is being handed the socket).
+    var pumpRelay: PumpRelay?
+    /// The addresses, kept when the socket goes to the pump and the channel closes.
+    private var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
     /// Steps still to finish before the stream opens; the socket is read for them meanwhile.
     private var awaiting: Preamble
     /// Bounds the preamble and a start_tls handshake.
@@ -209,6 +216,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
             return
         }
         machine.receive(Self.unwrapInboundIn(data))
+        if pumpRelay != nil { return } // read before the relay began: handed over with the socket
         loop.dispatch { serviceRead() }
     }
 
@@ -240,7 +248,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
             machine.endOfInput()
             if let relay {
                 loop.dispatch { relay.inputEnded(on: self) }
-            } else {
+            } else if pumpRelay == nil {
                 scheduleService()
             }
             return
@@ -285,11 +293,12 @@ public final class IOStreamHandler: ChannelDuplexHandler {
             lifecycle = .closed
             machine.closeReads(reason: nil)
             if let relay { loop.dispatch { relay.streamClosed(self, reason: machine.closeReason) } }
+            if let pumpRelay { loop.dispatch { pumpRelay.streamClosed(self, reason: machine.closeReason) } }
             // Resolve the pending read first, then the last word; writes that NIO failed
             // while closing were queued before either.
             if machine.pending != nil { scheduleService() }
             loop.enqueue(.notifyClosed(self))
-        case .closed, .finished:
+        case .pumped, .closed, .finished:
             break
         }
         context.fireChannelInactive()
@@ -312,7 +321,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     /// Asks the socket for data when it is wanted: by the state machine (and while our own
     /// output is not backed up), or, when relayed, while the partner can take what we read.
     func updateReadDemand() {
-        guard lifecycle == .open, !socketReadRequested, let context else { return }
+        guard lifecycle == .open, !socketReadRequested, pumpRelay == nil, let context else { return }
         let wanted = if tlsUpgrade != nil {
             true // drive the handshake
         } else if let relay {
@@ -335,18 +344,65 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
     }
 
+    var isRelayed: Bool { relay != nil || pumpRelay != nil }
+
     /// Hands this stream and `partner` to a relay. Both must be open, on this loop, with no
-    /// read pending and not already relayed.
+    /// read pending and not already relayed. Plain TCP goes to the socket pump; TLS bytes
+    /// must pass through their channel's TLS handler, so those pairs relay through NIO.
     func startRelay(with partner: IOStreamHandler, idleTimeout: TimeAmount?,
                     onDone: @escaping (RelayResult) -> Void) -> Int32 {
         guard partner !== self, partner.loop === loop else { return WHARF_E_INVALID }
         guard lifecycle == .open, partner.lifecycle == .open else { return WHARF_E_CLOSED }
-        guard relay == nil, partner.relay == nil, machine.pending == nil, partner.machine.pending == nil else {
+        guard !isRelayed, !partner.isRelayed, machine.pending == nil, partner.machine.pending == nil else {
             return WHARF_E_BUSY
         }
-        Relay(a: self, b: partner, idleTimeout: idleTimeout, onDone: onDone).start()
+        if isPumpable, partner.isPumpable {
+            PumpRelay(a: self, b: partner, idleTimeout: idleTimeout, onDone: onDone).start()
+        } else {
+            ChannelRelay(a: self, b: partner, idleTimeout: idleTimeout, onDone: onDone).start()
+        }
         return WHARF_OK
     }
+
+    /// Plain TCP, both directions open: the pump can carry it as raw bytes.
+    private var isPumpable: Bool { facts.tls == nil && tlsUpgrade == nil && !writesClosed }
+
+    var hasUnsentWrites: Bool {
+        let unsent = (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return unsent > 0
+    }
+
+    /// Calls `body` once everything written so far has reached the socket (true), or the
+    /// channel closed first (false).
+    func whenWritesSent(_ body: @escaping (Bool) -> Void) {
+        guard let context else { return body(false) }
+        let sent = context.eventLoop.makePromise(of: Void.self)
+        sent.futureResult.assumeIsolated().whenComplete { result in
+            if case .success = result { body(true) } else { body(false) }
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: sent)
+    }
+
+    /// Gives the socket to the pump: what was read and not delivered goes with it, and the
+    /// channel closes its own descriptor (the pump holds a duplicate).
+    func detachSocket() -> (buffered: ByteBuffer?, inputEnded: Bool) {
+        detachedAddresses = (context?.channel.localAddress, context?.channel.remoteAddress)
+        let handover = (machine.takeAllBuffered(), machine.inputEnded)
+        lifecycle = .pumped
+        context?.close(promise: nil)
+        return handover
+    }
+
+    /// The pump ended the relay and closed the socket.
+    func pumpEnded(reason: StreamError?) {
+        guard lifecycle == .pumped else { return }
+        lifecycle = .closed
+        machine.closeReads(reason: reason)
+        loop.enqueue(.notifyClosed(self))
+    }
+
+    var localAddress: SocketAddress? { detachedAddresses.map(\.local) ?? channel?.localAddress }
+    var remoteAddress: SocketAddress? { detachedAddresses.map(\.remote) ?? channel?.remoteAddress }
 
     func startReadUntil(delimiter: UnsafeRawBufferPointer, maxBytes: Int, callback: wharf_read_cb,
                         userdata: UnsafeMutableRawPointer?) -> Int32 {
@@ -355,7 +411,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func startRead(_ request: ReadRequest, callback: wharf_read_cb, userdata: UnsafeMutableRawPointer?) -> Int32 {
-        if relay != nil { return WHARF_E_BUSY }
+        if isRelayed { return WHARF_E_BUSY }
         switch machine.startRead(request) {
         case let .rejected(error):
             return error == .busy || lifecycle == .open ? error.code : WHARF_E_CLOSED
@@ -412,8 +468,8 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     // MARK: Writing and closing
 
     func write(_ bytes: UnsafeRawBufferPointer, callback: wharf_write_cb?, userdata: UnsafeMutableRawPointer?) -> Int32 {
+        if isRelayed, lifecycle == .open || lifecycle == .pumped { return WHARF_E_BUSY }
         guard lifecycle == .open, !writesClosed, let context else { return WHARF_E_CLOSED }
-        if relay != nil { return WHARF_E_BUSY }
         let buffer = outboundBuffer(for: bytes, allocator: context.channel.allocator)
         guard let callback else {
             context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
@@ -451,6 +507,10 @@ public final class IOStreamHandler: ChannelDuplexHandler {
 
     /// Closes the stream. Graceful: flush pending writes first (bounded by close linger).
     func close(reason: StreamError?, graceful: Bool) {
+        if let pumpRelay, lifecycle == .open || lifecycle == .pumped {
+            pumpRelay.close(self, reason: reason, graceful: graceful)
+            return
+        }
         guard lifecycle == .open || lifecycle == .starting || (lifecycle == .closing && !graceful),
               let context else { return }
         let wasClosing = lifecycle == .closing
@@ -507,6 +567,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         guard lifecycle == .closed, let handle else { return }
         lifecycle = .finished
         relay = nil // the relay references both streams; this breaks the cycle
+        pumpRelay = nil
         if let callback = readCallback {
             // Unreachable in practice (the read was resolved first); kept as a guarantee.
             let userdata = readUserdata
@@ -533,6 +594,10 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func setNoDelay(_ enabled: Bool) -> Int32 {
+        if let pumpRelay, lifecycle == .pumped {
+            pumpRelay.setNoDelay(self, enabled)
+            return WHARF_OK
+        }
         guard lifecycle == .open || lifecycle == .closing, let channel = context?.channel else { return WHARF_E_CLOSED }
         do {
             try channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: enabled ? 1 : 0)

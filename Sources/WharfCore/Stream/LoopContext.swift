@@ -60,6 +60,31 @@ public final class LoopContext: @unchecked Sendable {
         self.id = LoopRegistry.register(self)
     }
 
+    /// The loop's relay pump, started with the first relay that can use it.
+    private var pump: SocketPump?
+    private var pumpUnavailable = false
+
+    func socketPump() -> SocketPump? {
+        if let pump { return pump }
+        guard !pumpUnavailable else { return nil }
+        guard let made = SocketPump(name: "wharf-pump-\(loopIndex)"), made.start() else {
+            pumpUnavailable = true
+            PumpLog.logger.warning("relay pump unavailable; relays run through the event loop")
+            return nil
+        }
+        pump = made
+        return made
+    }
+
+    /// Stops the pump thread (after every relay has ended).
+    func stopPump() {
+        let pump = try? eventLoop.submit { () -> UnsafeTransfer<SocketPump?> in
+            defer { self.pump = nil }
+            return UnsafeTransfer(self.pump)
+        }.wait()
+        pump?.value?.stop()
+    }
+
     var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     /// Called before the loop shuts down; see `stopped`.

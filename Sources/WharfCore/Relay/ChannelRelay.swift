@@ -1,15 +1,9 @@
 import CWharf
 import NIOCore
 
-/// The outcome of a relay, as `wharf_relay_result` reports it.
-public struct RelayResult: Sendable, Equatable {
-    public var reason: StreamError?
-    public var bytesAToB: UInt64
-    public var bytesBToA: UInt64
-}
-
-/// Two streams on one loop pumping into each other, with the plugin out of the data path
-/// (the host side of `wharf_host_api.relay`).
+/// Two streams on one loop pumping into each other through their NIO channels, with the
+/// plugin out of the data path. This is the relay for streams the socket pump cannot take:
+/// TLS (the bytes must pass through the TLS handler) or a socket NIO will not hand over.
 ///
 /// - Zero copy: a received buffer is written to the partner as is.
 /// - Backpressure both ways: a side's socket is read only while its partner can take
@@ -18,7 +12,7 @@ public struct RelayResult: Sendable, Equatable {
 /// - Half-close: a FIN from one peer becomes a shutdown of the partner's output; the relay
 ///   ends when both directions have ended, on a socket error, a close by the plugin, or
 ///   `idleTimeout` with no byte in either direction.
-final class Relay {
+final class ChannelRelay {
     let a: IOStreamHandler
     let b: IOStreamHandler
     private let idleTimeout: TimeAmount?

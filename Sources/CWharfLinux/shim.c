@@ -1,0 +1,12 @@
+#define _GNU_SOURCE
+#include <pthread.h>
+
+#include "CWharfLinux.h"
+
+void cwharf_name_current_thread(const char *name) {
+    char truncated[16];
+    int i = 0;
+    for (; i < 15 && name[i] != '\0'; i++) truncated[i] = name[i];
+    truncated[i] = '\0';
+    pthread_setname_np(pthread_self(), truncated);
+}

@@ -1,0 +1,142 @@
+import NIOCore
+
+/// The event loop's side of a relay run by the `SocketPump`.
+///
+/// It hands both sockets over once the streams' unsent writes are out, so bytes the plugin
+/// wrote before calling relay keep their place. It forwards the plugin's close and abort to
+/// the pump. When the pump reports the end, it finishes both streams: the relay callback
+/// first, then each stream's close notification. If a socket cannot be handed over (NIO
+/// would not show it), the relay runs as a `ChannelRelay` instead.
+final class PumpRelay {
+    private enum State {
+        case handingOff(waitingForWrites: Int)
+        case pumping(PumpedPair)
+        case done
+    }
+
+    let a: IOStreamHandler
+    let b: IOStreamHandler
+    private let idleTimeout: TimeAmount?
+    private let onDone: (RelayResult) -> Void
+    private var state = State.handingOff(waitingForWrites: 0)
+
+    var eventLoop: any EventLoop { a.loop.eventLoop }
+
+    init(a: IOStreamHandler, b: IOStreamHandler, idleTimeout: TimeAmount?, onDone: @escaping (RelayResult) -> Void) {
+        self.a = a
+        self.b = b
+        self.idleTimeout = idleTimeout
+        self.onDone = onDone
+    }
+
+    func start() {
+        a.pumpRelay = self
+        b.pumpRelay = self
+        var waiting = 0
+        for stream in [a, b] where stream.hasUnsentWrites {
+            waiting += 1
+            stream.whenWritesSent { [self] sent in writesSent(sent) }
+        }
+        state = .handingOff(waitingForWrites: waiting)
+        if waiting == 0 { handOff() }
+    }
+
+    private func writesSent(_ sent: Bool) {
+        // A failed flush means the channel closed: `streamClosed` reports that.
+        guard sent, case let .handingOff(waiting) = state else { return }
+        state = .handingOff(waitingForWrites: waiting - 1)
+        if waiting == 1 { handOff() }
+    }
+
+    private func handOff() {
+        guard let pump = a.loop.socketPump(), let sockets = Self.duplicateSockets(a, b) else {
+            fallBack()
+            return
+        }
+        let linger = min(a.options.closeLinger, b.options.closeLinger).nanoseconds
+        let pair = PumpedPair(fdA: sockets.a, fdB: sockets.b, owner: self,
+                              idleTimeoutNanos: idleTimeout?.nanoseconds ?? 0, closeLingerNanos: linger)
+        let fromA = a.detachSocket()
+        let fromB = b.detachSocket()
+        fromA.buffered?.withUnsafeReadableBytes { pair.aToB.pending.append($0.baseAddress!, count: $0.count) }
+        fromB.buffered?.withUnsafeReadableBytes { pair.bToA.pending.append($0.baseAddress!, count: $0.count) }
+        pair.aToB.sourceEnded = fromA.inputEnded
+        pair.bToA.sourceEnded = fromB.inputEnded
+        state = .pumping(pair)
+        pump.send(.add(pair))
+    }
+
+    /// Both sockets or neither: a failure after the first duplicate closes it again.
+    private static func duplicateSockets(_ a: IOStreamHandler, _ b: IOStreamHandler) -> (a: CInt, b: CInt)? {
+        guard let channelA = a.channel, let channelB = b.channel,
+              let fdA = SocketHandoff.descriptor(of: channelA), let fdB = SocketHandoff.descriptor(of: channelB),
+              let copyA = SocketHandoff.duplicate(fdA) else { return nil }
+        guard let copyB = SocketHandoff.duplicate(fdB) else {
+            SocketHandoff.close(copyA)
+            return nil
+        }
+        return (copyA, copyB)
+    }
+
+    private func fallBack() {
+        state = .done
+        a.pumpRelay = nil
+        b.pumpRelay = nil
+        ChannelRelay(a: a, b: b, idleTimeout: idleTimeout, onDone: onDone).start()
+    }
+
+    private func side(of stream: IOStreamHandler) -> Int { stream === a ? 0 : 1 }
+
+    /// The plugin (or the gateway, with a reason) closed one of the streams.
+    func close(_ stream: IOStreamHandler, reason: StreamError?, graceful: Bool) {
+        switch state {
+        case .handingOff:
+            endBeforeHandoff(reason: reason ?? .closed)
+            stream.close(reason: reason, graceful: graceful)
+            (stream === a ? b : a).close(reason: reason ?? .closed, graceful: true)
+        case let .pumping(pair):
+            if let reason {
+                a.loop.socketPump()?.send(.end(pair, reason))
+            } else {
+                a.loop.socketPump()?.send(.close(pair, side: side(of: stream), abort: !graceful))
+            }
+        case .done:
+            break
+        }
+    }
+
+    /// A stream's channel closed while its unsent writes were still going out.
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+        guard case .handingOff = state else { return }
+        endBeforeHandoff(reason: reason ?? .closed)
+        (stream === a ? b : a).close(reason: reason ?? .closed, graceful: reason == nil)
+    }
+
+    private func endBeforeHandoff(reason: StreamError) {
+        state = .done
+        a.pumpRelay = nil
+        b.pumpRelay = nil
+        let result = RelayResult(reason: reason, bytesAToB: 0, bytesBToA: 0)
+        a.loop.enqueue(.completion { [onDone] in onDone(result) })
+    }
+
+    func setNoDelay(_ stream: IOStreamHandler, _ enabled: Bool) {
+        guard case let .pumping(pair) = state else { return }
+        a.loop.socketPump()?.send(.setNoDelay(pair, side: side(of: stream), enabled))
+    }
+
+    /// On the event loop, from the pump: the relay is over and both sockets are closed.
+    func pumpFinished(_ outcome: PumpOutcome) {
+        guard case .pumping = state else { return }
+        state = .done
+        let result = RelayResult(reason: outcome.reason, bytesAToB: outcome.bytesAToB, bytesBToA: outcome.bytesBToA)
+        a.loop.dispatch {
+            a.loop.enqueue(.completion { [onDone] in
+                onDone(result)
+                outcome.openDescriptors.forEach(SocketHandoff.close)
+            })
+            a.pumpEnded(reason: outcome.aReason)
+            b.pumpEnded(reason: outcome.bReason)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+import CWharfLinux
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// How a pumped relay ended: the relay's reason and each stream's close reason.
+struct PumpOutcome {
+    var reason: StreamError?
+    var aReason: StreamError?
+    var bReason: StreamError?
+    var bytesAToB: UInt64
+    var bytesBToA: UInt64
+    /// Sockets still open, no longer watched by the pump. The event loop closes them after
+    /// the relay callback, so a plugin hears of the end before either peer does.
+    var openDescriptors: [CInt]
+}
+
+/// Two relayed sockets and the bytes between them, owned by one `SocketPump` thread.
+///
+/// The sockets are registered edge-triggered, so readiness is remembered here: `readable`
+/// until a read comes back short or with EAGAIN, `writable` until a write is partial. A short
+/// read means the kernel buffer was emptied (TCP delivers all it has), so no second read
+/// waiting for EAGAIN is needed, unless the peer's FIN has been seen (`peerClosed`), which
+/// no later edge would announce again.
+final class PumpedPair {
+    struct Side {
+        let fd: CInt
+        var readable = false
+        var writable = true
+        var peerClosed = false
+        var outputShut = false
+        var closed = false
+    }
+
+    /// One direction: bytes read from `source` waiting for `destination`, and its end.
+    struct Flow {
+        var pending = PendingBytes()
+        var sourceEnded = false
+        var bytes: UInt64 = 0
+        var isDone: Bool { sourceEnded && pending.isEmpty }
+    }
+
+    /// Bytes moved per direction in one turn before the pair yields to others.
+    static let readsPerTurn = 8
+
+    var a: Side
+    var b: Side
+    var aToB = Flow()
+    var bToA = Flow()
+    /// 0: no idle limit.
+    let idleTimeoutNanos: Int64
+    let closeLingerNanos: Int64
+    var lastActivity: Int64 = 0
+    /// Set once the plugin closed a side: no more reads; pending bytes drain until then.
+    var closingDeadline: Int64?
+    /// The side the plugin closed, whose own close reason is its plugin's choice (none).
+    var closedByPlugin: Int?
+    var finished = false
+    /// Index in the pump's table, and so the high bits of its epoll tokens.
+    var slot = -1
+    /// Set when a turn ran out of budget with bytes still readable: edge-triggered epoll will
+    /// not report them again, so the pump services the pair once more without waiting.
+    var needsAnotherTurn = false
+    /// The loop-side relay to report to. Only the pump thread reads it.
+    let owner: PumpRelay
+
+    init(fdA: CInt, fdB: CInt, owner: PumpRelay, idleTimeoutNanos: Int64, closeLingerNanos: Int64) {
+        a = Side(fd: fdA)
+        b = Side(fd: fdB)
+        self.owner = owner
+        self.idleTimeoutNanos = idleTimeoutNanos
+        self.closeLingerNanos = closeLingerNanos
+    }
+
+    func noteEvents(_ events: UInt32, side: Int) {
+        let readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let writable = events & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        let peerClosed = events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
+        if side == 0 {
+            a.readable = a.readable || readable
+            a.writable = a.writable || writable
+            a.peerClosed = a.peerClosed || peerClosed
+        } else {
+            b.readable = b.readable || readable
+            b.writable = b.writable || writable
+            b.peerClosed = b.peerClosed || peerClosed
+        }
+    }
+
+    /// Moves what can move now both ways. Returns how the pair ended, if it did.
+    func service(scratch: UnsafeMutableRawBufferPointer, now: Int64, unwatch: (CInt) -> Void) -> PumpOutcome? {
+        guard !finished else { return nil }
+        needsAnotherTurn = false
+        if let failure = move(from: &a, to: &b, flow: &aToB, scratch: scratch, now: now)
+            ?? move(from: &b, to: &a, flow: &bToA, scratch: scratch, now: now) {
+            return end(failure, unwatch: unwatch)
+        }
+        if closingDeadline != nil {
+            return aToB.pending.isEmpty && bToA.pending.isEmpty ? end(.closed, unwatch: unwatch) : nil
+        }
+        if aToB.isDone && bToA.isDone && a.outputShut && b.outputShut { return end(nil, unwatch: unwatch) }
+        return nil
+    }
+
+    private func move(from source: inout Side, to destination: inout Side, flow: inout Flow,
+                      scratch: UnsafeMutableRawBufferPointer, now: Int64) -> StreamError? {
+        var reads = 0
+        while true {
+            if !flow.pending.isEmpty {
+                if destination.closed {
+                    flow.pending.release()
+                } else {
+                    guard destination.writable else { return nil }
+                    let written = write(destination.fd, flow.pending.bytes, flow.pending.count)
+                    if written < 0 {
+                        if errno == EINTR { continue }
+                        if errno == EAGAIN { destination.writable = false; return nil }
+                        return Self.classify(errno)
+                    }
+                    flow.pending.consume(written)
+                    if !flow.pending.isEmpty { destination.writable = false; return nil }
+                }
+            }
+            if flow.sourceEnded {
+                if !destination.outputShut, !destination.closed {
+                    destination.outputShut = true
+                    shutdown(destination.fd, CInt(SHUT_WR))
+                }
+                return nil
+            }
+            guard closingDeadline == nil, source.readable, !source.closed else { return nil }
+            guard reads < Self.readsPerTurn else {
+                needsAnotherTurn = true
+                return nil
+            }
+            reads += 1
+            let count = read(source.fd, scratch.baseAddress, scratch.count)
+            if count > 0 {
+                flow.bytes &+= UInt64(count)
+                lastActivity = now
+                if count < scratch.count, !source.peerClosed { source.readable = false }
+                var written = 0
+                if destination.writable {
+                    written = write(destination.fd, scratch.baseAddress, count)
+                    if written < 0 {
+                        guard errno == EAGAIN || errno == EINTR else { return Self.classify(errno) }
+                        written = 0
+                    }
+                    if written < count { destination.writable = false }
+                }
+                if written < count { flow.pending.append(scratch.baseAddress! + written, count: count - written) }
+            } else if count == 0 {
+                flow.sourceEnded = true
+                source.readable = false
+            } else if errno == EAGAIN {
+                source.readable = false
+                return nil
+            } else if errno != EINTR {
+                return Self.classify(errno)
+            }
+        }
+    }
+
+    /// The plugin closed one side (graceful: its pending bytes still go out) or aborted it
+    /// (RST now). Either way the relay stops reading; the partner gets what is pending, then
+    /// its close.
+    func beginClosing(side: Int, abort: Bool, now: Int64) {
+        guard !finished, closingDeadline == nil else { return }
+        closedByPlugin = side
+        closingDeadline = now + closeLingerNanos
+        if abort {
+            if side == 0 { Self.reset(&a); bToA.pending.release() } else { Self.reset(&b); aToB.pending.release() }
+        }
+    }
+
+    /// Ends the pair: both sockets out of the pump's hands, the outcome for the loop.
+    func end(_ reason: StreamError?, unwatch: (CInt) -> Void) -> PumpOutcome {
+        finished = true
+        let open = [a, b].filter { !$0.closed }.map(\.fd)
+        open.forEach(unwatch)
+        a.closed = true
+        b.closed = true
+        aToB.pending.release()
+        bToA.pending.release()
+        var outcome = PumpOutcome(reason: reason, aReason: reason, bReason: reason,
+                                  bytesAToB: aToB.bytes, bytesBToA: bToA.bytes, openDescriptors: open)
+        if let closer = closedByPlugin, reason == .closed || reason == nil {
+            outcome.reason = .closed
+            outcome.aReason = closer == 0 ? nil : .closed
+            outcome.bReason = closer == 1 ? nil : .closed
+        }
+        return outcome
+    }
+
+    /// SO_LINGER 0: close() sends RST and drops unsent data, as the plugin's abort asks.
+    private static func reset(_ side: inout Side) {
+        guard !side.closed else { return }
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(side.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        close(side.fd)
+        side.closed = true
+    }
+
+    static func classify(_ code: CInt) -> StreamError {
+        switch code {
+        case ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT: .connectionReset
+        default: .io
+        }
+    }
+}

@@ -1,0 +1,279 @@
+import CWharfLinux
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A thread with its own epoll that moves bytes between relayed sockets, one per event loop.
+///
+/// Through NIO, each relayed message costs two channel reads and two channel writes: the
+/// pipeline, pending-write bookkeeping and reference counting. In a proxy that is most of
+/// the user-space time per round trip. Here a message costs one `read` into a reused buffer
+/// and one `write` to the partner, nothing else, and an idle pair holds no buffer at all.
+///
+/// Everything the pump owns (pairs, their sockets) is touched only on its thread. The event
+/// loop talks to it through `send`, and hears back through `EventLoop.execute`.
+final class SocketPump: @unchecked Sendable {
+    enum Command {
+        case add(PumpedPair)
+        /// The plugin closed (or aborted) one side.
+        case close(PumpedPair, side: Int, abort: Bool)
+        /// The gateway ends the relay now (shutdown).
+        case end(PumpedPair, StreamError)
+        case setNoDelay(PumpedPair, side: Int, Bool)
+    }
+
+    private static let scratchSize = 64 * 1024
+    private static let maxEvents = 256
+    /// The epoll token of the wake-up eventfd; pair tokens are `slot << 1 | side`.
+    private static let wakeToken = UInt64.max
+    /// Timer checks walk every pair, so they run at most this often.
+    private static let minimumCheckInterval: Int64 = 10_000_000
+
+    private let epollFD: CInt
+    private let wakeFD: CInt
+    private let lock = NIOLock()
+    private var queued: [Command] = []
+    private var stopRequested = false
+    private var thread: pthread_t?
+    private let name: String
+
+    // Pump thread only.
+    private var pairs: [PumpedPair?] = []
+    private var freeSlots: [Int] = []
+    private var slotsToFree: [Int] = []
+    private var anotherTurn: [PumpedPair] = []
+    private var nextCheck = Int64.max
+    private var now: Int64 = 0
+
+    /// Fails (nil) only if the kernel refuses an epoll or eventfd descriptor.
+    init?(name: String) {
+        let epollFD = epoll_create1(CInt(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { return nil }
+        let wakeFD = eventfd(0, CInt(EFD_CLOEXEC | EFD_NONBLOCK))
+        guard wakeFD >= 0 else {
+            close(epollFD)
+            return nil
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = Self.wakeToken
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, &event) == 0 else {
+            close(epollFD)
+            close(wakeFD)
+            return nil
+        }
+        self.epollFD = epollFD
+        self.wakeFD = wakeFD
+        self.name = name
+    }
+
+    deinit {
+        close(epollFD)
+        close(wakeFD)
+    }
+
+    func start() -> Bool {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let status = pthread_create(&thread, nil, { context in
+            let pump = Unmanaged<SocketPump>.fromOpaque(context!).takeRetainedValue()
+            pump.run()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<SocketPump>.fromOpaque(context).release()
+            return false
+        }
+        self.thread = thread
+        return true
+    }
+
+    /// Queues a command; the pump applies it on its thread.
+    func send(_ command: Command) {
+        let wasIdle = lock.withLock {
+            queued.append(command)
+            return queued.count == 1
+        }
+        if wasIdle { wake() }
+    }
+
+    /// Stops the thread and waits for it. Pairs still open are closed: call this after the
+    /// gateway has ended every relay.
+    func stop() {
+        lock.withLock { stopRequested = true }
+        wake()
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    // MARK: The pump thread
+
+    private func run() {
+        cwharf_name_current_thread(name)
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Self.maxEvents)
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchSize, alignment: 64)
+        defer {
+            events.deallocate()
+            scratch.deallocate()
+            // Only reached once every relay has ended; anything left has no loop to report to.
+            for case let pair? in pairs where !pair.finished {
+                pair.end(.shuttingDown, unwatch: unwatch).openDescriptors.forEach { _ = close($0) }
+            }
+        }
+        while true {
+            let count = epoll_wait(epollFD, events, CInt(Self.maxEvents), waitTimeout())
+            now = Self.monotonicNanos()
+            if count < 0, errno != EINTR {
+                PumpLog.logger.error("epoll_wait failed", metadata: ["errno": "\(errno)"])
+                return
+            }
+            for index in 0..<max(0, Int(count)) {
+                let token = events[index].data.u64
+                if token == Self.wakeToken {
+                    var value: UInt64 = 0
+                    _ = read(wakeFD, &value, 8)
+                    continue
+                }
+                guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
+                pair.noteEvents(events[index].events, side: Int(token & 1))
+                service(pair, scratch: scratch)
+            }
+            serviceAnotherTurn(scratch: scratch)
+            if !applyCommands(scratch: scratch) { return }
+            if now >= nextCheck { checkTimers() }
+            freeSlots.append(contentsOf: slotsToFree)
+            slotsToFree.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func service(_ pair: PumpedPair, scratch: UnsafeMutableRawBufferPointer) {
+        if let outcome = pair.service(scratch: scratch, now: now, unwatch: unwatch) {
+            report(outcome, for: pair)
+        } else if pair.needsAnotherTurn {
+            anotherTurn.append(pair)
+        }
+    }
+
+    private func serviceAnotherTurn(scratch: UnsafeMutableRawBufferPointer) {
+        guard !anotherTurn.isEmpty else { return }
+        let waiting = anotherTurn
+        anotherTurn.removeAll(keepingCapacity: true)
+        for pair in waiting { service(pair, scratch: scratch) }
+    }
+
+    /// Returns false once the pump is asked to stop.
+    private func applyCommands(scratch: UnsafeMutableRawBufferPointer) -> Bool {
+        let (commands, stopping) = lock.withLock {
+            defer { queued.removeAll(keepingCapacity: true) }
+            return (queued, stopRequested)
+        }
+        for command in commands {
+            switch command {
+            case let .add(pair):
+                add(pair)
+                service(pair, scratch: scratch)
+            case let .close(pair, side, abort):
+                guard !pair.finished else { continue }
+                pair.beginClosing(side: side, abort: abort, now: now)
+                nextCheck = min(nextCheck, now + pair.closeLingerNanos)
+                service(pair, scratch: scratch)
+            case let .end(pair, reason):
+                guard !pair.finished else { continue }
+                report(pair.end(reason, unwatch: unwatch), for: pair)
+            case let .setNoDelay(pair, side, enabled):
+                guard !pair.finished else { continue }
+                var value: CInt = enabled ? 1 : 0
+                let fd = side == 0 ? pair.a.fd : pair.b.fd
+                setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<CInt>.size))
+            }
+        }
+        return !stopping
+    }
+
+    private func add(_ pair: PumpedPair) {
+        let slot = freeSlots.popLast() ?? pairs.count
+        if slot == pairs.count { pairs.append(nil) }
+        pairs[slot] = pair
+        pair.slot = slot
+        pair.lastActivity = now
+        for (side, fd) in [pair.a.fd, pair.b.fd].enumerated() {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+            event.data.u64 = UInt64(slot) << 1 | UInt64(side)
+            if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
+                PumpLog.logger.error("cannot watch a relayed socket", metadata: ["errno": "\(errno)"])
+                report(pair.end(.io, unwatch: unwatch), for: pair)
+                return
+            }
+        }
+        if pair.idleTimeoutNanos > 0 { nextCheck = min(nextCheck, now + pair.idleTimeoutNanos) }
+    }
+
+    /// Idle limits and close lingers. Pairs are walked only when the earliest deadline is due.
+    private func checkTimers() {
+        var earliest = Int64.max
+        for case let pair? in pairs where !pair.finished {
+            if let deadline = pair.closingDeadline {
+                if now >= deadline {
+                    report(pair.end(.timedOut, unwatch: unwatch), for: pair)
+                    continue
+                }
+                earliest = min(earliest, deadline)
+            }
+            if pair.idleTimeoutNanos > 0, pair.closingDeadline == nil {
+                let deadline = pair.lastActivity + pair.idleTimeoutNanos
+                if now >= deadline {
+                    report(pair.end(.timedOut, unwatch: unwatch), for: pair)
+                    continue
+                }
+                earliest = min(earliest, deadline)
+            }
+        }
+        nextCheck = earliest == .max ? .max : max(earliest, now + Self.minimumCheckInterval)
+    }
+
+    private func unwatch(_ fd: CInt) {
+        epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+    }
+
+    private func waitTimeout() -> CInt {
+        if !anotherTurn.isEmpty { return 0 }
+        guard nextCheck != .max else { return -1 }
+        let nanos = max(0, nextCheck - Self.monotonicNanos())
+        return CInt(min(nanos / 1_000_000 + 1, Int64(CInt.max)))
+    }
+
+    /// The pair is over: its slot is reused after this turn (events for it may still be in
+    /// the batch), and its relay hears of it on its event loop.
+    private func report(_ outcome: PumpOutcome, for pair: PumpedPair) {
+        if pair.slot >= 0 {
+            pairs[pair.slot] = nil
+            slotsToFree.append(pair.slot)
+            pair.slot = -1
+        }
+        let owner = UnsafeTransfer(pair.owner)
+        let outcomeCopy = UnsafeTransfer(outcome)
+        owner.value.eventLoop.execute { owner.value.pumpFinished(outcomeCopy.value) }
+    }
+
+    private static func monotonicNanos() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+}
+
+enum PumpLog {
+    static let logger = Logger(label: "wharf.relay")
+}

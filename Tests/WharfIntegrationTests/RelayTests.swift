@@ -3,10 +3,11 @@ import Testing
 
 /// The host-side relay (ABI 1.1), through the forwarding fixture built with VARIANT_RELAY.
 @Suite struct RelayTests {
-    func startRelay(to port: Int, idleMs: Int = 5000) throws -> RunningWharf {
+    func startRelay(to port: Int, idleMs: Int = 5000, greetingKiB: Int = 0, extra: String = "") throws -> RunningWharf {
         let library = try FixturePlugins.build("relay_forward", source: "forward", define: "VARIANT_RELAY")
-        let plugins = "  fixture: {path: \(library), config: {host: \"127.0.0.1\", port: \(port), timeout_ms: \(idleMs)}}\n"
-        return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"]))
+        let plugins = "  fixture: {path: \(library), config: {host: \"127.0.0.1\", port: \(port), "
+            + "timeout_ms: \(idleMs), greeting_kib: \(greetingKiB)}}\n"
+        return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"], extra: extra))
     }
 
     func echoBackend(maxBytes: Int = 1 << 26) throws -> RunningWharf {
@@ -68,5 +69,42 @@ import Testing
         #expect(client.isClosedByPeer())
         #expect(Date().timeIntervalSince(started) < 5)
         #expect(eventually { front.stderr.contains("relay done: timed out, 5 bytes up, 5 bytes down") })
+    }
+
+    @Test func plainTCPRelaysRunOnThePumpThread() throws {
+        let backend = try echoBackend()
+        let front = try startRelay(to: try backend.port("echo"))
+        let client = try TestSocket(port: try front.port("fixture"))
+        try client.send("ping\n")
+        #expect(try client.receiveString(count: 5) == "ping\n")
+        let tasks = "/proc/\(front.process.processIdentifier)/task"
+        let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
+            try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8)
+        }
+        #expect(names.contains { $0.hasPrefix("wharf-pump-") }, "threads: \(names)")
+    }
+
+    @Test func whatThePluginWroteAndTheHostBufferedGoesFirstInOrder() throws {
+        // 32 MiB written just before relay cannot all reach the socket at once: the handover
+        // waits for it. "world" arrived with "hello" and sits in the host's buffer.
+        let backend = try echoBackend()
+        let front = try startRelay(to: try backend.port("echo"), greetingKiB: 32768)
+        let client = try TestSocket(port: try front.port("fixture"))
+        try client.send("hello\nworld\n")
+        let expected = [UInt8](repeating: UInt8(ascii: "g"), count: 32 << 20) + Array("\nhello\nworld\n".utf8)
+        #expect(try client.receive(count: expected.count) == expected)
+        try client.send("after\n")
+        #expect(try client.receiveString(count: 6) == "after\n")
+    }
+
+    @Test func aDrainEndsRelaysWhenTheGracePeriodIsOver() throws {
+        let backend = try echoBackend()
+        let front = try startRelay(to: try backend.port("echo"), extra: "shutdown_grace_ms: 300\n")
+        let client = try TestSocket(port: try front.port("fixture"))
+        try client.send("ping\n")
+        #expect(try client.receiveString(count: 5) == "ping\n")
+        #expect(front.stop() == 0)
+        #expect(client.isClosedByPeer())
+        #expect(front.stderr.contains("relay done: host shutting down, 5 bytes up, 5 bytes down"), "\(front.stderr)")
     }
 }

@@ -1,8 +1,12 @@
 /* A minimal forwarder built on connect (ABI 1.1): every accepted stream opens an upstream
  * stream on the same loop. Bytes are pumped both ways with the ordinary read/write API,
  * or, built with -DVARIANT_RELAY, handed to the host's relay. A failed connect is reported
- * to the client as "ERR <reason>\n". Config: {"host": "...", "port": N, "timeout_ms": N}
- * (the relay's idle timeout is timeout_ms too). Test fixture, not a production proxy. */
+ * to the client as "ERR <reason>\n". Config: {"host": "...", "port": N, "timeout_ms": N,
+ * "greeting_kib": N} (the relay's idle timeout is timeout_ms too). With greeting_kib, the
+ * relay variant first reads one line from the client and writes greeting_kib KiB of 'g', a
+ * newline and that line upstream: bytes the plugin wrote (unsent, if large) and bytes the
+ * host buffered behind the line must reach the upstream in order. Test fixture, not a
+ * production proxy. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +18,7 @@ typedef struct forward {
     char upstream_host[256];
     unsigned port;
     unsigned timeout_ms;
+    unsigned greeting_kib;
 } forward;
 
 typedef struct pair {
@@ -50,6 +55,33 @@ static void on_closed(void *userdata, wharf_stream *stream, int32_t reason) {
 }
 
 #ifdef VARIANT_RELAY
+static void start_relay(pair *p);
+
+static void on_first_line(void *userdata, wharf_stream *client, int32_t status, const uint8_t *data, size_t len) {
+    pair *p = userdata;
+    const wharf_host_api *host = p->plugin->host;
+    if (status != WHARF_OK) {
+        host->close(p->upstream);
+        return;
+    }
+    size_t size = (size_t)p->plugin->greeting_kib * 1024;
+    uint8_t *greeting = malloc(size + 1 + len);
+    if (greeting == NULL) {
+        host->abort(client);
+        return;
+    }
+    memset(greeting, 'g', size);
+    greeting[size] = '\n';
+    memcpy(greeting + size + 1, data, len);
+    int32_t written = host->write(p->upstream, greeting, size + 1 + len, NULL, NULL); /* copied by the host */
+    free(greeting);
+    if (written != WHARF_OK) {
+        host->abort(client);
+        return;
+    }
+    start_relay(p);
+}
+
 static void on_relayed(void *userdata, const wharf_relay_result *result) {
     pair *p = userdata;
     char line[160];
@@ -84,13 +116,25 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream)
         return;
     }
 #ifdef VARIANT_RELAY
-    wharf_relay_options relay = {.struct_size = sizeof relay, .idle_timeout_ms = p->plugin->timeout_ms};
-    if (host->relay(p->client, upstream, &relay, on_relayed, p) != WHARF_OK) host->abort(upstream);
+    if (p->plugin->greeting_kib > 0) {
+        if (host->read_until(p->client, (const uint8_t *)"\n", 1, 4096, on_first_line, p) != WHARF_OK) host->abort(upstream);
+        return;
+    }
+    start_relay(p);
 #else
     pump(p, p->client);
     pump(p, upstream);
 #endif
 }
+
+#ifdef VARIANT_RELAY
+static void start_relay(pair *p) {
+    wharf_relay_options relay = {.struct_size = sizeof relay, .idle_timeout_ms = p->plugin->timeout_ms};
+    if (p->plugin->host->relay(p->client, p->upstream, &relay, on_relayed, p) != WHARF_OK) {
+        p->plugin->host->abort(p->upstream);
+    }
+}
+#endif
 
 static int32_t forward_init(const wharf_host_api *host, const wharf_init_args *args, void **out, char *error,
                             size_t error_len) {
@@ -102,8 +146,8 @@ static int32_t forward_init(const wharf_host_api *host, const wharf_init_args *a
     if (self == NULL) return WHARF_E_NOMEM;
     self->host = host;
     self->timeout_ms = 2000;
-    if (sscanf(args->config_json, "{\"host\":\"%255[^\"]\",\"port\":%u,\"timeout_ms\":%u}", self->upstream_host,
-               &self->port, &self->timeout_ms) < 2) {
+    if (sscanf(args->config_json, "{\"host\":\"%255[^\"]\",\"port\":%u,\"timeout_ms\":%u,\"greeting_kib\":%u}",
+               self->upstream_host, &self->port, &self->timeout_ms, &self->greeting_kib) < 2) {
         snprintf(error, error_len, "expected config {host, port, timeout_ms}");
         free(self);
         return WHARF_E_INVALID;

@@ -65,17 +65,19 @@ let package = Package(
             ],
             path: "bench/NIOEchoBaseline"
         ),
+        // Blocking loopback sockets for tests that talk to real listeners.
+        .target(name: "WharfTestSupport", path: "Tests/WharfTestSupport"),
         .testTarget(
             name: "WharfCoreTests",
             dependencies: [
-                "WharfCore", "CWharf",
+                "WharfCore", "CWharf", "WharfTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Starts the real `wharf` binary; its C fixtures are compiled with cc at test time.
-        .testTarget(name: "WharfIntegrationTests", exclude: ["Fixtures"]),
+        .testTarget(name: "WharfIntegrationTests", dependencies: ["WharfTestSupport"], exclude: ["Fixtures"]),
     ] + pluginNames.map {
         .target(name: "Plugin_\($0)", dependencies: ["CWharf"], path: "plugins/\($0)",
                 publicHeadersPath: ".", cSettings: strictC)

@@ -344,7 +344,7 @@ typedef struct wharf_host_api {
     int32_t (*abort)(wharf_stream *stream);
 
     /* [loop] Half-close: after pending writes are flushed, send FIN; reading continues.
-     * Further writes return WHARF_E_CLOSED. */
+     * Further writes return WHARF_E_CLOSED. WHARF_E_BUSY while the stream is relayed. */
     int32_t (*shutdown_write)(wharf_stream *stream);
 
     /* [loop] Set the close notification (replacing an earlier one). cb may be NULL to
@@ -411,14 +411,20 @@ typedef struct wharf_host_api {
                        const wharf_connect_options *options, wharf_connect_cb cb, void *userdata);
 
     /* [loop] Hand streams `a` and `b` (same loop, e.g. a client and its upstream) to the
-     * host, which then moves bytes both ways without the plugin: no copies, and each side
-     * is read only while the other can take writes, so a slow reader throttles the fast
-     * peer through TCP and memory per pair stays bounded. A FIN from one peer becomes a
-     * shutdown of the other's output. Bytes already buffered by the host go first; bytes
-     * the plugin read itself (a header it inspected) must be written to the other side
-     * before calling relay, and keep their order. While relayed, reads and writes on a or b
-     * return WHARF_E_BUSY; close or abort ends the relay. `cb` (may be NULL) is called once
-     * when it ends. `options` may be NULL. Errors: WHARF_E_INVALID (a == b),
+     * host, which then moves bytes both ways without the plugin. Each side is read only
+     * while the other can take writes, so a slow reader throttles the fast peer through TCP
+     * and memory per pair stays bounded (an idle pair holds no buffer). A FIN from one peer
+     * becomes a shutdown of the other's output. Bytes already buffered by the host go
+     * first, then bytes the plugin wrote before calling relay (the hand-over waits until
+     * they are sent); bytes the plugin read itself (a header it inspected) must be written
+     * to the other side before calling relay. While relayed, reads, writes and
+     * shutdown_write on a or b return WHARF_E_BUSY; get_info and set_nodelay still work;
+     * close or abort ends the relay (abort resets that peer, the other gets a FIN after its
+     * pending bytes). `cb` (may be NULL) is called once when it ends, on the loop, before
+     * the host closes either socket. `options` may be NULL.
+     * Plain TCP pairs are moved by a host thread per event loop with one read and one
+     * write per chunk; pairs with TLS on either side go through the loop itself. Neither
+     * changes what the plugin sees. Errors: WHARF_E_INVALID (a == b),
      * WHARF_E_BUSY (a read pending, or already relayed), WHARF_E_CLOSED,
      * WHARF_E_WRONG_THREAD (called off a's loop, or b lives on another loop). */
     int32_t (*relay)(wharf_stream *a, wharf_stream *b, const wharf_relay_options *options, wharf_relay_cb cb,

@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// The `wharf` CLI: config errors, exit codes, the embedded default.

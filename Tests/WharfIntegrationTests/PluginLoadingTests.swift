@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// Plugins built at test time with plain cc, loaded by the real binary.

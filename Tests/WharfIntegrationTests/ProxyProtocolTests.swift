@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// PROXY protocol both ways: a listener with `proxy_protocol: accept` (checked with the

@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// The `proxy` plugin against real upstreams started by the tests.

@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// The host-side relay (ABI 1.1), through the forwarding fixture built with VARIANT_RELAY.

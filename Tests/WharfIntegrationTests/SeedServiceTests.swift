@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// The three seed services, served by the real binary with the real plugins.

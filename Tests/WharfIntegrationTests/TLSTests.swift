@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// TLS on listeners (termination, SNI, mTLS, versions, ALPN, start_tls), on upstreams

@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 import Testing
 
 /// Outgoing streams (connect, ABI 1.1), through a forwarding fixture plugin.

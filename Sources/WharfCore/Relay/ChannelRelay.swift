@@ -79,10 +79,13 @@ final class ChannelRelay {
         idleTimer?.cancel()
         idleTimer = nil
         let result = RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)
-        a.loop.enqueue(.completion { [onDone] in onDone(result) })
         let graceful = reason == nil || reason == .closed
-        a.close(reason: reason, graceful: graceful)
-        b.close(reason: reason, graceful: graceful)
+        // The plugin hears of the end before either socket closes, as with the pump.
+        a.loop.enqueue(.completion { [a, b, onDone] in
+            onDone(result)
+            a.close(reason: reason, graceful: graceful)
+            b.close(reason: reason, graceful: graceful)
+        })
     }
 
     private func scheduleIdleCheck() {

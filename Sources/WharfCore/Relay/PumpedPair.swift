@@ -45,6 +45,9 @@ final class PumpedPair {
 
     /// Bytes moved per direction in one turn before the pair yields to others.
     static let readsPerTurn = 8
+    /// A peer that reset gives EPIPE, not a process-killing SIGPIPE, whatever the
+    /// process's signal setup.
+    private static let noSignal = CInt(MSG_NOSIGNAL)
 
     var a: Side
     var b: Side
@@ -114,7 +117,7 @@ final class PumpedPair {
                     flow.pending.release()
                 } else {
                     guard destination.writable else { return nil }
-                    let written = write(destination.fd, flow.pending.bytes, flow.pending.count)
+                    let written = send(destination.fd, flow.pending.bytes, flow.pending.count, Self.noSignal)
                     if written < 0 {
                         if errno == EINTR { continue }
                         if errno == EAGAIN { destination.writable = false; return nil }
@@ -144,7 +147,7 @@ final class PumpedPair {
                 if count < scratch.count, !source.peerClosed { source.readable = false }
                 var written = 0
                 if destination.writable {
-                    written = write(destination.fd, scratch.baseAddress, count)
+                    written = send(destination.fd, scratch.baseAddress, count, Self.noSignal)
                     if written < 0 {
                         guard errno == EAGAIN || errno == EINTR else { return Self.classify(errno) }
                         written = 0

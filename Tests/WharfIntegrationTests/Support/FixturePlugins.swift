@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 
 /// Compiles the C fixtures with plain `cc` against `include/wharf.h` alone, with the same
 /// warning flags as the shipped plugins. Each variant is built once per test run.

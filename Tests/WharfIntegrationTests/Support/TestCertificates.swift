@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 
 /// Throwaway certificates made with the openssl CLI at test time (nothing private is
 /// committed): a CA; server certificates for a.test and b.test (also valid for localhost

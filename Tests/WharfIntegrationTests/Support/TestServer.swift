@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 
 /// A blocking loopback TCP server for upstream tests: each accepted connection runs
 /// `handler(fd)` on its own thread (the fd is closed when it returns). Stopped on release.

@@ -1,4 +1,5 @@
 import Foundation
+import WharfTestSupport
 
 /// Where `swift build` put the products: the folder of this test bundle, which holds the
 /// `wharf` executable and the plugin libraries.
@@ -41,17 +42,6 @@ struct ProcessResult {
     let status: Int32
     let stdout: String
     let stderr: String
-}
-
-enum TestError: Error, CustomStringConvertible {
-    case timeout(String)
-    case failed(String)
-    var description: String {
-        switch self {
-        case let .timeout(what): "timed out: \(what)"
-        case let .failed(what): what
-        }
-    }
 }
 
 /// Waits (bounded) until `condition` holds.

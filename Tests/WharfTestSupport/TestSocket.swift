@@ -2,10 +2,10 @@ import Foundation
 
 /// A blocking loopback TCP client with a receive timeout, so every test loop is bounded.
 /// The fd is immutable; one thread may send while another receives, as with any socket.
-final class TestSocket: @unchecked Sendable {
-    let fd: Int32
+public final class TestSocket: @unchecked Sendable {
+    public let fd: Int32
 
-    init(port: Int, timeout: TimeInterval = 10) throws {
+    public init(port: Int, timeout: TimeInterval = 10) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError.failed("socket: \(errno)") }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
@@ -31,7 +31,7 @@ final class TestSocket: @unchecked Sendable {
     deinit { close(fd) }
 
     /// The client side's port (what a PROXY header must announce as the source).
-    var localPort: Int {
+    public var localPort: Int {
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
@@ -41,15 +41,15 @@ final class TestSocket: @unchecked Sendable {
     }
 
     /// Reads up to and including the first "\n".
-    func receiveLine() throws -> String {
+    public func receiveLine() throws -> String {
         var line: [UInt8] = []
         while line.last != 10 { line += try receive(count: 1) }
         return String(decoding: line, as: UTF8.self)
     }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
 
-    func send(_ bytes: [UInt8]) throws {
+    public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -58,10 +58,10 @@ final class TestSocket: @unchecked Sendable {
         }
     }
 
-    func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// Reads exactly `count` bytes, or throws on timeout or early close.
-    func receive(count: Int) throws -> [UInt8] {
+    public func receive(count: Int) throws -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while result.count < count {
@@ -73,12 +73,12 @@ final class TestSocket: @unchecked Sendable {
         return result
     }
 
-    func receiveString(count: Int) throws -> String {
+    public func receiveString(count: Int) throws -> String {
         String(decoding: try receive(count: count), as: UTF8.self)
     }
 
     /// Reads until the peer closes; returns the bytes and whether it ended with a reset.
-    func receiveUntilClose() throws -> (bytes: [UInt8], reset: Bool) {
+    public func receiveUntilClose() throws -> (bytes: [UInt8], reset: Bool) {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -94,7 +94,7 @@ final class TestSocket: @unchecked Sendable {
 
     /// Sends as fast as the socket takes bytes for `seconds` (non-blocking from then on);
     /// returns how much got out. Used to show backpressure reaching the sender.
-    func flood(seconds: TimeInterval, limit: Int = 512 << 20) -> Int {
+    public func flood(seconds: TimeInterval, limit: Int = 512 << 20) -> Int {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let chunk = [UInt8](repeating: 65, count: 65536)
         var sent = 0
@@ -107,7 +107,7 @@ final class TestSocket: @unchecked Sendable {
     }
 
     /// True if the peer closed the connection (EOF or reset) within the timeout.
-    func isClosedByPeer() -> Bool {
+    public func isClosedByPeer() -> Bool {
         (try? receiveUntilClose()) != nil
     }
 }
@@ -115,11 +115,11 @@ final class TestSocket: @unchecked Sendable {
 /// A socket bound to 127.0.0.1 on a free port, listening if `backlog` is given (it never
 /// accepts: the kernel completes handshakes into the queue until it is full). Closed on
 /// release.
-final class LoopbackPort {
-    let fd: Int32
-    let port: Int
+public final class LoopbackPort {
+    public let fd: Int32
+    public let port: Int
 
-    init(listen backlog: Int32? = nil) {
+    public init(listen backlog: Int32? = nil) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         var address = sockaddr_in()
@@ -139,24 +139,5 @@ final class LoopbackPort {
     deinit { close(fd) }
 
     /// A port nothing listens on (bound, read back, released).
-    static func unused() -> Int { LoopbackPort().port }
-}
-
-/// The resident set size of process `pid`, in kilobytes.
-func residentKilobytes(_ pid: Int32) throws -> Int {
-    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-          let value = Int(line.split(separator: " ").dropFirst().first ?? "") else {
-        throw TestError.failed("no VmRSS for \(pid)")
-    }
-    return value
-}
-
-/// Floods `client` for 3 s (see `TestSocket.flood`) and returns how much got out and how
-/// much the server's RSS grew meanwhile, in KB: backpressure keeps both small.
-func floodAndWatch(_ client: TestSocket, server: RunningWharf) throws -> (sent: Int, growthKB: Int) {
-    usleep(200_000)
-    let before = try residentKilobytes(server.process.processIdentifier)
-    let sent = client.flood(seconds: 3)
-    return (sent, try residentKilobytes(server.process.processIdentifier) - before)
+    public static func unused() -> Int { LoopbackPort().port }
 }

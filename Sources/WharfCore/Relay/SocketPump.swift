@@ -138,11 +138,13 @@ final class SocketPump: @unchecked Sendable {
                 PumpLog.logger.error("epoll_wait failed", metadata: ["errno": "\(errno)"])
                 return
             }
+            var woken = false
             for index in 0..<max(0, Int(count)) {
                 let token = events[index].data.u64
                 if token == Self.wakeToken {
                     var value: UInt64 = 0
                     _ = read(wakeFD, &value, 8)
+                    woken = true
                     continue
                 }
                 guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
@@ -150,7 +152,8 @@ final class SocketPump: @unchecked Sendable {
                 service(pair, scratch: scratch)
             }
             serviceAnotherTurn(scratch: scratch)
-            if !applyCommands(scratch: scratch) { return }
+            // Commands always come with a wake-up, so the lock is taken only then.
+            if woken, !applyCommands(scratch: scratch) { return }
             if now >= nextCheck { checkTimers() }
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)
@@ -175,7 +178,7 @@ final class SocketPump: @unchecked Sendable {
     /// Returns false once the pump is asked to stop.
     private func applyCommands(scratch: UnsafeMutableRawBufferPointer) -> Bool {
         let (commands, stopping) = lock.withLock {
-            defer { queued.removeAll(keepingCapacity: true) }
+            defer { queued = [] }
             return (queued, stopRequested)
         }
         for command in commands {

@@ -147,6 +147,7 @@ final class PumpRig: @unchecked Sendable {
     }
 
     func shutdown() {
+        loop.stopPump()
         try? server.close().wait()
         try? group.syncShutdownGracefully()
     }

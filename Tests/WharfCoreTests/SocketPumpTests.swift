@@ -85,8 +85,7 @@ final class PumpRig: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop: LoopContext
     private let server: any Channel
-    private let state = NIOLockedValueBox<(streams: [IOStreamHandler], finished: [ObjectIdentifier: StreamError?],
-                                           result: RelayResult?)>(([], [:], nil))
+    private let state = RigState()
     let peerA: TestSocket
     let peerB: TestSocket
 
@@ -161,4 +160,21 @@ final class PumpRig: @unchecked Sendable {
     }
 
     enum PumpRigError: Error { case timedOut }
+}
+
+/// What the loop reports (streams accepted, close reasons, the relay's result), read by the
+/// test thread. Streams are loop-confined; the test only compares and hands them back.
+final class RigState: @unchecked Sendable {
+    struct Values {
+        var streams: [IOStreamHandler] = []
+        var finished: [ObjectIdentifier: StreamError?] = [:]
+        var result: RelayResult?
+    }
+
+    private let lock = NIOLock()
+    private var values = Values()
+
+    func withLockedValue<T>(_ body: (inout Values) -> T) -> T {
+        lock.withLock { body(&values) }
+    }
 }

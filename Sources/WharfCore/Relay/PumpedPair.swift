@@ -121,7 +121,7 @@ final class PumpedPair {
                     if written < 0 {
                         if errno == EINTR { continue }
                         if errno == EAGAIN { destination.writable = false; return nil }
-                        return Self.classify(errno)
+                        return StreamError(socketErrno: errno)
                     }
                     flow.pending.consume(written)
                     if !flow.pending.isEmpty { destination.writable = false; return nil }
@@ -149,7 +149,7 @@ final class PumpedPair {
                 if destination.writable {
                     written = send(destination.fd, scratch.baseAddress, count, Self.noSignal)
                     if written < 0 {
-                        guard errno == EAGAIN || errno == EINTR else { return Self.classify(errno) }
+                        guard errno == EAGAIN || errno == EINTR else { return StreamError(socketErrno: errno) }
                         written = 0
                     }
                     if written < count { destination.writable = false }
@@ -162,7 +162,7 @@ final class PumpedPair {
                 source.readable = false
                 return nil
             } else if errno != EINTR {
-                return Self.classify(errno)
+                return StreamError(socketErrno: errno)
             }
         }
     }
@@ -205,12 +205,5 @@ final class PumpedPair {
         setsockopt(side.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
         close(side.fd)
         side.closed = true
-    }
-
-    static func classify(_ code: CInt) -> StreamError {
-        switch code {
-        case ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT: .connectionReset
-        default: .io
-        }
     }
 }

@@ -305,12 +305,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     private static func classify(_ error: any Error) -> StreamError {
-        if let error = error as? IOError {
-            switch error.errnoCode {
-            case ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT: return .connectionReset
-            default: return .io
-            }
-        }
+        if let error = error as? IOError { return StreamError(socketErrno: error.errnoCode) }
         if error is ChannelError { return .closed }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError { return .tlsFailed }
         return .io

@@ -1,5 +1,11 @@
 import CWharf
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// Why a stream operation failed or a stream closed; each maps to one `WHARF_E_*` code.
 public enum StreamError: Error, Equatable, Sendable {
     case closed
@@ -16,6 +22,15 @@ public enum StreamError: Error, Equatable, Sendable {
     case unresolved
     case unreachable
     case tlsFailed
+
+    /// A failed socket call: the peer went away (reset, broken pipe, timed out), or some
+    /// other I/O error.
+    init(socketErrno code: CInt) {
+        switch code {
+        case ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT: self = .connectionReset
+        default: self = .io
+        }
+    }
 
     public var code: Int32 {
         switch self {

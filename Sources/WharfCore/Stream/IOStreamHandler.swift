@@ -368,7 +368,8 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     /// Calls `body` once everything written so far has reached the socket (true), or the
-    /// channel closed first (false).
+    /// channel closed first (false): the barrier behind a graceful close, a half-close and a
+    /// relay's hand-over.
     func whenWritesSent(_ body: @escaping (Bool) -> Void) {
         guard let context else { return body(false) }
         let sent = context.eventLoop.makePromise(of: Void.self)
@@ -513,9 +514,7 @@ public final class IOStreamHandler: ChannelDuplexHandler {
         machine.closeReads(reason: reason)
         if machine.pending != nil { scheduleService() }
         if graceful {
-            let flushed = context.eventLoop.makePromise(of: Void.self)
-            flushed.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-            context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: flushed)
+            whenWritesSent { _ in context.close(promise: nil) }
             if lifecycle == .closing {
                 lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: options.closeLinger) {
                     self.close(reason: .timedOut, graceful: false)
@@ -534,11 +533,9 @@ public final class IOStreamHandler: ChannelDuplexHandler {
     func shutdownWrite() -> Int32 {
         guard lifecycle == .open, !writesClosed, let context else { return WHARF_E_CLOSED }
         writesClosed = true
-        let flushed = context.eventLoop.makePromise(of: Void.self)
-        flushed.futureResult.assumeIsolated().whenSuccess {
-            context.close(mode: .output, promise: nil)
+        whenWritesSent { sent in
+            if sent { context.close(mode: .output, promise: nil) }
         }
-        context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: flushed)
         return WHARF_OK
     }
 

@@ -32,8 +32,7 @@ extension IOStreamHandler {
                   userdata: UnsafeMutableRawPointer?) -> Int32 {
         guard lifecycle == .open, let context else { return WHARF_E_CLOSED }
         guard facts.tls == nil else { return WHARF_E_UNSUPPORTED }
-        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        guard !isRelayed, tlsUpgrade == nil, machine.pending == nil, machine.bufferedBytes == 0, unsent == 0,
+        guard !isRelayed, tlsUpgrade == nil, machine.pending == nil, machine.bufferedBytes == 0, !hasUnsentWrites,
               !hasShutDownOutput, !machine.inputEnded else { return WHARF_E_BUSY }
         let handlers: [any ChannelHandler]
         if isClient {

@@ -28,7 +28,7 @@ struct PendingBytes {
                 storage = grown
                 capacity = needed
             } else if let storage {
-                (storage).copyMemory(from: storage + start, byteCount: kept)
+                storage.copyMemory(from: storage + start, byteCount: kept)
             }
             start = 0
             end = kept

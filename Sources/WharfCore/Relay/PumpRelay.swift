@@ -10,7 +10,7 @@ import NIOCore
 final class PumpRelay {
     private enum State {
         case handingOff(waitingForWrites: Int)
-        case pumping(PumpedPair)
+        case pumping(PumpedPair, SocketPump)
         case done
     }
 
@@ -62,7 +62,7 @@ final class PumpRelay {
         fromB.buffered?.withUnsafeReadableBytes { pair.bToA.pending.append($0.baseAddress!, count: $0.count) }
         pair.aToB.sourceEnded = fromA.inputEnded
         pair.bToA.sourceEnded = fromB.inputEnded
-        state = .pumping(pair)
+        state = .pumping(pair, pump)
         pump.send(.add(pair))
     }
 
@@ -86,6 +86,7 @@ final class PumpRelay {
     }
 
     private func side(of stream: IOStreamHandler) -> Int { stream === a ? 0 : 1 }
+    private func partner(of stream: IOStreamHandler) -> IOStreamHandler { stream === a ? b : a }
 
     /// The plugin (or the gateway, with a reason) closed one of the streams.
     func close(_ stream: IOStreamHandler, reason: StreamError?, graceful: Bool) {
@@ -93,12 +94,12 @@ final class PumpRelay {
         case .handingOff:
             endBeforeHandoff(reason: reason ?? .closed)
             stream.close(reason: reason, graceful: graceful)
-            (stream === a ? b : a).close(reason: reason ?? .closed, graceful: true)
-        case let .pumping(pair):
+            partner(of: stream).close(reason: reason ?? .closed, graceful: true)
+        case let .pumping(pair, pump):
             if let reason {
-                a.loop.socketPump()?.send(.end(pair, reason))
+                pump.send(.end(pair, reason))
             } else {
-                a.loop.socketPump()?.send(.close(pair, side: side(of: stream), abort: !graceful))
+                pump.send(.close(pair, side: side(of: stream), abort: !graceful))
             }
         case .done:
             break
@@ -109,7 +110,7 @@ final class PumpRelay {
     func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         guard case .handingOff = state else { return }
         endBeforeHandoff(reason: reason ?? .closed)
-        (stream === a ? b : a).close(reason: reason ?? .closed, graceful: reason == nil)
+        partner(of: stream).close(reason: reason ?? .closed, graceful: reason == nil)
     }
 
     private func endBeforeHandoff(reason: StreamError) {
@@ -121,8 +122,8 @@ final class PumpRelay {
     }
 
     func setNoDelay(_ stream: IOStreamHandler, _ enabled: Bool) {
-        guard case let .pumping(pair) = state else { return }
-        a.loop.socketPump()?.send(.setNoDelay(pair, side: side(of: stream), enabled))
+        guard case let .pumping(pair, pump) = state else { return }
+        pump.send(.setNoDelay(pair, side: side(of: stream), enabled))
     }
 
     /// On the event loop, from the pump: the relay is over and both sockets are closed.

@@ -33,6 +33,14 @@ final class PumpedPair {
         var peerClosed = false
         var outputShut = false
         var closed = false
+
+        /// Readiness is only ever added here; reads and writes take it away.
+        mutating func note(_ events: UInt32) {
+            let errorOrHangUp = EPOLLHUP.rawValue | EPOLLERR.rawValue
+            readable = readable || events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | errorOrHangUp) != 0
+            writable = writable || events & (EPOLLOUT.rawValue | errorOrHangUp) != 0
+            peerClosed = peerClosed || events & (EPOLLRDHUP.rawValue | errorOrHangUp) != 0
+        }
     }
 
     /// One direction: bytes read from `source` waiting for `destination`, and its end.
@@ -79,18 +87,7 @@ final class PumpedPair {
     }
 
     func noteEvents(_ events: UInt32, side: Int) {
-        let readable = events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
-        let writable = events & (EPOLLOUT.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
-        let peerClosed = events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0
-        if side == 0 {
-            a.readable = a.readable || readable
-            a.writable = a.writable || writable
-            a.peerClosed = a.peerClosed || peerClosed
-        } else {
-            b.readable = b.readable || readable
-            b.writable = b.writable || writable
-            b.peerClosed = b.peerClosed || peerClosed
-        }
+        if side == 0 { a.note(events) } else { b.note(events) }
     }
 
     /// Moves what can move now both ways. Returns how the pair ended, if it did.

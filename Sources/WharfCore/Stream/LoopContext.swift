@@ -78,11 +78,11 @@ public final class LoopContext: @unchecked Sendable {
 
     /// Stops the pump thread (after every relay has ended).
     func stopPump() {
-        let pump = try? eventLoop.submit { () -> UnsafeTransfer<SocketPump?> in
+        let pump = try? eventLoop.submit { () -> SocketPump? in
             defer { self.pump = nil }
-            return UnsafeTransfer(self.pump)
+            return self.pump
         }.wait()
-        pump?.value?.stop()
+        pump?.stop()
     }
 
     var isStopped: Bool { stopped.load(ordering: .acquiring) }

@@ -1,5 +1,13 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.2 (1.0; 1.1 added connect and relay; 1.2 TLS).
+ * wharf.h — the Wharf plugin ABI, version 1.3.
+ *
+ * Version history (each addition is marked [1.x] where it is declared):
+ *   1.0  streams: reads, writes, close, contexts, info, regex, wakers
+ *   1.1  connect (outgoing streams) and relay
+ *   1.2  TLS (listener termination, start_tls, upstream TLS), PROXY protocol facts
+ *   1.3  timers (timer_start, timer_cancel), per-read deadlines (set_read_timeout),
+ *        distinct codes for a relayed stream, a stream not idle, and the listener's
+ *        idle, read and lifetime timeouts
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -85,7 +93,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 2 /* 1.1: connect (outgoing streams) and relay; 1.2: TLS, PROXY protocol facts */
+#define WHARF_ABI_MINOR 3 /* see the version history at the top */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -103,7 +111,8 @@ extern "C" {
  * must treat unknown negative values as generic failures (new codes may be added). */
 #define WHARF_OK 0
 #define WHARF_E_CLOSED (-1)       /* the stream is closed (or closing), or the handle is dead */
-#define WHARF_E_BUSY (-2)         /* a read is already pending on this stream */
+#define WHARF_E_BUSY (-2)         /* a read is already pending on this stream (before 1.3 also
+                                   * what WHARF_E_RELAYED and WHARF_E_NOT_IDLE now say) */
 #define WHARF_E_LIMIT (-3)        /* a read's max_bytes was exceeded; the stream is being closed */
 #define WHARF_E_BUFFER_FULL (-4)  /* max_buffer_size reached with the read unsatisfied; closing */
 #define WHARF_E_INVALID (-5)      /* a bad argument (NULL pointer, zero-length delimiter...) */
@@ -118,6 +127,15 @@ extern "C" {
 #define WHARF_E_RESOLVE (-14)     /* connect: the host name did not resolve */
 #define WHARF_E_UNREACHABLE (-15) /* connect: no route to the host or network */
 #define WHARF_E_TLS (-16)         /* TLS handshake failed (the host logs the reason) [1.2] */
+/* [1.3] A plugin built against 1.2 or older never receives these: it gets WHARF_E_BUSY for
+ * the first two and WHARF_E_TIMEOUT for the three timeouts, as its header documented. */
+#define WHARF_E_RELAYED (-17)      /* the stream is relayed: the relay owns its reads and writes */
+#define WHARF_E_NOT_IDLE (-18)     /* start_tls: something is pending, buffered or unsent */
+#define WHARF_E_IDLE_TIMEOUT (-19) /* closed: no byte either way for the listener's idle_timeout_ms */
+#define WHARF_E_READ_TIMEOUT (-20) /* closed: a message began and did not complete within the
+                                    * listener's read_timeout_ms (slowloris guard) */
+#define WHARF_E_LIFETIME (-21)     /* closed: the listener's max_lifetime_ms passed */
+#define WHARF_E_CANCELLED (-22)    /* a timer was cancelled (timer_cancel) */
 
 /* ---- Log levels (for wharf_host_api.log) ------------------------------------------------ */
 #define WHARF_LOG_TRACE 0
@@ -131,6 +149,7 @@ typedef struct wharf_stream wharf_stream;     /* one connection; see THE MODEL a
 typedef struct wharf_instance wharf_instance; /* identifies a plugin instance for logging */
 typedef struct wharf_regex wharf_regex;       /* a compiled pattern, see regex_compile */
 typedef struct wharf_waker wharf_waker;       /* posts work onto a stream's loop from any thread */
+typedef struct wharf_timer wharf_timer;       /* a pending timer_start [1.3] */
 
 /* ---- Callback types --------------------------------------------------------------------
  * Every callback receives the userdata pointer given when the operation started. */
@@ -150,7 +169,8 @@ typedef void (*wharf_write_cb)(void *userdata, wharf_stream *stream, int32_t sta
 
 /* The stream's close notification. `reason` is WHARF_OK for a clean close (peer EOF or a
  * local close()), otherwise the error that closed it (WHARF_E_RESET, WHARF_E_LIMIT,
- * WHARF_E_BUFFER_FULL, WHARF_E_IO, WHARF_E_SHUTDOWN, WHARF_E_TIMEOUT). */
+ * WHARF_E_BUFFER_FULL, WHARF_E_IO, WHARF_E_SHUTDOWN, WHARF_E_TIMEOUT; [1.3]
+ * WHARF_E_IDLE_TIMEOUT, WHARF_E_READ_TIMEOUT, WHARF_E_LIFETIME). */
 typedef void (*wharf_close_cb)(void *userdata, wharf_stream *stream, int32_t reason);
 
 /* Work posted with waker_post. status is WHARF_OK if the stream is still alive (so its
@@ -168,6 +188,12 @@ typedef void (*wharf_connect_cb)(void *userdata, int32_t status, wharf_stream *u
 /* start_tls finished: WHARF_OK once the handshake is done (get_info shows its facts), or
  * WHARF_E_TLS / WHARF_E_TIMEOUT / WHARF_E_CLOSED; on failure the stream is closing. [1.2] */
 typedef void (*wharf_tls_cb)(void *userdata, wharf_stream *stream, int32_t status);
+
+/* A timer finished [1.3]: WHARF_OK when its delay passed, WHARF_E_CANCELLED after
+ * timer_cancel, WHARF_E_CLOSED when its stream closed first (this runs before the stream's
+ * close notification). Exactly once per started timer, on the stream's loop, never inside
+ * timer_start or timer_cancel. After it returns the timer handle is dead. */
+typedef void (*wharf_timer_cb)(void *userdata, wharf_timer *timer, int32_t status);
 
 /* Destructor for a stream context (set_context). Runs on the stream's loop, once. */
 typedef void (*wharf_context_free_fn)(void *context);
@@ -445,6 +471,31 @@ typedef struct wharf_host_api {
      * WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. */
     int32_t (*start_tls)(wharf_stream *stream, const wharf_tls_client_options *client_options, wharf_tls_cb cb,
                          void *userdata);
+
+    /* ---- ABI 1.3 ---- */
+
+    /* [loop] Call cb(userdata, timer, WHARF_OK) once `delay_ms` milliseconds have passed
+     * (Tornado's IOLoop.call_later), on `stream`'s loop; 0 means the next loop turn. The
+     * timer belongs to the stream: if the stream closes first, cb gets WHARF_E_CLOSED before
+     * the close notification. *out (may be NULL) receives a handle for timer_cancel, valid
+     * until cb returns. cb runs exactly once, never inside this call. Errors: WHARF_E_INVALID
+     * (cb NULL, delay over 2^31 ms), WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.3] */
+    int32_t (*timer_start)(wharf_stream *stream, uint64_t delay_ms, wharf_timer_cb cb, void *userdata,
+                           wharf_timer **out);
+
+    /* [loop] Cancel a timer: its cb runs with WHARF_E_CANCELLED after the current callback
+     * returns (never inside this call). Errors: WHARF_E_CLOSED (the timer already fired, was
+     * cancelled, or its stream closed: cb has run or is queued), WHARF_E_INVALID (NULL),
+     * WHARF_E_WRONG_THREAD. [1.3] */
+    int32_t (*timer_cancel)(wharf_timer *timer);
+
+    /* [loop] A deadline on every read started on this stream from now on (Tornado's
+     * gen.with_timeout around a read): a read still unsatisfied `timeout_ms` after it
+     * started completes with WHARF_E_TIMEOUT, and the stream stays open and usable (bytes
+     * that arrived stay buffered for the next read; the plugin decides whether to close).
+     * 0 turns it off (the default). Independent of the listener's read_timeout_ms, which
+     * closes the connection. Errors: WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.3] */
+    int32_t (*set_read_timeout)(wharf_stream *stream, uint32_t timeout_ms);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */

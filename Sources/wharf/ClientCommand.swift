@@ -65,7 +65,7 @@ struct ClientCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let loop = LoopContext(eventLoop: group.next())
-        let session = ClientSession(loop: loop, separator: Array(Self.unescape(separator).utf8))
+        let session = ClientSession(separator: Array(Self.unescape(separator).utf8))
 
         var options = ConnectOptions()
         if tls {
@@ -79,8 +79,7 @@ struct ClientCommand: ParsableCommand {
         let connectOptions = options
         let host = self.host, port = self.port
         loop.eventLoop.execute {
-            UpstreamConnector.connect(on: loop, host: host, port: port, options: connectOptions,
-                                      streamOptions: StreamOptions()) { session.connected($0) }
+            ClientStream.connect(on: loop, host: host, port: port, options: connectOptions) { session.connected($0) }
         }
         session.events.wait()
         guard session.stream != nil else {
@@ -117,69 +116,61 @@ struct ClientCommand: ParsableCommand {
     }
 }
 
-/// The client's stream, driven through the same host table plugins use. State changes
-/// happen on the loop; the main thread waits on `events`.
+/// The client's stream, through the Swift stream API. State changes happen on the loop;
+/// the main thread waits on `events`.
 final class ClientSession: @unchecked Sendable {
-    let loop: LoopContext
     let separator: [UInt8]
     let events = DispatchSemaphore(value: 0)
-    private(set) var stream: OpaquePointer?
+    private(set) var stream: ClientStream?
     private(set) var failure = ""
     private let closedFlag = NIOLockedValueBox(false)
     private var awaitingReply = false
 
     var isClosed: Bool { closedFlag.withLockedValue { $0 } }
 
-    init(loop: LoopContext, separator: [UInt8]) {
-        self.loop = loop
+    init(separator: [UInt8]) {
         self.separator = separator
     }
 
-    private var pointer: UnsafeMutableRawPointer { Unmanaged.passUnretained(self).toOpaque() }
-    private static let api = HostAPI.table.pointee
-
-    func connected(_ result: Result<IOStreamHandler, StreamError>) {
+    func connected(_ result: Result<ClientStream, StreamError>) {
         switch result {
         case let .success(upstream):
-            stream = upstream.handle
-            _ = Self.api.set_close_callback(stream, { userdata, _, _ in
-                let session = Unmanaged<ClientSession>.fromOpaque(userdata!).takeUnretainedValue()
-                session.closedFlag.withLockedValue { $0 = true }
-                session.events.signal()
-            }, pointer)
+            stream = upstream
+            upstream.onClose = { [self] _ in
+                closedFlag.withLockedValue { $0 = true }
+                events.signal()
+            }
             readNext()
         case let .failure(error):
-            failure = String(describing: StreamError.describe(error.code))
+            failure = error.description
             closedFlag.withLockedValue { $0 = true }
         }
         events.signal()
     }
 
     func send(_ line: String) {
-        let bytes = Array(line.utf8) + separator
         awaitingReply = true
-        if Self.api.write(stream, bytes, bytes.count, nil, nil) != WHARF_OK { events.signal() }
+        if stream?.write(Array(line.utf8) + separator) != nil { events.signal() }
     }
 
     func endInput() {
-        _ = Self.api.shutdown_write(stream)
+        _ = stream?.shutdownWrite()
     }
 
     private func readNext() {
-        let onData: wharf_read_cb = { userdata, _, status, data, length in
-            let session = Unmanaged<ClientSession>.fromOpaque(userdata!).takeUnretainedValue()
-            guard status == WHARF_OK else { return } // the close callback follows
-            if let data { Output.write(UnsafeRawBufferPointer(start: data, count: length)) }
-            if session.awaitingReply {
-                session.awaitingReply = false
-                session.events.signal()
+        let onData: ClientStream.ReadCompletion = { [self] result in
+            guard case let .success(bytes) = result else { return } // the close follows
+            bytes.withUnsafeBytes { Output.write($0) }
+            if awaitingReply {
+                awaitingReply = false
+                events.signal()
             }
-            session.readNext()
+            readNext()
         }
         if separator.isEmpty {
-            _ = Self.api.read_bytes(stream, 65536, 1, onData, pointer)
+            _ = stream?.readSome(upTo: 65536, onData)
         } else {
-            _ = Self.api.read_until(stream, separator, separator.count, 0, onData, pointer)
+            _ = stream?.readUntil(separator, onData)
         }
     }
 }

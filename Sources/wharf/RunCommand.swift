@@ -46,7 +46,7 @@ struct RunCommand: ParsableCommand {
             listeners = try gateway.start()
         } catch let error as GatewayError {
             FileHandleOutput.standardError("wharf: \(error.message)")
-            throw error.message.contains("cannot listen") ? ExitStatus.runtimeFailure : ExitStatus.configError
+            throw error.kind == .listen ? ExitStatus.runtimeFailure : ExitStatus.configError
         }
         for listener in listeners {
             logger.info("listening \(Self.endpoint(listener.address, listener.port)) → \(listener.config.plugin) (\(listener.pluginSummary))")

@@ -242,7 +242,7 @@ import Testing
         stream.run()
         #expect(api.waker_post(waker, posted, stream.recorder.pointer) == WHARF_OK)
         stream.run()
-        stream.loop.markStopped()
+        stream.pluginLoop.markStopped()
         #expect(api.waker_post(waker, posted, stream.recorder.pointer) == WHARF_OK)
         api.waker_release(waker)
         #expect(stream.events == ["posted:0", "posted:\(WHARF_E_CLOSED)", "posted:\(WHARF_E_SHUTDOWN)"],
@@ -253,10 +253,10 @@ import Testing
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let eventLoop = group.next()
-        let loop = LoopContext(eventLoop: eventLoop)
+        let pluginLoop = PluginLoop(loop: LoopContext(eventLoop: eventLoop))
         let handle = try eventLoop.submit { () -> UInt in
-            let stream = IOStreamHandler(loop: loop, options: StreamOptions(), streamID: 1, onOpen: { _ in WHARF_OK })
-            return UInt(bitPattern: loop.register(stream))
+            let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: 3, role: .connected { _ in })
+            return UInt(bitPattern: pluginLoop.register(adapter))
         }.wait()
         let pointer = OpaquePointer(bitPattern: handle)
         #expect(api.read_bytes(pointer, 1, 0, recordRead, nil) == WHARF_E_WRONG_THREAD)

@@ -53,12 +53,12 @@ import WharfTestSupport
     }
 
     @Test func relayedHandlesRefuseIOButStillDescribeTheirPeer() throws {
-        let rig = try PumpRig()
+        let rig = try PumpRig(abiMinor: 2) // built against 1.2: WHARF_E_RELAYED reads as WHARF_E_BUSY
         defer { rig.shutdown() }
         try rig.relay()
         let port = rig.peerA.localPort
         let (read, write, shutdown, peerPort) = rig.onLoop { () -> (Int32, Int32, Int32, UInt32) in
-            let handle = rig.streams[0].handle
+            let handle = (rig.streams[0].owner as! ClosingRecorder).inner.handle
             var info = wharf_stream_info()
             info.struct_size = UInt32(MemoryLayout<wharf_stream_info>.size)
             _ = api.get_info(handle, &info)
@@ -91,21 +91,23 @@ final class PumpRig: @unchecked Sendable {
 
     var streams: [IOStreamHandler] { state.withLockedValue { $0.streams } }
 
-    init() throws {
+    init(abiMinor: UInt16 = 3) throws {
         let loop = LoopContext(eventLoop: group.next())
         self.loop = loop
+        let pluginLoop = PluginLoop(loop: loop)
         let state = self.state
         server = try ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try StreamChannelOptions.apply(to: channel, noDelay: true,
+                    try StreamChannelOptions.apply(to: channel, noDelay: true, keepalive: nil,
                                                    receiveAllocator: AdaptiveRecvByteBufferAllocator())
+                    let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: abiMinor, role: .connected { _ in })
+                    let owner = ClosingRecorder(adapter) { stream, reason in
+                        state.withLockedValue { $0.finished[ObjectIdentifier(stream)] = reason }
+                    }
                     let handler = IOStreamHandler(
-                        loop: loop, options: StreamOptions(closeLinger: .seconds(2)), streamID: loop.nextStreamID(),
-                        onOpen: { _ in WHARF_OK },
-                        onFinished: { stream in
-                            state.withLockedValue { $0.finished[ObjectIdentifier(stream)] = stream.machine.closeReason }
-                        })
+                        loop: loop, options: StreamOptions(timeouts: StreamTimeouts(closeLinger: .seconds(2))),
+                        streamID: loop.nextStreamID(), owner: owner)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     state.withLockedValue { $0.streams.append(handler) }
                 }
@@ -120,13 +122,14 @@ final class PumpRig: @unchecked Sendable {
 
     func relay(idleTimeout: TimeAmount? = nil) throws {
         let (streams, state) = (self.streams, self.state)
-        let status = onLoop { () -> Int32 in
-            streams[0].startRelay(with: streams[1], idleTimeout: idleTimeout) { result in
+        let refusal = onLoop { () -> StreamError? in
+            Relay.start(streams[0], streams[1], idleTimeout: idleTimeout) { result in
                 state.withLockedValue { $0.result = result }
             }
         }
-        #expect(status == WHARF_OK)
-        #expect(onLoop { streams.map(\.lifecycle) } == [.pumped, .pumped], "the pump took both sockets")
+        #expect(refusal == nil)
+        #expect(onLoop { streams.map(\.machine.state) } == [.relayed(.pumped), .relayed(.pumped)],
+                "the pump took both sockets")
     }
 
     func onLoop<T>(_ body: @escaping () -> T) -> T {
@@ -146,7 +149,7 @@ final class PumpRig: @unchecked Sendable {
     }
 
     func shutdown() {
-        loop.stopPump()
+        loop.pump.stop()
         try? server.close().wait()
         try? group.syncShutdownGracefully()
     }
@@ -176,5 +179,35 @@ final class RigState: @unchecked Sendable {
 
     func withLockedValue<T>(_ body: (inout Values) -> T) -> T {
         lock.withLock { body(&values) }
+    }
+}
+
+/// Forwards to the plugin adapter and records each stream's close reason.
+final class ClosingRecorder: StreamOwner {
+    let inner: PluginStream
+    private let onClose: (IOStreamHandler, StreamError?) -> Void
+
+    init(_ inner: PluginStream, onClose: @escaping (IOStreamHandler, StreamError?) -> Void) {
+        self.inner = inner
+        self.onClose = onClose
+    }
+
+    func streamOpened(_ stream: IOStreamHandler) -> Bool { inner.streamOpened(stream) }
+    func streamRead(_ stream: IOStreamHandler, _ token: CompletionToken,
+                    _ result: Result<UnsafeRawBufferPointer, StreamError>) {
+        inner.streamRead(stream, token, result)
+    }
+    func streamWrote(_ stream: IOStreamHandler, _ token: CompletionToken, _ error: StreamError?) {
+        inner.streamWrote(stream, token, error)
+    }
+    func streamUpgraded(_ stream: IOStreamHandler, _ token: CompletionToken, _ error: StreamError?) {
+        inner.streamUpgraded(stream, token, error)
+    }
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+        onClose(stream, reason)
+        inner.streamClosed(stream, reason: reason)
+    }
+    func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {
+        inner.streamAbandoned(stream, reason: reason, error: error)
     }
 }

@@ -75,22 +75,25 @@ final class ReadCounter: ChannelOutboundHandler {
     }
 }
 
-/// One IOStreamHandler on an EmbeddedChannel, driven through the host API.
+/// One IOStreamHandler on an EmbeddedChannel (whose loop's clock is virtual), driven
+/// through the host API as a plugin would: the stream's owner is the real plugin adapter.
 struct StreamHarness {
     let channel = EmbeddedChannel()
     let loop: LoopContext
+    let pluginLoop: PluginLoop
     let recorder = PluginRecorder()
     let readCounter = ReadCounter()
     let handler: IOStreamHandler
 
-    init(maxBufferSize: Int = 1 << 20) throws {
+    init(maxBufferSize: Int = 1 << 20, timeouts: StreamTimeouts = StreamTimeouts(), abiMinor: UInt16 = 3) throws {
         loop = LoopContext(eventLoop: channel.embeddedEventLoop)
+        pluginLoop = PluginLoop(loop: loop)
         let recorder = self.recorder
-        handler = IOStreamHandler(loop: loop, options: StreamOptions(maxBufferSize: maxBufferSize), streamID: 1,
-                                  onOpen: { stream in
-                                      recorder.handle = stream.handle
-                                      return WHARF_OK
-                                  })
+        let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: abiMinor, role: .connected { result in
+            if case let .success(stream) = result { recorder.handle = stream.handle }
+        })
+        handler = IOStreamHandler(loop: loop, options: StreamOptions(maxBufferSize: maxBufferSize, timeouts: timeouts),
+                                  streamID: 1, owner: adapter)
         try channel.pipeline.syncOperations.addHandler(readCounter)
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
@@ -104,6 +107,9 @@ struct StreamHarness {
     }
 
     func run() { channel.embeddedEventLoop.run() }
+
+    /// Moves the loop's virtual clock (running what falls due).
+    func advance(by amount: TimeAmount) { channel.embeddedEventLoop.advanceTime(by: amount) }
 
     func readUntil(_ delimiter: String, maxBytes: Int = 0) -> Int32 {
         let bytes = Array(delimiter.utf8)

@@ -15,7 +15,9 @@ public enum ConfigLoader {
     static let pluginKeys = ["path", "config"]
     static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
-                               "proxy_protocol", "tls", "handshake_timeout_ms"]
+                               "proxy_protocol", "tls", "handshake_timeout_ms", "idle_timeout_ms",
+                               "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive"]
+    static let keepaliveKeys = ["idle_s", "interval_s", "count"]
 
     public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
         let text: String
@@ -94,11 +96,13 @@ public enum ConfigLoader {
         var claimed: [String: (index: Int, line: Int)] = [:]
         for (index, item) in sequence.enumerated() {
             let path = "listeners[\(index)]"
-            var listener = ListenerConfig(name: nil, address: "0.0.0.0", port: -1, plugin: "", backlog: 128,
+            var listener = ListenerConfig(name: nil, address: "0.0.0.0", port: -1, plugin: "", backlog: 511,
                                           reusePort: false, tcpNoDelay: true, maxBufferSize: 104_857_600,
                                           readChunkSize: 65536, fixedReadChunks: false,
                                           closeLingerMilliseconds: 10_000, proxyProtocolAccept: false,
-                                          handshakeTimeoutMilliseconds: 10_000, tls: nil,
+                                          handshakeTimeoutMilliseconds: 10_000, idleTimeoutMilliseconds: 300_000,
+                                          readTimeoutMilliseconds: 60_000, maxLifetimeMilliseconds: 0,
+                                          keepalive: ListenerConfig.defaultKeepalive, tls: nil,
                                           location: reader.location(of: item))
             var pluginNode: Node?
             for (key, value) in try reader.mapping(item, path, allowed: listenerKeys) {
@@ -127,6 +131,13 @@ public enum ConfigLoader {
                     listener.tls = try ServerTLSLoader.load(value, keyPath, reader: reader, baseDirectory: baseDirectory)
                 case "handshake_timeout_ms":
                     listener.handshakeTimeoutMilliseconds = try reader.int(value, keyPath, in: 1...3_600_000)
+                case "idle_timeout_ms":
+                    listener.idleTimeoutMilliseconds = try reader.int(value, keyPath, in: 0...86_400_000)
+                case "read_timeout_ms":
+                    listener.readTimeoutMilliseconds = try reader.int(value, keyPath, in: 0...86_400_000)
+                case "max_lifetime_ms":
+                    listener.maxLifetimeMilliseconds = try reader.int(value, keyPath, in: 0...(365 * 86_400_000))
+                case "tcp_keepalive": listener.keepalive = try keepalive(value, keyPath, reader: reader)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)
                 }
             }
@@ -148,6 +159,24 @@ public enum ConfigLoader {
             listeners.append(listener)
         }
         return listeners
+    }
+
+    /// `tcp_keepalive: off`, or `{idle_s, interval_s, count}` (each optional).
+    private static func keepalive(_ node: Node, _ path: String, reader: YAMLReader) throws(ConfigError) -> TCPKeepalive? {
+        if node.scalar != nil {
+            if node.scalar?.string == "off" { return nil }
+            return try reader.bool(node, path) ? ListenerConfig.defaultKeepalive : nil
+        }
+        var keepalive = ListenerConfig.defaultKeepalive
+        for (key, value) in try reader.mapping(node, path, allowed: keepaliveKeys) {
+            let keyPath = "\(path).\(key)"
+            switch key {
+            case "idle_s": keepalive.idleSeconds = try reader.int(value, keyPath, in: 1...32767)
+            case "interval_s": keepalive.intervalSeconds = try reader.int(value, keyPath, in: 1...32767)
+            default: keepalive.count = try reader.int(value, keyPath, in: 1...127)
+            }
+        }
+        return keepalive
     }
 
     private static func address(_ node: Node, _ path: String, reader: YAMLReader) throws(ConfigError) -> String {

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 
 /// A position in a config file, for error messages.
 public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
@@ -73,6 +74,11 @@ public struct ListenerConfig: Sendable {
     /// The PROXY header and the TLS handshake must be done within this, or the connection
     /// is closed before the plugin sees it.
     public var handshakeTimeoutMilliseconds: Int
+    /// 0 turns each of these off; see `streamOptions` and etc/wharf.example.yaml.
+    public var idleTimeoutMilliseconds: Int
+    public var readTimeoutMilliseconds: Int
+    public var maxLifetimeMilliseconds: Int
+    public var keepalive: TCPKeepalive?
     public var tls: ServerTLS?
     public var location: SourceLocation
 
@@ -80,4 +86,17 @@ public struct ListenerConfig: Sendable {
     public var effectiveReadChunkSize: Int { max(1, min(readChunkSize, maxBufferSize / 2)) }
 
     public var displayName: String { name ?? "\(address):\(port)" }
+
+    /// A vanished peer is noticed after about idle + interval × count: 2 minutes.
+    public static let defaultKeepalive = TCPKeepalive(idleSeconds: 60, intervalSeconds: 10, count: 6)
+
+    /// What every stream accepted on this listener gets.
+    public var streamOptions: StreamOptions {
+        func limit(_ milliseconds: Int) -> TimeAmount? { milliseconds > 0 ? .milliseconds(Int64(milliseconds)) : nil }
+        let timeouts = StreamTimeouts(idle: limit(idleTimeoutMilliseconds), read: limit(readTimeoutMilliseconds),
+                                      lifetime: limit(maxLifetimeMilliseconds),
+                                      handshake: .milliseconds(Int64(handshakeTimeoutMilliseconds)),
+                                      closeLinger: .milliseconds(Int64(closeLingerMilliseconds)))
+        return StreamOptions(maxBufferSize: maxBufferSize, timeouts: timeouts, keepalive: keepalive)
+    }
 }

@@ -9,8 +9,16 @@ import Glibc
 import Musl
 #endif
 
-/// A failure to start serving: a plugin refused, or a listener could not bind.
+/// A failure to start serving, typed so the CLI picks its exit code by kind, not by text.
 public struct GatewayError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// A plugin could not be loaded or refused its config: the config is at fault.
+        case plugin
+        /// A listener could not bind: the machine is at fault (port taken, no permission).
+        case listen
+    }
+
+    public let kind: Kind
     public let message: String
     public var description: String { message }
 }
@@ -29,8 +37,8 @@ public final class Gateway: @unchecked Sendable {
     public let config: GatewayConfig
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
-    private let loops: [LoopContext]
-    private let loopsByEventLoop: [ObjectIdentifier: LoopContext]
+    private let loops: [PluginLoop]
+    private let loopsByEventLoop: [ObjectIdentifier: PluginLoop]
     private let generation: Generation
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
     private let listenerStats = NIOLockedValueBox<[ListenerStats]>([])
@@ -42,16 +50,16 @@ public final class Gateway: @unchecked Sendable {
         do {
             generation = try Generation.build(number: 1, config: config, loopCount: config.workers)
         } catch {
-            throw GatewayError(message: error.description)
+            throw GatewayError(kind: .plugin, message: error.description)
         }
         self.generation = generation
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers)
-        var loops: [LoopContext] = []
+        var loops: [PluginLoop] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
-            loops.append(LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.workers))
+            loops.append(PluginLoop(loop: LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.workers)))
         }
         self.loops = loops
-        self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.eventLoop), $0) })
+        self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })
     }
 
     /// Binds every listener. On failure, listeners already bound are closed again.
@@ -68,7 +76,7 @@ public final class Gateway: @unchecked Sendable {
                                            pluginSummary: "\(library.name) \(library.version)"))
             } catch {
                 stopAccepting()
-                throw GatewayError(message: "\(listener.location): listeners[\(index)]: cannot listen on "
+                throw GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot listen on "
                     + "\(listener.address):\(listener.port): \(Self.describe(error))")
             }
         }
@@ -78,10 +86,8 @@ public final class Gateway: @unchecked Sendable {
     private func bootstrap(for listener: ListenerConfig) -> ServerBootstrap {
         let loopsByEventLoop = self.loopsByEventLoop
         let generation = self.generation
-        let options = StreamOptions(maxBufferSize: listener.maxBufferSize,
-                                    closeLinger: .milliseconds(Int64(listener.closeLingerMilliseconds)),
-                                    handshakeTimeout: .milliseconds(Int64(listener.handshakeTimeoutMilliseconds)),
-                                    serverTLS: listener.tls)
+        let options = listener.streamOptions
+        let serverTLS = listener.tls
         // TLS terminated at accept, unless the plugin upgrades later with start_tls.
         let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
         let awaiting: Preamble = [listener.proxyProtocolAccept ? .proxyHeader : [],
@@ -103,14 +109,18 @@ public final class Gateway: @unchecked Sendable {
         }
         return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                guard let loop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
-                      let instance = generation.instance(named: pluginName, loopIndex: loop.loopIndex) else {
-                    throw GatewayError(message: "no plugin instance for this event loop")
+                guard let pluginLoop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
+                      let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
+                    throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
                 }
-                try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
+                try StreamChannelOptions.apply(to: channel, noDelay: noDelay, keepalive: options.keepalive,
+                                               receiveAllocator: receiveAllocator)
+                let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor,
+                                           serverTLS: serverTLS, listener: stats,
+                                           role: .accepted(instance) { stats.preambleFailed($0, $1, awaiting: awaiting) })
+                let loop = pluginLoop.loop
                 let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
-                                              awaiting: awaiting, onOpen: { instance.handleStream($0) },
-                                              onAbandoned: { stats.preambleFailed($0, $1, awaiting: awaiting) })
+                                              awaiting: awaiting, owner: adapter)
                 let pipeline = channel.pipeline.syncOperations
                 if awaiting.contains(.proxyHeader) { try pipeline.addHandler(ProxyProtocolDecoder()) }
                 if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
@@ -128,26 +138,18 @@ public final class Gateway: @unchecked Sendable {
         for channel in channels { try? channel.close().wait() }
     }
 
-    /// Graceful stop: stop accepting; close connections as soon as they are idle (waiting
-    /// for a new message with nothing buffered); give busy ones `shutdown_grace_ms`; then
-    /// close what is left, run the plugins' shutdown hooks and stop the event loops.
+    /// Graceful stop: stop accepting; every stream closes itself as soon as it is idle
+    /// (waiting for a new message with nothing buffered); busy ones get `shutdown_grace_ms`;
+    /// then what is left is closed, the plugins' shutdown hooks run and the loops stop.
     public func shutdown() {
         stopAccepting()
-        let graceEnds = NIODeadline.now() + .milliseconds(Int64(config.shutdownGraceMilliseconds))
-        repeat {
-            forEachStream { stream in
-                if stream.isIdle { stream.close(reason: .shuttingDown, graceful: true) }
-            }
-            if liveStreamCount() == 0 { break }
-            usleep(50_000)
-        } while NIODeadline.now() < graceEnds
-        let stillOpen = liveStreamCount()
+        let grace = TimeAmount.milliseconds(Int64(config.shutdownGraceMilliseconds))
+        let drained = loops.map { Self.drain($0.loop, within: grace) }
+        let stillOpen = drained.map { (try? $0.wait()) ?? 0 }.reduce(0, +)
         if stillOpen > 0 {
-            logger.info("closing connections still open after the grace period", metadata: ["open": "\(stillOpen)"])
-            forEachStream { $0.close(reason: .shuttingDown, graceful: false) }
-            waitForStreams(until: .now() + .seconds(2))
+            logger.info("closed connections still open after the grace period", metadata: ["open": "\(stillOpen)"])
         }
-        loops.forEach { $0.stopPump() }
+        loops.forEach { $0.loop.pump.stop() }
         generation.shutdownInstances()
         for stats in listenerStats.withLockedValue({ $0 }) where stats.hadFailures {
             logger.info("connections that never reached their plugin: \(stats.summary)")
@@ -156,21 +158,28 @@ public final class Gateway: @unchecked Sendable {
         try? group.syncShutdownGracefully()
     }
 
-    private func forEachStream(_ body: @escaping @Sendable (IOStreamHandler) -> Void) {
-        let futures = loops.map { loop in
-            loop.eventLoop.submit { loop.dispatch { loop.allStreams().forEach(body) } }
+    /// Quiesces every stream on `loop`; the future completes, with the number of streams
+    /// that had to be cut, once none is left. Past the grace period the rest are closed at
+    /// once, and get two more seconds to finish.
+    private static func drain(_ loop: LoopContext, within grace: TimeAmount) -> EventLoopFuture<Int> {
+        let done = loop.eventLoop.makePromise(of: Int.self)
+        let transfer = UnsafeTransfer(loop)
+        loop.eventLoop.execute {
+            let loop = transfer.value
+            var cut = 0
+            loop.dispatch { loop.streams.all.forEach { $0.quiesce() } }
+            let forceClose = loop.eventLoop.assumeIsolated().scheduleTask(in: grace) {
+                cut = loop.streams.count
+                loop.dispatch { loop.streams.all.forEach { $0.close(reason: .shuttingDown, graceful: false) } }
+            }
+            let giveUp = loop.eventLoop.assumeIsolated().scheduleTask(in: grace + .seconds(2)) { done.succeed(cut) }
+            loop.whenNoStreams {
+                forceClose.cancel()
+                giveUp.cancel()
+                done.succeed(cut)
+            }
         }
-        for future in futures { try? future.wait() }
-    }
-
-    private func liveStreamCount() -> Int {
-        loops.map { loop in (try? loop.eventLoop.submit { loop.liveStreams }.wait()) ?? 0 }.reduce(0, +)
-    }
-
-    private func waitForStreams(until deadline: NIODeadline) {
-        while liveStreamCount() > 0, NIODeadline.now() < deadline {
-            usleep(20_000)
-        }
+        return done.futureResult
     }
 
     static func describe(_ error: any Error) -> String {

@@ -11,6 +11,26 @@ final class ListenerStats: Sendable {
     let proxyHeaderFailures = Atomic<Int>(0)
     let preambleTimeouts = Atomic<Int>(0)
 
+    let idleTimeouts = Atomic<Int>(0)
+    let readTimeouts = Atomic<Int>(0)
+    let lifetimeLimits = Atomic<Int>(0)
+
+    /// Logs a connection one of the listener's limits closed, with its reason and count.
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+        let count: Int, limit: String
+        switch reason {
+        case .idleTimeout: (count, limit) = (idleTimeouts.add(1, ordering: .relaxed).newValue, "idle_timeout_ms")
+        case .readTimeout: (count, limit) = (readTimeouts.add(1, ordering: .relaxed).newValue, "read_timeout_ms")
+        case .lifetimeExceeded:
+            (count, limit) = (lifetimeLimits.add(1, ordering: .relaxed).newValue, "max_lifetime_ms")
+        default: return
+        }
+        let peer = stream.remoteAddress.map { "\($0)" } ?? "?"
+        logger.info("connection closed: \(limit) passed",
+                    metadata: ["listener": "\(name)", "stream": "\(stream.streamID)", "peer": "\(peer)",
+                               "reason": "\(reason!)", "count": "\(count)"])
+    }
+
     init(name: String, logger: Logger) {
         self.name = name
         self.logger = logger

@@ -19,8 +19,8 @@ public final class PluginInstance: @unchecked Sendable {
     }
 
     /// Called on the instance's loop for every accepted connection.
-    func handleStream(_ stream: IOStreamHandler) -> Int32 {
-        library.handleStream(state: state, stream: stream.handle)
+    func handleStream(_ handle: OpaquePointer?) -> Int32 {
+        library.handleStream(state: state, stream: handle)
     }
 
     /// Runs the plugin's shutdown hook once; call only when no stream of this instance is live.

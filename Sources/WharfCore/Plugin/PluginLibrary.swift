@@ -36,6 +36,8 @@ public final class PluginLibrary: @unchecked Sendable {
     public var summary: String { Self.string(descriptor.pointee.description) ?? "" }
     public var abiVersion: String { "\(descriptor.pointee.abi_major).\(descriptor.pointee.abi_minor)" }
     public var minimumHostMinor: UInt16 { descriptor.pointee.min_host_abi_minor }
+    /// The minor version the plugin was built against: which status codes it knows.
+    var abiMinor: UInt16 { descriptor.pointee.abi_minor }
     public var hooks: [String] {
         var present = ["init", "handle_stream"]
         if descriptor.pointee.shutdown != nil { present.append("shutdown") }
@@ -118,7 +120,7 @@ public final class PluginLibrary: @unchecked Sendable {
         }
         guard status == WHARF_OK else {
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let detail = text.isEmpty ? String(describing: StreamError.describe(status)) : text
+            let detail = text.isEmpty ? String(describing: StatusCode.describe(status)) : text
             throw PluginLoadError(path: path, reason: "init of '\(identity.name)' refused: \(detail)")
         }
         return state

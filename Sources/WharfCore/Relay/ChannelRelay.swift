@@ -1,8 +1,7 @@
-import CWharf
 import NIOCore
 
 /// Two streams on one loop pumping into each other through their NIO channels, with the
-/// plugin out of the data path. This is the relay for streams the socket pump cannot take:
+/// owner out of the data path. This is the relay for streams the socket pump cannot take:
 /// TLS (the bytes must pass through the TLS handler) or a socket NIO will not hand over.
 ///
 /// - Zero copy: a received buffer is written to the partner as is.
@@ -10,9 +9,9 @@ import NIOCore
 ///   writes, so a slow reader throttles the other peer through TCP, and memory per pair
 ///   stays bounded by the write high-water mark plus one read.
 /// - Half-close: a FIN from one peer becomes a shutdown of the partner's output; the relay
-///   ends when both directions have ended, on a socket error, a close by the plugin, or
+///   ends when both directions have ended, on a socket error, a close by the owner, or
 ///   `idleTimeout` with no byte in either direction.
-final class ChannelRelay {
+final class ChannelRelay: StreamRelay {
     let a: IOStreamHandler
     let b: IOStreamHandler
     private let idleTimeout: TimeAmount?
@@ -22,7 +21,7 @@ final class ChannelRelay {
     private var aEnded = false
     private var bEnded = false
     private var finished = false
-    private var lastActivity = NIODeadline.now()
+    private var lastActivity: NIODeadline
     private var idleTimer: Scheduled<Void>?
 
     init(a: IOStreamHandler, b: IOStreamHandler, idleTimeout: TimeAmount?, onDone: @escaping (RelayResult) -> Void) {
@@ -30,16 +29,21 @@ final class ChannelRelay {
         self.b = b
         self.idleTimeout = idleTimeout
         self.onDone = onDone
+        self.lastActivity = a.loop.eventLoop.now
     }
 
     func partner(of stream: IOStreamHandler) -> IOStreamHandler { stream === a ? b : a }
 
-    /// Takes over both streams: bytes they had buffered but not delivered go first.
-    func start() {
-        a.relay = self
-        b.relay = self
-        for stream in [a, b] {
-            if let pending = stream.takeBufferedInput() { received(pending, from: stream) }
+    func partnerWritable(of stream: IOStreamHandler) -> Bool { partner(of: stream).isWritable }
+
+    /// Takes over both streams (from a pump hand-over that could not happen, or afresh):
+    /// bytes they had buffered but not delivered go first.
+    func start(afterHandoff: Bool = false) {
+        let buffered = [a, b].map { stream in
+            afterHandoff ? stream.fallBackToChannelRelay(self) : stream.attach(to: self, mode: .channel)
+        }
+        for (stream, pending) in zip([a, b], buffered) {
+            if let pending { received(pending, from: stream) }
             if stream.hasInputEnded { inputEnded(on: stream) }
         }
         a.updateReadDemand()
@@ -47,24 +51,34 @@ final class ChannelRelay {
         scheduleIdleCheck()
     }
 
-    func received(_ buffer: ByteBuffer, from stream: IOStreamHandler) {
+    func stream(_ stream: IOStreamHandler, reported event: RelayEvent) {
+        switch event {
+        case let .received(buffer): received(buffer, from: stream)
+        case .inputEnded: inputEnded(on: stream)
+        case .writabilityChanged: partner(of: stream).updateReadDemand()
+        case let .channelClosed(reason): streamClosed(stream, reason: reason)
+        case .closeRequested, .setNoDelay: break // handled by the stream itself
+        }
+    }
+
+    private func received(_ buffer: ByteBuffer, from stream: IOStreamHandler) {
         guard !finished else { return }
         let count = UInt64(buffer.readableBytes)
         if stream === a { bytesAToB += count } else { bytesBToA += count }
-        lastActivity = .now()
+        lastActivity = a.loop.eventLoop.now
         partner(of: stream).sendRelayed(buffer)
     }
 
-    func inputEnded(on stream: IOStreamHandler) {
+    private func inputEnded(on stream: IOStreamHandler) {
         guard !finished else { return }
         if stream === a { aEnded = true } else { bEnded = true }
-        _ = partner(of: stream).shutdownWrite()
+        partner(of: stream).relayShutdownOutput()
         if aEnded && bEnded { finish(reason: nil) }
     }
 
-    /// A stream closed (error, peer reset, or the plugin's close) before both directions
+    /// A stream closed (error, peer reset, or the owner's close) before both directions
     /// ended: the relay is over, and the other side is closed too.
-    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+    private func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         // A clean close of a stream whose output we had shut down is its peer's FIN: NIO may
         // report the channel closed before (or instead of) the input-closed event.
         if reason == nil, stream.hasShutDownOutput, !finished {
@@ -80,7 +94,7 @@ final class ChannelRelay {
         idleTimer = nil
         let result = RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)
         let graceful = reason == nil || reason == .closed
-        // The plugin hears of the end before either socket closes, as with the pump.
+        // The owner hears of the end before either socket closes, as with the pump.
         a.loop.enqueue(.completion { [a, b, onDone] in
             onDone(result)
             a.close(reason: reason, graceful: graceful)
@@ -92,10 +106,10 @@ final class ChannelRelay {
         guard let idleTimeout, !finished else { return }
         let deadline = lastActivity + idleTimeout
         idleTimer = a.loop.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            if NIODeadline.now() >= self.lastActivity + idleTimeout {
-                self.a.loop.dispatch { self.finish(reason: .timedOut) }
+            if a.loop.eventLoop.now >= lastActivity + idleTimeout {
+                a.loop.dispatch { finish(reason: .timedOut) }
             } else {
-                self.scheduleIdleCheck()
+                scheduleIdleCheck()
             }
         }
     }

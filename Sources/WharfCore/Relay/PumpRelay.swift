@@ -2,12 +2,12 @@ import NIOCore
 
 /// The event loop's side of a relay run by the `SocketPump`.
 ///
-/// It hands both sockets over once the streams' unsent writes are out, so bytes the plugin
-/// wrote before calling relay keep their place. It forwards the plugin's close and abort to
+/// It hands both sockets over once the streams' unsent writes are out, so bytes the owner
+/// wrote before calling relay keep their place. It forwards the owner's close and abort to
 /// the pump. When the pump reports the end, it finishes both streams: the relay callback
 /// first, then each stream's close notification. If a socket cannot be handed over (NIO
 /// would not show it), the relay runs as a `ChannelRelay` instead.
-final class PumpRelay {
+final class PumpRelay: StreamRelay {
     private enum State {
         case handingOff(waitingForWrites: Int)
         case pumping(PumpedPair, SocketPump)
@@ -17,21 +17,24 @@ final class PumpRelay {
     let a: IOStreamHandler
     let b: IOStreamHandler
     private let idleTimeout: TimeAmount?
+    private let closeLinger: TimeAmount
     private let onDone: (RelayResult) -> Void
     private var state = State.handingOff(waitingForWrites: 0)
 
     var eventLoop: any EventLoop { a.loop.eventLoop }
 
-    init(a: IOStreamHandler, b: IOStreamHandler, idleTimeout: TimeAmount?, onDone: @escaping (RelayResult) -> Void) {
+    init(a: IOStreamHandler, b: IOStreamHandler, idleTimeout: TimeAmount?, closeLinger: TimeAmount,
+         onDone: @escaping (RelayResult) -> Void) {
         self.a = a
         self.b = b
         self.idleTimeout = idleTimeout
+        self.closeLinger = closeLinger
         self.onDone = onDone
     }
 
     func start() {
-        a.pumpRelay = self
-        b.pumpRelay = self
+        _ = a.attach(to: self, mode: .pumpHandoff)
+        _ = b.attach(to: self, mode: .pumpHandoff)
         var waiting = 0
         for stream in [a, b] where stream.hasUnsentWrites {
             waiting += 1
@@ -39,6 +42,17 @@ final class PumpRelay {
         }
         state = .handingOff(waitingForWrites: waiting)
         if waiting == 0 { handOff() }
+    }
+
+    func partnerWritable(of stream: IOStreamHandler) -> Bool { true }
+
+    func stream(_ stream: IOStreamHandler, reported event: RelayEvent) {
+        switch event {
+        case let .closeRequested(reason, graceful): close(stream, reason: reason, graceful: graceful)
+        case let .channelClosed(reason): streamClosed(stream, reason: reason)
+        case let .setNoDelay(enabled): setNoDelay(stream, enabled)
+        case .received, .inputEnded, .writabilityChanged: break // kept by the stream for the hand-over
+        }
     }
 
     private func writesSent(_ sent: Bool) {
@@ -49,13 +63,12 @@ final class PumpRelay {
     }
 
     private func handOff() {
-        guard let pump = a.loop.socketPump(), let sockets = Self.duplicateSockets(a, b) else {
+        guard let pump = a.loop.pump.running(), let sockets = Self.duplicateSockets(a, b) else {
             fallBack()
             return
         }
-        let linger = min(a.options.closeLinger, b.options.closeLinger).nanoseconds
         let pair = PumpedPair(fdA: sockets.a, fdB: sockets.b, owner: self,
-                              idleTimeoutNanos: idleTimeout?.nanoseconds ?? 0, closeLingerNanos: linger)
+                              idleTimeoutNanos: idleTimeout?.nanoseconds ?? 0, closeLingerNanos: closeLinger.nanoseconds)
         let fromA = a.detachSocket()
         let fromB = b.detachSocket()
         fromA.buffered?.withUnsafeReadableBytes { pair.aToB.pending.append($0.baseAddress!, count: $0.count) }
@@ -80,16 +93,14 @@ final class PumpRelay {
 
     private func fallBack() {
         state = .done
-        a.pumpRelay = nil
-        b.pumpRelay = nil
-        ChannelRelay(a: a, b: b, idleTimeout: idleTimeout, onDone: onDone).start()
+        ChannelRelay(a: a, b: b, idleTimeout: idleTimeout, onDone: onDone).start(afterHandoff: true)
     }
 
     private func side(of stream: IOStreamHandler) -> Int { stream === a ? 0 : 1 }
     private func partner(of stream: IOStreamHandler) -> IOStreamHandler { stream === a ? b : a }
 
-    /// The plugin (or the gateway, with a reason) closed one of the streams.
-    func close(_ stream: IOStreamHandler, reason: StreamError?, graceful: Bool) {
+    /// The owner (or the gateway, with a reason) closed one of the streams.
+    private func close(_ stream: IOStreamHandler, reason: StreamError?, graceful: Bool) {
         switch state {
         case .handingOff:
             endBeforeHandoff(reason: reason ?? .closed)
@@ -107,21 +118,22 @@ final class PumpRelay {
     }
 
     /// A stream's channel closed while its unsent writes were still going out.
-    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+    private func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         guard case .handingOff = state else { return }
         endBeforeHandoff(reason: reason ?? .closed)
         partner(of: stream).close(reason: reason ?? .closed, graceful: reason == nil)
     }
 
+    /// The hand-over did not happen: both streams are ordinary streams again, closing.
     private func endBeforeHandoff(reason: StreamError) {
         state = .done
-        a.pumpRelay = nil
-        b.pumpRelay = nil
+        a.releaseFromRelay()
+        b.releaseFromRelay()
         let result = RelayResult(reason: reason, bytesAToB: 0, bytesBToA: 0)
         a.loop.enqueue(.completion { [onDone] in onDone(result) })
     }
 
-    func setNoDelay(_ stream: IOStreamHandler, _ enabled: Bool) {
+    private func setNoDelay(_ stream: IOStreamHandler, _ enabled: Bool) {
         guard case let .pumping(pair, pump) = state else { return }
         pump.send(.setNoDelay(pair, side: side(of: stream), enabled))
     }

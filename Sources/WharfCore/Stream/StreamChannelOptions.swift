@@ -1,10 +1,16 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// The socket settings every IOStream channel needs, accepted or outgoing: the handler
 /// owns read demand (autoRead off), a peer's FIN is a half-close rather than a close, and
 /// each readable event reads once, as Tornado does.
 enum StreamChannelOptions {
-    static func apply(to channel: any Channel, noDelay: Bool,
+    static func apply(to channel: any Channel, noDelay: Bool, keepalive: TCPKeepalive?,
                       receiveAllocator: any RecvByteBufferAllocator) throws {
         guard let options = channel.syncOptions else { return }
         try options.setOption(.autoRead, value: false)
@@ -12,6 +18,17 @@ enum StreamChannelOptions {
         try options.setOption(.maxMessagesPerRead, value: 1)
         try options.setOption(.recvAllocator, value: receiveAllocator)
         try options.setOption(.socketOption(.tcp_nodelay), value: noDelay ? 1 : 0)
+        if let keepalive {
+            try options.setOption(.socketOption(.so_keepalive), value: 1)
+            try options.setOption(tcpOption(TCP_KEEPIDLE), value: SocketOptionValue(keepalive.idleSeconds))
+            try options.setOption(tcpOption(TCP_KEEPINTVL), value: SocketOptionValue(keepalive.intervalSeconds))
+            try options.setOption(tcpOption(TCP_KEEPCNT), value: SocketOptionValue(keepalive.count))
+        }
+    }
+
+    /// NIO names no constants for the keepalive timings; the raw options are the same call.
+    private static func tcpOption(_ name: CInt) -> ChannelOptions.Types.SocketOption {
+        ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: name))
     }
 
     /// NIO keeps one receive buffer per channel, sized by its reads, for the channel's life.

@@ -1,4 +1,5 @@
-import CWharf
+import NIOCore
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -6,17 +7,34 @@ import Glibc
 import Musl
 #endif
 
-/// Why a stream operation failed or a stream closed; each maps to one `WHARF_E_*` code.
+/// Why a stream operation failed or a stream closed. The plugin adapter maps each case to
+/// one `WHARF_E_*` code (`Plugin/StatusCode.swift`); nothing in `Stream/` knows the codes.
 public enum StreamError: Error, Equatable, Sendable {
     case closed
+    /// A read is already pending.
     case busy
+    /// The stream belongs to a relay: reads and writes are the relay's.
+    case relayed
+    /// start_tls on a stream with something pending, buffered or unsent.
+    case notIdle
     case limitExceeded
     case bufferFull
     case invalidArgument
     case wrongThread
+    case unsupported
     case connectionReset
     case io
+    /// A deadline the caller chose passed (connect, handshake, close linger, a plugin's
+    /// read deadline, a relay's idle timeout).
     case timedOut
+    /// The listener's idle_timeout_ms: no byte either way for that long.
+    case idleTimeout
+    /// The listener's read_timeout_ms: a message began arriving and did not complete.
+    case readTimeout
+    /// The listener's max_lifetime_ms.
+    case lifetimeExceeded
+    /// A timer cancelled by its owner.
+    case cancelled
     case shuttingDown
     case refused
     case unresolved
@@ -32,46 +50,44 @@ public enum StreamError: Error, Equatable, Sendable {
         }
     }
 
-    public var code: Int32 {
-        switch self {
-        case .closed: WHARF_E_CLOSED
-        case .busy: WHARF_E_BUSY
-        case .limitExceeded: WHARF_E_LIMIT
-        case .bufferFull: WHARF_E_BUFFER_FULL
-        case .invalidArgument: WHARF_E_INVALID
-        case .wrongThread: WHARF_E_WRONG_THREAD
-        case .connectionReset: WHARF_E_RESET
-        case .io: WHARF_E_IO
-        case .timedOut: WHARF_E_TIMEOUT
-        case .shuttingDown: WHARF_E_SHUTDOWN
-        case .refused: WHARF_E_REFUSED
-        case .unresolved: WHARF_E_RESOLVE
-        case .unreachable: WHARF_E_UNREACHABLE
-        case .tlsFailed: WHARF_E_TLS
+    /// What an error NIO reported on a stream's channel means for the stream.
+    init(channelError error: any Error) {
+        if let error = error as? IOError {
+            self.init(socketErrno: error.errnoCode)
+        } else if error is ChannelError {
+            self = .closed
+        } else if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            self = .tlsFailed
+        } else {
+            self = .io
         }
     }
+}
 
-    /// The text `wharf_host_api.strerror` returns, as a static C string.
-    public static func describe(_ code: Int32) -> StaticString {
-        switch code {
-        case WHARF_OK: "success"
-        case WHARF_E_CLOSED: "stream closed"
-        case WHARF_E_BUSY: "a read is already pending"
-        case WHARF_E_LIMIT: "message exceeds max_bytes"
-        case WHARF_E_BUFFER_FULL: "read buffer full (max_buffer_size)"
-        case WHARF_E_INVALID: "invalid argument"
-        case WHARF_E_WRONG_THREAD: "called off the stream's event loop"
-        case WHARF_E_NOMEM: "out of memory"
-        case WHARF_E_RESET: "connection reset by peer"
-        case WHARF_E_IO: "I/O error"
-        case WHARF_E_UNSUPPORTED: "not supported"
-        case WHARF_E_TIMEOUT: "timed out"
-        case WHARF_E_SHUTDOWN: "host shutting down"
-        case WHARF_E_REFUSED: "connection refused"
-        case WHARF_E_RESOLVE: "host name not resolved"
-        case WHARF_E_UNREACHABLE: "host or network unreachable"
-        case WHARF_E_TLS: "TLS handshake failed"
-        default: "unknown error"
+extension StreamError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .closed: "stream closed"
+        case .busy: "a read is already pending"
+        case .relayed: "the stream is relayed"
+        case .notIdle: "the stream is not idle"
+        case .limitExceeded: "message exceeds max_bytes"
+        case .bufferFull: "read buffer full (max_buffer_size)"
+        case .invalidArgument: "invalid argument"
+        case .wrongThread: "called off the stream's event loop"
+        case .unsupported: "not supported"
+        case .connectionReset: "connection reset by peer"
+        case .io: "I/O error"
+        case .timedOut: "timed out"
+        case .idleTimeout: "idle timeout"
+        case .readTimeout: "read timeout (message incomplete)"
+        case .lifetimeExceeded: "connection lifetime exceeded"
+        case .cancelled: "cancelled"
+        case .shuttingDown: "host shutting down"
+        case .refused: "connection refused"
+        case .unresolved: "host name not resolved"
+        case .unreachable: "host or network unreachable"
+        case .tlsFailed: "TLS handshake failed"
         }
     }
 }

@@ -9,6 +9,8 @@ public struct ConnectOptions: Sendable {
     public var sourceAddress: SocketAddress?
     public var maxBufferSize: Int?
     public var readChunkSize = 65536
+    /// TCP keepalive for the new socket; nil: the origin's listener setting.
+    public var keepalive: TCPKeepalive?
     /// TLS after connecting (inside the same deadline).
     var tls: ClientTLS?
 
@@ -55,42 +57,33 @@ public struct ConnectOptions: Sendable {
     }
 }
 
-/// Opens outgoing streams for plugins (Tornado's TCPClient): a ClientBootstrap on the
-/// origin's loop, with the same IOStream handler accepted connections get.
-public enum UpstreamConnector {
-    public typealias Completion = (Result<IOStreamHandler, StreamError>) -> Void
-
-    /// Starts a connect on `loop`. `completion` runs exactly once on the loop, through the
-    /// loop's dispatcher (so never inside a host call that started it).
-    public static func connect(on loop: LoopContext, host: String, port: Int, options: ConnectOptions,
-                               streamOptions: StreamOptions, completion: @escaping Completion) {
-        let done = UnsafeTransfer(OnceCompletion(completion))
+/// Opens outgoing streams (Tornado's TCPClient): a ClientBootstrap on the origin's loop,
+/// with the same stream handler accepted connections get. The owner hears the outcome
+/// exactly once: `streamOpened` (connected, and the TLS handshake done), or
+/// `streamAbandoned` / `connectFailed` with the reason.
+enum UpstreamConnector {
+    static func connect(on loop: LoopContext, host: String, port: Int, options: ConnectOptions,
+                        streamOptions: StreamOptions, owner: any StreamOwner,
+                        connectFailed: @escaping (StreamError) -> Void) {
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: options.readChunkSize, fixed: false)
         let noDelay = options.noDelay
+        let keepalive = options.keepalive ?? streamOptions.keepalive
         let tls = options.tls
+        let ownerTransfer = UnsafeTransfer(owner)
         // One deadline covers resolution, connecting and the TLS handshake.
-        let deadline = NIODeadline.now() + options.timeout
+        let deadline = loop.eventLoop.now + options.timeout
         var bootstrap = ClientBootstrap(group: loop.eventLoop)
             .connectTimeout(options.timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try StreamChannelOptions.apply(to: channel, noDelay: noDelay, receiveAllocator: receiveAllocator)
+                    try StreamChannelOptions.apply(to: channel, noDelay: noDelay, keepalive: keepalive,
+                                                   receiveAllocator: receiveAllocator)
                     var handlerOptions = streamOptions
-                    handlerOptions.handshakeTimeout = max(.milliseconds(1), deadline - .now())
-                    let handler = IOStreamHandler(
-                        loop: loop, options: handlerOptions, streamID: loop.nextStreamID(), isClient: true,
-                        awaiting: tls == nil ? [] : .tlsHandshake,
-                        onOpen: { stream in
-                            loop.enqueue(.completion { done.value.call(.success(stream)) })
-                            return WHARF_OK
-                        },
-                        onAbandoned: { reason, error in
-                            if let error {
-                                TLSLog.logger.info("upstream TLS handshake with \(host):\(port) failed: \(error)")
-                            }
-                            loop.enqueue(.completion { done.value.call(.failure(reason)) })
-                        })
-                    handler.connectHost = host
+                    handlerOptions.timeouts.handshake = max(.milliseconds(1), deadline - channel.eventLoop.now)
+                    let handler = IOStreamHandler(loop: loop, options: handlerOptions, streamID: loop.nextStreamID(),
+                                                  isClient: true, awaiting: tls == nil ? [] : .tlsHandshake,
+                                                  owner: ownerTransfer.value)
+                    handler.facts.connectHost = host
                     if let tls {
                         handler.facts.serverName = tls.serverName(defaultingTo: host)
                         try channel.pipeline.syncOperations.addHandler(tls.makeHandler(serverName: host))
@@ -108,18 +101,7 @@ public enum UpstreamConnector {
         }
         connected.assumeIsolated().whenFailure { error in
             let failure = classify(error)
-            loop.enqueue(.completion { done.value.call(.failure(failure)) })
-        }
-    }
-
-    /// A connect ends once, whichever of connect failure, handshake failure or open comes.
-    private final class OnceCompletion {
-        private var completion: Completion?
-        init(_ completion: @escaping Completion) { self.completion = completion }
-        func call(_ result: Result<IOStreamHandler, StreamError>) {
-            guard let completion else { return }
-            self.completion = nil
-            completion(result)
+            loop.enqueue(.completion { connectFailed(failure) })
         }
     }
 

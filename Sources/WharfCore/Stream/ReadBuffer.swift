@@ -8,29 +8,57 @@ import Musl
 import Darwin
 #endif
 
+/// Who hears of a completion. Opaque to the stream: its owner (the plugin adapter, or a
+/// Swift caller) made it and interprets it; the stream only keeps it with the operation,
+/// so a pending read is one value (request + token), never split between two owners.
+public struct CompletionToken: Equatable, @unchecked Sendable {
+    public let function: OpaquePointer?
+    public let context: UnsafeMutableRawPointer?
+
+    public init(function: OpaquePointer?, context: UnsafeMutableRawPointer?) {
+        self.function = function
+        self.context = context
+    }
+}
+
 /// The read side of an IOStream, as a plain value: the receive buffer, at most one pending
 /// read, and what the peer and the owner have closed. It performs no I/O and calls no one;
-/// `IOStreamHandler` feeds it socket events and carries out what it decides.
+/// `StreamStateMachine` owns it.
 ///
 /// Searches resume where the previous one stopped, so finding a delimiter or a pattern is
 /// linear in the bytes received, however they are split.
-public struct IOStreamStateMachine {
+public struct ReadBuffer {
+    public struct PendingRead {
+        public let request: ReadRequest
+        public let token: CompletionToken
+    }
+
     public enum StartResult: Equatable {
         case started
         case rejected(StreamError)
     }
 
-    public enum ReadOutcome: Equatable {
-        /// Hand the first `length` buffered bytes to the pending read.
-        case deliver(length: Int)
-        /// Fail the pending read with this error; the stream must then close.
-        case fail(StreamError)
+    /// What happens to the pending read now. `deliver` and `fail` have already cleared it.
+    public enum Outcome: Equatable {
+        /// These bytes complete the read. They share storage with the receive buffer: no copy.
+        case deliver(ByteBuffer, CompletionToken)
+        /// The read cannot be satisfied; the stream must close (see `closesStream`).
+        case fail(StreamError, CompletionToken)
         /// The pending read needs more input (or there is no pending read).
         case waitForData
+
+        public static func == (lhs: Outcome, rhs: Outcome) -> Bool {
+            switch (lhs, rhs) {
+            case let (.deliver(a, _), .deliver(b, _)): a == b
+            case let (.fail(a, _), .fail(b, _)): a == b
+            case (.waitForData, .waitForData): true
+            default: false
+            }
+        }
     }
 
     public let maxBufferSize: Int
-    public private(set) var pending: ReadRequest?
+    public private(set) var pending: PendingRead?
     /// The peer sent FIN: nothing more will arrive, buffered data is still readable.
     public private(set) var inputEnded = false
     /// The stream is closing or closed: new reads are refused. `closeReason` is why.
@@ -49,21 +77,23 @@ public struct IOStreamStateMachine {
     public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
     /// Memory the receive buffer holds (0 when released).
     public var bufferCapacity: Int { buffer?.capacity ?? 0 }
+    public var hasPendingRead: Bool { pending != nil }
 
-    /// Whether the handler should ask the socket for more data (before writability
-    /// gating). Mirrors Tornado: read while a pending read is unsatisfied and the buffer
-    /// has room; with no read pending, read only to notice a peer close on an empty buffer.
-    /// Otherwise unread data stays in the kernel and TCP throttles the sender.
+    /// Whether the socket should be read for this read side. Mirrors Tornado: read while a
+    /// pending read is unsatisfied and the buffer has room; with no read pending, read only
+    /// to notice a peer close on an empty buffer. Otherwise unread data stays in the kernel
+    /// and TCP throttles the sender.
     public var wantsSocketRead: Bool {
         if inputEnded || readsClosed { return false }
         if pending != nil { return bufferedBytes < maxBufferSize }
         return bufferedBytes == 0
     }
 
-    public mutating func startRead(_ request: ReadRequest) -> StartResult {
+    public mutating func startRead(_ request: ReadRequest,
+                                   token: CompletionToken = CompletionToken(function: nil, context: nil)) -> StartResult {
         if readsClosed { return .rejected(closeReason ?? .closed) }
         if pending != nil { return .rejected(.busy) }
-        pending = request
+        pending = PendingRead(request: request, token: token)
         scanned = 0
         if case let .untilRegex(regex, _) = request {
             matcher = RegexMatcher(regex: regex)
@@ -96,46 +126,27 @@ public struct IOStreamStateMachine {
         }
     }
 
-    /// Decides what happens to the pending read with what is buffered now.
-    public mutating func evaluate() -> ReadOutcome {
-        guard let request = pending else { return .waitForData }
-        let available = bufferedBytes
-        switch request {
-        case let .bytes(count, partial):
-            if count == 0 { return .deliver(length: 0) }
-            if partial, available > 0 { return .deliver(length: min(count, available)) }
-            if available >= count { return .deliver(length: count) }
-        case let .until(delimiter, maxBytes):
-            if let end = searchDelimiter(delimiter, maxBytes: maxBytes) {
-                return maxBytes == 0 || end <= maxBytes ? .deliver(length: end) : .fail(.limitExceeded)
-            }
-            if maxBytes > 0, available > maxBytes { return .fail(.limitExceeded) }
-        case let .untilRegex(_, maxBytes):
-            if let end = searchPattern(maxBytes: maxBytes) { return .deliver(length: end) }
-            if maxBytes > 0, available > maxBytes { return .fail(.limitExceeded) }
-        case let .untilClose(maxBytes):
-            if maxBytes > 0, available > maxBytes { return .fail(.limitExceeded) }
-            if inputEnded || (readsClosed && closeReason == nil) || closeReason == .connectionReset {
-                return .deliver(length: available)
-            }
+    /// Decides the pending read with what is buffered now, in one step: a delivery or a
+    /// failure takes the read (and the delivered bytes) out of the buffer.
+    public mutating func next() -> Outcome {
+        guard let read = pending else { return .waitForData }
+        switch decide(read.request) {
+        case let .some(.success(length)):
+            clearPending()
+            return .deliver(takePrefix(length), read.token)
+        case let .some(.failure(error)):
+            clearPending()
+            return .fail(error, read.token)
+        case .none:
+            return .waitForData
         }
-        if readsClosed { return .fail(closeReason ?? .closed) }
-        if inputEnded { return .fail(.closed) }
-        if available >= maxBufferSize { return .fail(.bufferFull) }
-        return .waitForData
     }
 
-    /// Removes the first `length` bytes for delivery and clears the pending read. The
-    /// returned buffer shares storage with the receive buffer: no copy.
-    public mutating func takeDelivery(length: Int) -> ByteBuffer {
-        pending = nil
-        scanned = 0
-        guard length > 0, buffer != nil else { return ByteBuffer() }
-        let slice = buffer!.readSlice(length: length)!
-        if buffer!.readableBytes == 0 {
-            buffer = nil
-        }
-        return slice
+    /// Takes the pending read away unresolved (a per-read deadline passed): the buffer and
+    /// everything else stay as they are.
+    public mutating func cancelPending() -> CompletionToken? {
+        defer { clearPending() }
+        return pending?.token
     }
 
     /// Everything buffered and not yet delivered (for a relay taking over the stream).
@@ -145,10 +156,47 @@ public struct IOStreamStateMachine {
         return all
     }
 
-    /// Clears a pending read that has failed.
-    public mutating func clearPending() {
+    /// The read's verdict: deliver `length` bytes, fail, or wait (nil).
+    private mutating func decide(_ request: ReadRequest) -> Result<Int, StreamError>? {
+        let available = bufferedBytes
+        switch request {
+        case let .bytes(count, partial):
+            if count == 0 { return .success(0) }
+            if partial, available > 0 { return .success(min(count, available)) }
+            if available >= count { return .success(count) }
+        case let .until(delimiter, maxBytes):
+            if let end = searchDelimiter(delimiter, maxBytes: maxBytes) {
+                return maxBytes == 0 || end <= maxBytes ? .success(end) : .failure(.limitExceeded)
+            }
+            if maxBytes > 0, available > maxBytes { return .failure(.limitExceeded) }
+        case let .untilRegex(_, maxBytes):
+            if let end = searchPattern(maxBytes: maxBytes) { return .success(end) }
+            if maxBytes > 0, available > maxBytes { return .failure(.limitExceeded) }
+        case let .untilClose(maxBytes):
+            if maxBytes > 0, available > maxBytes { return .failure(.limitExceeded) }
+            if inputEnded || (readsClosed && closeReason == nil) || closeReason == .connectionReset {
+                return .success(available)
+            }
+        }
+        if readsClosed { return .failure(closeReason ?? .closed) }
+        if inputEnded { return .failure(.closed) }
+        if available >= maxBufferSize { return .failure(.bufferFull) }
+        return nil
+    }
+
+    private mutating func takePrefix(_ length: Int) -> ByteBuffer {
+        guard length > 0, buffer != nil else { return ByteBuffer() }
+        let slice = buffer!.readSlice(length: length)!
+        if buffer!.readableBytes == 0 {
+            buffer = nil
+        }
+        return slice
+    }
+
+    private mutating func clearPending() {
         pending = nil
         scanned = 0
+        matcher = nil
     }
 
     /// Drops the receive buffer's spare capacity when it holds only a small remainder, so

@@ -1,0 +1,87 @@
+import NIOCore
+
+/// The one owner of re-entrancy on an event loop: why no completion ever runs inside the
+/// call that started it.
+///
+/// While owner code runs (`depth > 0`), completions are queued and run, one after another,
+/// once that code returns. A plugin that loops read → callback → read over a thousand
+/// pipelined messages therefore iterates; it never recurses. A host call made outside any
+/// callback (from handle_stream's caller, a posted function) defers its completions to the
+/// next loop turn instead, so that call still returns first.
+///
+/// Confined to its event loop.
+final class CallbackDispatcher {
+    enum Work {
+        case serviceRead(IOStreamHandler)
+        case writeDone(IOStreamHandler, CompletionToken, StreamError?)
+        case notifyClosed(IOStreamHandler)
+        /// A one-off completion (connect, relay end, start_tls, a posted function).
+        case completion(() -> Void)
+    }
+
+    private let eventLoop: any EventLoop
+    private var depth = 0
+    private var hostCallsOutsideDispatch = 0
+    private var queue: [Work] = []
+    private var head = 0
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Runs owner-facing work; completions raised meanwhile run after it, in order.
+    func dispatch(_ body: () -> Void) {
+        depth += 1
+        body()
+        depth -= 1
+        if depth == 0 { drain() }
+    }
+
+    /// Runs `work` now if no owner code is running, else right after it returns (or on the
+    /// next loop turn, inside a host call made outside any callback).
+    func enqueue(_ work: Work) {
+        if depth > 0 {
+            queue.append(work)
+        } else if hostCallsOutsideDispatch > 0 {
+            let box = UnsafeTransfer((self, work))
+            eventLoop.execute { box.value.0.enqueue(box.value.1) }
+        } else {
+            dispatch { run(work) }
+        }
+    }
+
+    /// Wraps every host function: see `enqueue`.
+    func hostCall<Result>(_ body: () -> Result) -> Result {
+        if depth > 0 { return body() }
+        hostCallsOutsideDispatch += 1
+        defer { hostCallsOutsideDispatch -= 1 }
+        return body()
+    }
+
+    private func drain() {
+        depth += 1
+        while head < queue.count {
+            let work = queue[head]
+            head += 1
+            run(work)
+        }
+        queue.removeAll(keepingCapacity: queue.count <= 1024)
+        head = 0
+        depth -= 1
+    }
+
+    private func run(_ work: Work) {
+        switch work {
+        case let .serviceRead(stream): stream.serviceRead()
+        case let .writeDone(stream, token, error): stream.writeDone(token, error)
+        case let .notifyClosed(stream): stream.notifyClosed()
+        case let .completion(body): body()
+        }
+    }
+}
+
+/// Carries loop-confined values through `EventLoop.execute`, which runs on that same loop.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}

@@ -1,0 +1,162 @@
+import CWharf
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The plugin side of one event loop: the tables that turn `wharf_stream *` and
+/// `wharf_timer *` handles into objects, and the check that a host call runs on the loop.
+///
+/// Handle layout: registry id (16 bits) | kind (1 bit) | slot (23 bits) | generation (24
+/// bits). A dead or stale handle, or a handle of the other kind, resolves to nothing.
+///
+/// Confined to its loop (hence `@unchecked Sendable`), except the atomics.
+final class PluginLoop: @unchecked Sendable {
+    let loop: LoopContext
+    /// This loop's entry in `PluginLoopRegistry`: the top bits of every handle it issues.
+    private(set) var registryID: UInt64 = 0
+    private var streams = SlotTable<PluginStream>()
+    private var timers = SlotTable<PluginTimer>()
+    /// The loop's thread, recorded at the first registration (which runs on the loop):
+    /// comparing `pthread_self()` is the cheapest wrong-thread check there is.
+    private let loopThread = Atomic<UInt>(0)
+    /// Set before the event loop shuts down: posts from other threads then complete on
+    /// their own thread with WHARF_E_SHUTDOWN instead of being dropped by NIO.
+    private let stopped = Atomic<Bool>(false)
+
+    private enum Kind: UInt64 { case stream = 0, timer = 1 }
+
+    init(loop: LoopContext) {
+        self.loop = loop
+        self.registryID = PluginLoopRegistry.register(self)
+    }
+
+    var liveStreams: Int { streams.count }
+    var isStopped: Bool { stopped.load(ordering: .acquiring) }
+    /// Called before the loop shuts down; see `stopped`.
+    func markStopped() { stopped.store(true, ordering: .releasing) }
+
+    // MARK: Handles
+
+    func register(_ stream: PluginStream) -> OpaquePointer {
+        noteLoopThread()
+        return handle(.stream, streams.insert(stream))
+    }
+
+    func unregister(_ stream: OpaquePointer) {
+        let (slot, generation) = Self.slotAndGeneration(stream)
+        streams.remove(slot: slot, generation: generation)
+    }
+
+    func register(_ timer: PluginTimer) -> OpaquePointer {
+        handle(.timer, timers.insert(timer))
+    }
+
+    func unregister(timer: OpaquePointer) {
+        let (slot, generation) = Self.slotAndGeneration(timer)
+        timers.remove(slot: slot, generation: generation)
+    }
+
+    func stream(for handle: OpaquePointer) -> PluginStream? {
+        lookupStream(handle)?.takeUnretainedValue()
+    }
+
+    private func handle(_ kind: Kind, _ entry: (slot: Int, generation: UInt32)) -> OpaquePointer {
+        let bits = registryID << 48 | kind.rawValue << 47 | UInt64(entry.slot) << 24 | UInt64(entry.generation)
+        return OpaquePointer(bitPattern: UInt(bits))!
+    }
+
+    private func lookupStream(_ handle: OpaquePointer) -> Unmanaged<PluginStream>? {
+        guard Self.kind(of: handle) == .stream else { return nil }
+        let (slot, generation) = Self.slotAndGeneration(handle)
+        return streams.lookup(slot: slot, generation: generation)
+    }
+
+    private func lookupTimer(_ handle: OpaquePointer) -> Unmanaged<PluginTimer>? {
+        guard Self.kind(of: handle) == .timer else { return nil }
+        let (slot, generation) = Self.slotAndGeneration(handle)
+        return timers.lookup(slot: slot, generation: generation)
+    }
+
+    private static func kind(of handle: OpaquePointer) -> Kind {
+        UInt64(UInt(bitPattern: handle)) >> 47 & 1 == Kind.timer.rawValue ? .timer : .stream
+    }
+
+    private static func slotAndGeneration(_ handle: OpaquePointer) -> (Int, UInt32) {
+        let bits = UInt64(UInt(bitPattern: handle))
+        return (Int(bits >> 24 & 0x7F_FFFF), UInt32(bits & 0xFF_FFFF))
+    }
+
+    private func noteLoopThread() {
+        if loopThread.load(ordering: .relaxed) == 0 {
+            loopThread.store(UInt(bitPattern: Int(bitPattern: pthread_self())), ordering: .releasing)
+        }
+    }
+
+    private var isOnLoopThread: Bool {
+        loopThread.load(ordering: .acquiring) == UInt(bitPattern: Int(bitPattern: pthread_self()))
+    }
+
+    // MARK: Host calls
+
+    /// Resolves a stream handle from C and runs `body` with it inside a host call, without
+    /// retaining anything. Dead handles and calls off the stream's loop are error codes,
+    /// detected without touching the stream itself.
+    static func withStream(_ handle: OpaquePointer?, _ body: (PluginStream) -> Int32) -> Int32 {
+        withLoop(of: handle) { pluginLoop, handle in
+            guard let stream = pluginLoop.lookupStream(handle) else { return WHARF_E_CLOSED }
+            return stream._withUnsafeGuaranteedRef { stream in pluginLoop.loop.dispatcher.hostCall { body(stream) } }
+        }
+    }
+
+    static func withTimer(_ handle: OpaquePointer?, _ body: (PluginTimer) -> Int32) -> Int32 {
+        withLoop(of: handle) { pluginLoop, handle in
+            guard let timer = pluginLoop.lookupTimer(handle)?.takeUnretainedValue() else { return WHARF_E_CLOSED }
+            return pluginLoop.loop.dispatcher.hostCall { body(timer) }
+        }
+    }
+
+    private static func withLoop(of handle: OpaquePointer?,
+                                 _ body: (PluginLoop, OpaquePointer) -> Int32) -> Int32 {
+        guard let handle else { return WHARF_E_INVALID }
+        guard let entry = PluginLoopRegistry.entry(UInt64(UInt(bitPattern: handle)) >> 48) else {
+            return WHARF_E_CLOSED
+        }
+        return entry._withUnsafeGuaranteedRef { pluginLoop in
+            guard pluginLoop.isOnLoopThread else { return WHARF_E_WRONG_THREAD }
+            return body(pluginLoop, handle)
+        }
+    }
+}
+
+/// Maps the top 16 bits of a handle to its loop. Entries are written once, before any
+/// handle naming them exists, and never removed, so readers need no lock.
+enum PluginLoopRegistry {
+    private static let capacity = 1 << 16
+    nonisolated(unsafe) private static let entries: UnsafeMutablePointer<Unmanaged<PluginLoop>?> = {
+        let pointer = UnsafeMutablePointer<Unmanaged<PluginLoop>?>.allocate(capacity: capacity)
+        pointer.initialize(repeating: nil, count: capacity)
+        return pointer
+    }()
+    private static let nextID = NIOLockedValueBox<UInt64>(1)
+
+    static func register(_ loop: PluginLoop) -> UInt64 {
+        let id = nextID.withLockedValue { value -> UInt64 in
+            precondition(value < UInt64(capacity), "too many event loops")
+            defer { value += 1 }
+            return value
+        }
+        entries[Int(id)] = Unmanaged.passRetained(loop)
+        return id
+    }
+
+    static func entry(_ id: UInt64) -> Unmanaged<PluginLoop>? {
+        guard id > 0, id < UInt64(capacity) else { return nil }
+        return entries[Int(id)]
+    }
+}

@@ -1,0 +1,169 @@
+import CWharf
+import NIOCore
+
+/// The C side of one stream: the plugin adapter. It owns the stream's handle, the plugin's
+/// callbacks and userdata, its context and destructor, its timers, and the mapping from
+/// Swift errors to `WHARF_E_*` codes. The stream itself (`IOStreamHandler`) knows none of it.
+final class PluginStream: StreamOwner {
+    /// What opening the stream means: an accepted connection goes to the plugin's
+    /// handle_stream; an outgoing one completes its connect.
+    enum Role {
+        case accepted(PluginInstance, onAbandoned: (StreamError, (any Error)?) -> Void)
+        case connected((Result<PluginStream, StreamError>) -> Void)
+    }
+
+    let pluginLoop: PluginLoop
+    /// The ABI minor the plugin was built against: which codes it knows.
+    let abiMinor: UInt16
+    /// The listener's TLS, for start_tls on an accepted stream.
+    let serverTLS: ServerTLS?
+    private let role: Role
+    /// An outgoing stream's connect completes once, whichever outcome comes first.
+    private var connectPending = true
+    private(set) var stream: IOStreamHandler!
+    /// The `wharf_stream *` the plugin sees; nil until the stream opens and after it closes.
+    private(set) var handle: OpaquePointer?
+    private var closeCallback: (wharf_close_cb, UnsafeMutableRawPointer?)?
+    private(set) var userContext: UnsafeMutableRawPointer?
+    private var userContextFree: wharf_context_free_fn?
+    /// Timers started on this stream and not yet completed.
+    var timers: [PluginTimer] = []
+    /// The close notification is running: no new timer may start.
+    private(set) var finishing = false
+    /// The previous read_until delimiter, reused so a read loop allocates nothing.
+    private var lastDelimiter: [UInt8] = []
+
+    /// Where a timeout is counted and logged (accepted streams).
+    private let listener: ListenerStats?
+
+    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, listener: ListenerStats? = nil,
+         role: Role) {
+        self.pluginLoop = pluginLoop
+        self.abiMinor = abiMinor
+        self.serverTLS = serverTLS
+        self.listener = listener
+        self.role = role
+    }
+
+    func code(_ error: StreamError?) -> Int32 { StatusCode.of(error, abiMinor: abiMinor) }
+
+    // MARK: From the plugin
+
+    func readUntil(_ delimiter: UnsafeRawBufferPointer, maxBytes: Int, _ callback: wharf_read_cb,
+                   _ userdata: UnsafeMutableRawPointer?) -> Int32 {
+        if !lastDelimiter.elementsEqual(delimiter) { lastDelimiter = Array(delimiter) }
+        return read(.until(delimiter: lastDelimiter, maxBytes: maxBytes), callback, userdata)
+    }
+
+    func read(_ request: ReadRequest, _ callback: wharf_read_cb, _ userdata: UnsafeMutableRawPointer?) -> Int32 {
+        code(stream.startRead(request, token: Self.token(callback, userdata)))
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, _ callback: wharf_write_cb?, _ userdata: UnsafeMutableRawPointer?) -> Int32 {
+        code(stream.write(bytes, token: callback.map { Self.token($0, userdata) }))
+    }
+
+    func setCloseCallback(_ callback: wharf_close_cb?, userdata: UnsafeMutableRawPointer?) {
+        closeCallback = callback.map { ($0, userdata) }
+    }
+
+    func setUserContext(_ pointer: UnsafeMutableRawPointer?, free: wharf_context_free_fn?) {
+        let previous = (userContext, userContextFree)
+        userContext = pointer
+        userContextFree = free
+        if let release = previous.1, previous.0 != pointer { release(previous.0) }
+    }
+
+    func startTLS(client: ClientTLS?, _ callback: wharf_tls_cb, _ userdata: UnsafeMutableRawPointer?) -> Int32 {
+        let stream = self.stream!
+        let serverTLS = self.serverTLS
+        let refusal = stream.startTLS(token: Self.token(callback, userdata)) { () throws(StreamError) in
+            if stream.isClient {
+                guard let client else { throw .invalidArgument }
+                let host = stream.facts.connectHost
+                stream.facts.serverName = client.serverName(defaultingTo: host)
+                do { return [try client.makeHandler(serverName: host)] } catch { throw .invalidArgument }
+            }
+            guard client == nil else { throw .invalidArgument }
+            guard let tls = serverTLS, tls.startTLS else { throw .unsupported }
+            return ServerTLSHandlers.make(tls, for: stream)
+        }
+        return code(refusal)
+    }
+
+    // MARK: StreamOwner
+
+    func streamOpened(_ stream: IOStreamHandler) -> Bool {
+        self.stream = stream
+        handle = pluginLoop.register(self)
+        switch role {
+        case let .accepted(instance, _):
+            return instance.handleStream(handle) == WHARF_OK
+        case let .connected(completion):
+            connectPending = false
+            completion(.success(self))
+            return true
+        }
+    }
+
+    func streamRead(_ stream: IOStreamHandler, _ token: CompletionToken, _ result: Result<UnsafeRawBufferPointer, StreamError>) {
+        let callback = unsafeBitCast(token.function, to: wharf_read_cb.self)
+        switch result {
+        case let .success(bytes):
+            callback(token.context, handle, WHARF_OK, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        case let .failure(error):
+            callback(token.context, handle, code(error), nil, 0)
+        }
+    }
+
+    func streamWrote(_ stream: IOStreamHandler, _ token: CompletionToken, _ error: StreamError?) {
+        unsafeBitCast(token.function, to: wharf_write_cb.self)(token.context, handle, code(error))
+    }
+
+    func streamUpgraded(_ stream: IOStreamHandler, _ token: CompletionToken, _ error: StreamError?) {
+        unsafeBitCast(token.function, to: wharf_tls_cb.self)(token.context, handle, code(error))
+    }
+
+    /// The last word: timers end first, then the close callback, then the context
+    /// destructor; after this the handle is dead.
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+        guard let handle else { return }
+        finishing = true
+        listener?.streamClosed(stream, reason: reason)
+        while let timer = timers.first { timer.complete(WHARF_E_CLOSED) }
+        if let (callback, userdata) = closeCallback {
+            closeCallback = nil
+            callback(userdata, handle, code(reason))
+        }
+        if let release = userContextFree {
+            userContextFree = nil
+            release(userContext)
+        }
+        userContext = nil
+        self.handle = nil
+        pluginLoop.unregister(handle) // releases this adapter, and with it the stream
+    }
+
+    func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {
+        switch role {
+        case let .accepted(_, onAbandoned):
+            onAbandoned(reason, error)
+        case .connected:
+            if let error {
+                TLSLog.logger.info("upstream TLS handshake with \(stream.facts.connectHost ?? "?") failed: \(error)")
+            }
+            connectFailed(reason)
+        }
+    }
+
+    /// An outgoing connection could not be made (or its handshake failed).
+    func connectFailed(_ reason: StreamError) {
+        guard case let .connected(completion) = role, connectPending else { return }
+        connectPending = false
+        completion(.failure(reason))
+    }
+
+    private static func token<Function>(_ function: Function, _ userdata: UnsafeMutableRawPointer?) -> CompletionToken {
+        CompletionToken(function: unsafeBitCast(function, to: OpaquePointer.self), context: userdata)
+    }
+}

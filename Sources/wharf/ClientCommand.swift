@@ -1,5 +1,4 @@
 import ArgumentParser
-import CWharf
 import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore

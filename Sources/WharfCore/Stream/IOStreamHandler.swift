@@ -23,19 +23,19 @@ final class IOStreamHandler: ChannelDuplexHandler {
     let isClient: Bool
     /// What the stream was opened with (an upstream connect inherits its origin's).
     let options: StreamOptions
-    private(set) var machine: StreamStateMachine
+    /// Every decision about the stream. Mutated only here and in this handler's extensions
+    /// beside it in Stream/ (relay and TLS hooks); everything else only reads it.
+    var machine: StreamStateMachine
     private(set) var context: ChannelHandlerContext?
     private(set) var owner: (any StreamOwner)?
     var facts = ConnectionFacts()
     /// The relay this stream is attached to (the machine's state says how).
-    private(set) var relay: (any StreamRelay)?
+    var relay: (any StreamRelay)?
     /// The addresses, kept when the socket goes to the pump and the channel closes.
-    private var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
-    /// The bytes being handed to a read completion right now: a write of bytes inside them
-    /// sends a slice of the receive buffer instead of a copy.
-    private var delivering: (buffer: ByteBuffer, base: UnsafeRawPointer)?
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: NIODeadline?
+    var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
+    /// The bytes being handed to a read completion right now (see `DeliveredBytes`).
+    private var delivering: DeliveredBytes?
+    private var timer = StreamTimer()
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
 
@@ -51,7 +51,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     var channel: (any Channel)? { context?.channel }
-    private var now: NIODeadline { loop.eventLoop.now }
+    var now: NIODeadline { loop.eventLoop.now }
     var localAddress: SocketAddress? { detachedAddresses.map(\.local) ?? channel?.localAddress }
     var remoteAddress: SocketAddress? { detachedAddresses.map(\.remote) ?? channel?.remoteAddress }
 
@@ -88,7 +88,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         if machine.preambleStepDone(step, now: now) { open() }
     }
 
-    private func open() {
+    func open() {
         loop.streamOpened(self)
         loop.dispatch {
             if owner?.streamOpened(self) == false { close(reason: nil, graceful: false) }
@@ -209,7 +209,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
             closeIfDrainedAndIdle()
         case let .deliver(data, token):
             data.withUnsafeReadableBytes { bytes in
-                if let base = bytes.baseAddress { delivering = (data, base) }
+                if let base = bytes.baseAddress { delivering = DeliveredBytes(buffer: data, base: base) }
                 owner?.streamRead(self, token, .success(bytes))
                 delivering = nil
             }
@@ -263,16 +263,10 @@ final class IOStreamHandler: ChannelDuplexHandler {
         owner?.streamWrote(self, token, error)
     }
 
-    /// The bytes to send: a shared slice when they lie inside the read being delivered
-    /// (copy-on-write keeps it intact if the receive buffer changes later), else a copy.
+    /// The bytes to send: a shared slice when they lie inside the read being delivered,
+    /// else a copy.
     private func outboundBuffer(for bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        if let (delivered, base) = delivering, let start = bytes.baseAddress {
-            let offset = base.distance(to: start)
-            if offset >= 0, offset + bytes.count <= delivered.readableBytes,
-               let slice = delivered.getSlice(at: delivered.readerIndex + offset, length: bytes.count) {
-                return slice
-            }
-        }
+        if let slice = delivering?.slice(covering: bytes) { return slice }
         var buffer = allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         return buffer
@@ -307,29 +301,20 @@ final class IOStreamHandler: ChannelDuplexHandler {
         return nil
     }
 
-    private func shutdownOutputWhenFlushed() {
+    func shutdownOutputWhenFlushed() {
         let context = self.context
         whenWritesSent { sent in
             if sent { context?.close(mode: .output, promise: nil) }
         }
     }
 
-    /// Calls `body` once everything written so far has reached the socket (true), or the
-    /// channel closed first (false): the barrier behind a graceful close, a half-close and a
-    /// relay's hand-over.
+    /// See `ChannelHandlerContext.whenWritesSent`; false at once without a channel.
     func whenWritesSent(_ body: @escaping (Bool) -> Void) {
         guard let context else { return body(false) }
-        let sent = context.eventLoop.makePromise(of: Void.self)
-        sent.futureResult.assumeIsolated().whenComplete { result in
-            if case .success = result { body(true) } else { body(false) }
-        }
-        context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer()), promise: sent)
+        context.whenWritesSent(body)
     }
 
-    var hasUnsentWrites: Bool {
-        let unsent = (try? context?.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        return unsent > 0
-    }
+    var hasUnsentWrites: Bool { context?.hasUnsentWrites ?? false }
 
     func setNoDelay(_ enabled: Bool) -> StreamError? {
         if machine.state == .relayed(.pumped) {
@@ -352,107 +337,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
         loop.streamFinished(self)
     }
 
-    // MARK: Relays
-
-    /// Why this stream cannot be relayed now, if it cannot.
-    var relayRefusal: StreamError? { machine.relayRefusal }
-    /// Plain TCP with both directions open: the pump can carry it as raw bytes.
-    var isPumpable: Bool { facts.tls == nil && machine.isPumpable }
-    var hasInputEnded: Bool { machine.reads.inputEnded }
-    var isWritable: Bool { machine.writable }
-    /// The stream's own (listener's) idle limit and close linger, which a relay honours too.
-    var idleTimeout: TimeAmount? { machine.deadlines.timeouts.idle }
-    var closeLinger: TimeAmount { machine.deadlines.timeouts.closeLinger }
-
-    /// Hands the stream to `relay`; bytes it had buffered go to the relay first.
-    func attach(to relay: any StreamRelay, mode: StreamStateMachine.RelayMode) -> ByteBuffer? {
-        self.relay = relay
-        machine.attachRelay(mode)
-        return mode == .channel ? machine.takeBufferedForRelay() : nil
-    }
-
-    /// The pump could not take the socket: relay through the channel instead.
-    func fallBackToChannelRelay(_ relay: any StreamRelay) -> ByteBuffer? {
-        self.relay = relay
-        machine.fallBackToChannelRelay()
-        return machine.takeBufferedForRelay()
-    }
-
-    /// The hand-over to the pump did not happen: an ordinary open stream again.
-    func releaseFromRelay() {
-        relay = nil
-        machine.relayReleased()
-    }
-
-    /// Writes bytes the channel relay moved from the partner.
-    func sendRelayed(_ buffer: ByteBuffer) {
-        guard machine.state == .relayed(.channel), !machine.outputShutDown, let context else { return }
-        machine.noteActivity(now: now)
-        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
-    }
-
-    /// The partner's peer sent FIN: pass it on once our pending bytes are out.
-    func relayShutdownOutput() {
-        if machine.relayShutdownOutput() { shutdownOutputWhenFlushed() }
-    }
-
-    var hasShutDownOutput: Bool { machine.outputShutDown }
-
-    /// Gives the socket to the pump: what was read and not delivered goes with it, and the
-    /// channel closes its own descriptor (the pump holds a duplicate).
-    func detachSocket() -> (buffered: ByteBuffer?, inputEnded: Bool) {
-        detachedAddresses = (context?.channel.localAddress, context?.channel.remoteAddress)
-        let handover = machine.detachForPump()
-        cancelTimer()
-        context?.close(promise: nil)
-        return handover
-    }
-
-    /// The pump ended the relay and closed the socket.
-    func pumpEnded(reason: StreamError?) {
-        if machine.pumpEnded(reason: reason) { loop.enqueue(.notifyClosed(self)) }
-    }
-
-    // MARK: TLS
-
-    /// start_tls: once the machine agrees the stream is idle, adds what `handlers` makes
-    /// (the TLS handler, or the SNI reader that installs one) in front of this one. A
-    /// `StreamError` thrown by `handlers` refuses the upgrade and leaves the stream as it was.
-    func startTLS(token: CompletionToken, handlers: () throws(StreamError) -> [any ChannelHandler]) -> StreamError? {
-        guard let context else { return .closed }
-        guard facts.tls == nil else { return .unsupported }
-        if let refusal = machine.startTLS(token: token, hasUnsentWrites: hasUnsentWrites, now: now) {
-            return refusal
-        }
-        do {
-            try context.pipeline.syncOperations.addHandlers(try handlers(), position: .before(self))
-        } catch {
-            machine.upgradeRefused()
-            return (error as? StreamError) ?? .closed
-        }
-        rearmTimer()
-        updateReadDemand()
-        return nil
-    }
-
-    private func tlsEstablished(context: ChannelHandlerContext, alpn: String?) {
-        let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self)
-        facts.tls = TLSFacts(version: TLSFacts.wireVersion(handler?.tlsVersion), alpn: alpn ?? "",
-                             peerSubject: TLSFacts.subject(of: handler?.peerCertificate))
-        switch machine.tlsHandshakeCompleted(now: now) {
-        case .none: break
-        case .open: open()
-        case let .upgraded(token):
-            completeUpgrade(token, nil)
-            updateReadDemand()
-        }
-    }
-
-    /// Completes a start_tls exactly once, through the dispatcher (never inside a host call).
-    private func completeUpgrade(_ token: CompletionToken, _ error: StreamError?) {
-        loop.enqueue(.completion { [self] in owner?.streamUpgraded(self, token, error) })
-    }
-
     // MARK: Draining
 
     /// The gateway is draining: close now if idle, else as soon as the stream is.
@@ -467,26 +351,16 @@ final class IOStreamHandler: ChannelDuplexHandler {
 
     // MARK: Timer
 
-    /// Arms the stream's one timer at the machine's earliest deadline, moving it only
-    /// earlier: later deadlines are found when it fires.
-    private func rearmTimer() {
-        guard let next = machine.nextDeadline else { return }
-        if let armed = timerDeadline, armed <= next { return }
-        guard let eventLoop = context?.eventLoop else { return }
-        timer?.cancel()
-        timerDeadline = next
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [self] in
-            timer = nil
-            timerDeadline = nil
+    /// Arms the stream's timer at the machine's earliest deadline (see `StreamTimer`).
+    func rearmTimer() {
+        guard let next = machine.nextDeadline, let eventLoop = context?.eventLoop else { return }
+        timer.arm(at: next, on: eventLoop) { [self] in
+            timer.fired()
             loop.dispatch { timerFired() }
         }
     }
 
-    private func cancelTimer() {
-        timer?.cancel()
-        timer = nil
-        timerDeadline = nil
-    }
+    func cancelTimer() { timer.cancel() }
 
     private func timerFired() {
         let now = self.now

@@ -126,6 +126,13 @@ public struct ReadBuffer {
         }
     }
 
+    /// A graceful close that could not finish (its flush was cut off): `reason` replaces a
+    /// clean one, so the owner learns bytes may have been lost.
+    public mutating func closeUncleanly(reason: StreamError) {
+        readsClosed = true
+        if closeReason == nil { closeReason = reason }
+    }
+
     /// Decides the pending read with what is buffered now, in one step: a delivery or a
     /// failure takes the read (and the delivered bytes) out of the buffer.
     public mutating func next() -> Outcome {

@@ -12,28 +12,6 @@ import NIOCore
 ///                                  ▼ │ start_tls                            │
 ///                               relayed (channel, or pump: hand-off → pumped)┘
 struct StreamStateMachine {
-    enum State: Equatable {
-        /// Reading the preamble still `awaiting`; the owner has not seen the stream.
-        case starting(awaiting: Preamble)
-        case open
-        /// Close requested: reads refused, flushing writes (bounded by the close linger).
-        case closing
-        case relayed(RelayMode)
-        /// The channel is gone; the close notification is queued.
-        case closed
-        /// The close notification has run: nothing more happens.
-        case finished
-    }
-
-    enum RelayMode: Equatable {
-        /// Bytes pass through this stream's channel (TLS pairs).
-        case channel
-        /// Waiting for unsent writes before the socket goes to the pump.
-        case pumpHandoff
-        /// The pump owns a duplicate of the socket; the channel is closed.
-        case pumped
-    }
-
     private(set) var state: State
     private(set) var reads: ReadBuffer
     private(set) var deadlines: StreamDeadlines
@@ -61,8 +39,6 @@ struct StreamStateMachine {
     var isRelayed: Bool { if case .relayed = state { true } else { false } }
 
     // MARK: Opening
-
-    enum ActivateAction: Equatable { case none, open, readPreamble }
 
     /// The channel is active.
     mutating func activate(now: NIODeadline) -> ActivateAction {
@@ -97,18 +73,6 @@ struct StreamStateMachine {
     }
 
     // MARK: Socket events
-
-    enum InboundAction: Equatable {
-        case none
-        /// Evaluate the pending read (through the loop's dispatcher).
-        case serviceRead
-        /// The bytes belong to the channel relay.
-        case forwardToRelay(ByteBuffer)
-        /// The peer's FIN, for the channel relay.
-        case forwardEndToRelay
-        /// A connection that never opened is over: close its channel.
-        case abandon
-    }
 
     mutating func received(_ chunk: ByteBuffer, now: NIODeadline) -> InboundAction {
         socketReadRequested = false
@@ -153,13 +117,6 @@ struct StreamStateMachine {
         }
     }
 
-    enum ErrorAction: Equatable {
-        case none
-        case abandon
-        /// Close at once for `reason`; first fail the start_tls in flight, if any.
-        case close(StreamError, failingUpgrade: CompletionToken?)
-    }
-
     mutating func errorCaught(_ reason: StreamError) -> ErrorAction {
         if case .starting = state { return preambleFailed(reason) ? .abandon : .none }
         return .close(reason, failingUpgrade: takeUpgrade())
@@ -173,15 +130,6 @@ struct StreamStateMachine {
     mutating func writabilityChanged(_ writable: Bool, now: NIODeadline) {
         self.writable = writable
         deadlines.activity(now: now) // a backed-up output drained: bytes moved
-    }
-
-    enum InactiveAction: Equatable {
-        case none
-        /// Never opened: tell the owner why.
-        case abandoned(StreamError)
-        /// Resolve what is pending (the read, a start_tls), tell a relay, then queue the
-        /// close notification.
-        case closed(serviceRead: Bool, failingUpgrade: CompletionToken?, tellRelay: Bool)
     }
 
     mutating func channelInactive() -> InactiveAction {
@@ -223,13 +171,6 @@ struct StreamStateMachine {
         return .serviceRead
     }
 
-    enum ServiceAction: Equatable {
-        case none
-        case deliver(ByteBuffer, CompletionToken)
-        /// Fail the read, then close the stream gracefully (with `closeReason`, if any).
-        case fail(StreamError, CompletionToken, closeReason: StreamError?)
-    }
-
     mutating func serviceRead(now: NIODeadline) -> ServiceAction {
         serviceQueued = false
         switch reads.next() {
@@ -269,16 +210,6 @@ struct StreamStateMachine {
         guard state == .open, !outputShutDown else { return .closed }
         deadlines.activity(now: now)
         return nil
-    }
-
-    enum CloseAction: Equatable {
-        case none
-        /// Flush pending writes, then close the channel.
-        case closeWhenFlushed(serviceRead: Bool)
-        /// Close the channel now; `reset` sends RST (SO_LINGER 0) and drops unsent data.
-        case closeNow(reset: Bool, serviceRead: Bool)
-        /// The pump owns the socket: the relay carries the close out.
-        case forwardToRelay
     }
 
     mutating func close(reason: StreamError?, graceful: Bool, now: NIODeadline) -> CloseAction {
@@ -336,22 +267,13 @@ struct StreamStateMachine {
 
     // MARK: Timers
 
-    enum TimerAction: Equatable {
-        case none
-        /// A connection that never opened took too long.
-        case abandon
-        /// Close for this reason: gracefully (flush first), or at once.
-        case close(StreamError, graceful: Bool, failingUpgrade: CompletionToken?)
-        /// The plugin's read deadline passed: fail that read; the stream stays usable.
-        case failRead(CompletionToken)
-    }
-
     /// The stream's timer fired. Act on the result and call again until `.none`.
     mutating func timerFired(now: NIODeadline) -> TimerAction {
         guard let expiry = deadlines.expired(now: now) else { return .none }
         switch expiry {
         case .closeLinger:
             deadlines.closeLinger = nil
+            reads.closeUncleanly(reason: .timedOut)
             return .close(.timedOut, graceful: false, failingUpgrade: nil)
         case .handshake:
             deadlines.handshake = nil
@@ -440,12 +362,6 @@ struct StreamStateMachine {
     mutating func upgradeRefused() {
         tlsUpgrade = nil
         deadlines.handshake = nil
-    }
-
-    enum HandshakeAction: Equatable {
-        case none
-        case open
-        case upgraded(CompletionToken)
     }
 
     mutating func tlsHandshakeCompleted(now: NIODeadline) -> HandshakeAction {

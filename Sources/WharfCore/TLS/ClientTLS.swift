@@ -1,9 +1,8 @@
-import CWharf
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 
-/// TLS for an outgoing stream, from `wharf_tls_client_options`. Contexts are cached per
+/// TLS for an outgoing stream (a plugin's `wharf_tls_client_options`, or `wharf client --tls`). Contexts are cached per
 /// distinct options (process-wide), so certificate files are read once, not per connect.
 struct ClientTLS: Sendable {
     let context: NIOSSLContext
@@ -21,19 +20,6 @@ struct ClientTLS: Sendable {
 
     /// Nil (and the reason logged) if the options are unusable: an unreadable file, a key
     /// without a certificate.
-    init?(_ pointer: UnsafePointer<wharf_tls_client_options>?) {
-        var raw = wharf_tls_client_options()
-        if let pointer {
-            let size = min(Int(pointer.pointee.struct_size), MemoryLayout<wharf_tls_client_options>.size)
-            guard size >= 4 else { return nil }
-            withUnsafeMutableBytes(of: &raw) { $0.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: size)) }
-        }
-        func text(_ field: UnsafePointer<CChar>?) -> String? { field.map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        self.init(Key(noVerify: raw.insecure_no_verify != 0, caFile: text(raw.ca_file), alpn: text(raw.alpn),
-                      certificateFile: text(raw.certificate_file), keyFile: text(raw.key_file)),
-                  serverName: text(raw.server_name))
-    }
-
     init?(_ key: Key, serverName: String?) {
         explicitServerName = serverName
         if let cached = Self.cache.withLockedValue({ $0[key] }) {

@@ -1,8 +1,8 @@
-import CWharf
 import NIOCore
 import NIOPosix
 
-/// What a plugin asked for in `wharf_connect_options`, with defaults filled in.
+/// How to open an outgoing stream, with defaults filled in (a plugin's
+/// `wharf_connect_options` is read into this in Plugin/).
 public struct ConnectOptions: Sendable {
     public var timeout: TimeAmount = .seconds(10)
     public var noDelay = true
@@ -15,37 +15,6 @@ public struct ConnectOptions: Sendable {
     var tls: ClientTLS?
 
     public init() {}
-
-    /// Reads the C struct as far as the caller's `struct_size` says (older plugins pass a
-    /// shorter one). Nil if a field is invalid.
-    init?(_ pointer: UnsafePointer<wharf_connect_options>?) {
-        guard let pointer else { return }
-        var raw = wharf_connect_options()
-        let size = min(Int(pointer.pointee.struct_size), MemoryLayout<wharf_connect_options>.size)
-        guard size >= 4 else { return nil }
-        withUnsafeMutableBytes(of: &raw) { target in
-            target.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: size))
-        }
-        if raw.timeout_ms > 0 { timeout = .milliseconds(Int64(raw.timeout_ms)) }
-        noDelay = raw.nodelay != 0 || size < MemoryLayout.offset(of: \wharf_connect_options.nodelay)! + 4
-        if raw.max_buffer_size > 0 { maxBufferSize = Int(clamping: raw.max_buffer_size) }
-        if let address = raw.source_address {
-            guard raw.source_port <= 65535,
-                  let bound = try? SocketAddress(ipAddress: String(cString: address), port: Int(raw.source_port)) else {
-                return nil
-            }
-            sourceAddress = bound
-        } else if raw.source_port > 0 {
-            // A port alone binds the wildcard address (not Tornado's loopback surprise).
-            guard raw.source_port <= 65535 else { return nil }
-            sourceAddress = try? SocketAddress(ipAddress: "0.0.0.0", port: Int(raw.source_port))
-        }
-        if size >= MemoryLayout.offset(of: \wharf_connect_options.tls)! + MemoryLayout<UnsafeRawPointer>.size,
-           let tlsOptions = raw.tls {
-            guard let tls = ClientTLS(tlsOptions) else { return nil }
-            self.tls = tls
-        }
-    }
 
     /// Plain options with TLS from `wharf client --tls`; nil if the CA file is unusable.
     public static func withTLS(verify: Bool, caFile: String?, serverName: String?) -> ConnectOptions? {

@@ -1,0 +1,64 @@
+import NIOCore
+
+/// What relays ask of a stream: attaching, moving bytes through the channel, handing the
+/// socket to the pump and hearing its end. The relays themselves live in Relay/.
+extension IOStreamHandler {
+    /// Why this stream cannot be relayed now, if it cannot.
+    var relayRefusal: StreamError? { machine.relayRefusal }
+    /// Plain TCP with both directions open: the pump can carry it as raw bytes.
+    var isPumpable: Bool { facts.tls == nil && machine.isPumpable }
+    var hasInputEnded: Bool { machine.reads.inputEnded }
+    var isWritable: Bool { machine.writable }
+    /// The stream's own (listener's) idle limit and close linger, which a relay honours too.
+    var idleTimeout: TimeAmount? { machine.deadlines.timeouts.idle }
+    var closeLinger: TimeAmount { machine.deadlines.timeouts.closeLinger }
+
+    /// Hands the stream to `relay`; bytes it had buffered go to the relay first.
+    func attach(to relay: any StreamRelay, mode: StreamStateMachine.RelayMode) -> ByteBuffer? {
+        self.relay = relay
+        machine.attachRelay(mode)
+        return mode == .channel ? machine.takeBufferedForRelay() : nil
+    }
+
+    /// The pump could not take the socket: relay through the channel instead.
+    func fallBackToChannelRelay(_ relay: any StreamRelay) -> ByteBuffer? {
+        self.relay = relay
+        machine.fallBackToChannelRelay()
+        return machine.takeBufferedForRelay()
+    }
+
+    /// The hand-over to the pump did not happen: an ordinary open stream again.
+    func releaseFromRelay() {
+        relay = nil
+        machine.relayReleased()
+    }
+
+    /// Writes bytes the channel relay moved from the partner.
+    func sendRelayed(_ buffer: ByteBuffer) {
+        guard machine.state == .relayed(.channel), !machine.outputShutDown, let context else { return }
+        machine.noteActivity(now: now)
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// The partner's peer sent FIN: pass it on once our pending bytes are out.
+    func relayShutdownOutput() {
+        if machine.relayShutdownOutput() { shutdownOutputWhenFlushed() }
+    }
+
+    var hasShutDownOutput: Bool { machine.outputShutDown }
+
+    /// Gives the socket to the pump: what was read and not delivered goes with it, and the
+    /// channel closes its own descriptor (the pump holds a duplicate).
+    func detachSocket() -> (buffered: ByteBuffer?, inputEnded: Bool) {
+        detachedAddresses = (context?.channel.localAddress, context?.channel.remoteAddress)
+        let handover = machine.detachForPump()
+        cancelTimer()
+        context?.close(promise: nil)
+        return handover
+    }
+
+    /// The pump ended the relay and closed the socket.
+    func pumpEnded(reason: StreamError?) {
+        if machine.pumpEnded(reason: reason) { loop.enqueue(.notifyClosed(self)) }
+    }
+}

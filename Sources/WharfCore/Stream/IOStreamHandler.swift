@@ -323,7 +323,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         }
         guard let channel = context?.channel else { return .closed }
         // Not a TCP socket (or already closing): a no-op, as documented.
-        try? channel.syncOptions?.setOption(.socketOption(.tcp_nodelay), value: enabled ? 1 : 0)
+        try? channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: enabled ? 1 : 0)
         return nil
     }
 

@@ -17,7 +17,7 @@ enum StreamChannelOptions {
         try options.setOption(.allowRemoteHalfClosure, value: true)
         try options.setOption(.maxMessagesPerRead, value: 1)
         try options.setOption(.recvAllocator, value: receiveAllocator)
-        try options.setOption(.socketOption(.tcp_nodelay), value: noDelay ? 1 : 0)
+        try options.setOption(.tcpOption(.tcp_nodelay), value: noDelay ? 1 : 0)
         if let keepalive {
             try options.setOption(.socketOption(.so_keepalive), value: 1)
             try options.setOption(tcpOption(TCP_KEEPIDLE), value: SocketOptionValue(keepalive.idleSeconds))

@@ -70,6 +70,17 @@
  * the plugin). Plugins always read and write plaintext; get_info shows the TLS facts and
  * the client address the header announced.
  *
+ * Time [1.3]. Every listener bounds its connections (see etc/wharf.example.yaml):
+ * idle_timeout_ms (no byte either way), read_timeout_ms (a message that began arriving
+ * and did not complete: the slowloris guard; waiting for a message that has not begun is
+ * idle time, not a slow read), max_lifetime_ms, and TCP keepalive for peers that vanish.
+ * Each closes only its own connection: a pending read fails with the reason, then the
+ * close notification carries it (WHARF_E_IDLE_TIMEOUT, WHARF_E_READ_TIMEOUT,
+ * WHARF_E_LIFETIME), and the host logs it. Relayed pairs keep the idle limit too. A plugin
+ * has timers (timer_start, like IOLoop.call_later) that belong to a stream and die with it,
+ * and may put a deadline on its own reads (set_read_timeout, like gen.with_timeout): such a
+ * read fails with WHARF_E_TIMEOUT and leaves the stream open.
+ *
  * Thread safety of host functions. Functions marked [any thread] may be called from any
  * thread at any time. All others are [loop]: they must be called on the stream's loop
  * (from a callback, handle_stream, or a function posted with waker_post). Called from
@@ -181,8 +192,8 @@ typedef void (*wharf_post_fn)(void *userdata, int32_t status);
 /* A connect finished: WHARF_OK with `upstream` a new stream (the plugin's to read, write
  * and close; it gets its own close notification), or an error with upstream == NULL:
  * WHARF_E_REFUSED, WHARF_E_TIMEOUT, WHARF_E_RESOLVE, WHARF_E_UNREACHABLE, WHARF_E_IO,
- * WHARF_E_SHUTDOWN, or (1.2, with options->tls) WHARF_E_TLS: the handshake failed, e.g.
- * the certificate did not verify; the host logs the exact reason. [ABI 1.1] */
+ * WHARF_E_SHUTDOWN, or, with options->tls [1.2], WHARF_E_TLS: the handshake failed, e.g.
+ * the certificate did not verify; the host logs the exact reason. [1.1] */
 typedef void (*wharf_connect_cb)(void *userdata, int32_t status, wharf_stream *upstream);
 
 /* start_tls finished: WHARF_OK once the handshake is done (get_info shows its facts), or
@@ -213,7 +224,7 @@ typedef struct wharf_stream_info {
     int32_t local_family;
     uint32_t local_port;
     char local_address[WHARF_ADDR_TEXT_MAX];
-    /* ---- ABI 1.2 ---- */
+    /* ---- 1.2 ---- */
     uint32_t proxied;          /* 1: peer_* and local_* come from a PROXY protocol header
                                 * (listener proxy_protocol: accept), not from the socket */
     uint32_t tls_version;      /* 0: plain TCP; else the negotiated version: 0x0303 TLS 1.2,
@@ -225,7 +236,7 @@ typedef struct wharf_stream_info {
                                 * "CN=alice,O=Example" ("" if the peer sent none) */
 } wharf_stream_info;
 
-/* ---- TLS for outgoing streams [ABI 1.2] ----------------------------------------------
+/* ---- TLS for outgoing streams [1.2] ----------------------------------------------
  * Zero-initialised, this verifies the server against the system roots and the name given
  * to connect (the safe default). Strings are NUL-terminated and copied by the host before
  * connect/start_tls returns. The host caches the TLS context per distinct options, so
@@ -241,7 +252,7 @@ typedef struct wharf_tls_client_options {
     const char *key_file;         /* its private key (PEM); required with certificate_file */
 } wharf_tls_client_options;
 
-/* ---- Outgoing connections [ABI 1.1] -------------------------------------------------- */
+/* ---- Outgoing connections [1.1] -------------------------------------------------- */
 typedef struct wharf_connect_options {
     uint32_t struct_size;       /* sizeof(wharf_connect_options) */
     uint32_t timeout_ms;        /* one deadline for resolution and connecting; 0: 10000 */
@@ -249,13 +260,13 @@ typedef struct wharf_connect_options {
     uint32_t source_port;       /* bind to this local port first (0: any) */
     const char *source_address; /* bind to this local IP first (NUL-terminated), or NULL */
     uint64_t max_buffer_size;   /* read buffer cap for the new stream; 0: the origin's */
-    /* ---- ABI 1.2 ---- */
+    /* ---- 1.2 ---- */
     const wharf_tls_client_options *tls; /* non-NULL: TLS after connecting, inside the same
                                           * timeout; a failed handshake completes the connect
                                           * with WHARF_E_TLS */
 } wharf_connect_options;
 
-/* ---- Host-side relay [ABI 1.1] ------------------------------------------------------- */
+/* ---- Host-side relay [1.1] ------------------------------------------------------- */
 typedef struct wharf_relay_options {
     uint32_t struct_size;     /* sizeof(wharf_relay_options) */
     uint32_t idle_timeout_ms; /* end the relay after this long with no byte either way; 0: never */
@@ -271,7 +282,7 @@ typedef struct wharf_relay_result {
 } wharf_relay_result;
 
 /* The relay ended. `result` is valid during the callback. Both streams are closing; their
- * own close notifications follow this callback. [ABI 1.1] */
+ * own close notifications follow this callback. [1.1] */
 typedef void (*wharf_relay_cb)(void *userdata, const wharf_relay_result *result);
 
 /* ---- Regex dialect ----------------------------------------------------------------------
@@ -323,7 +334,8 @@ typedef struct wharf_host_api {
 
     /* [loop] Read exactly `n` bytes; with `partial` nonzero, complete as soon as at least
      * one byte is available, with min(n, available) bytes. n == 0 completes with len 0.
-     * Errors: WHARF_E_BUSY (a read is pending), WHARF_E_CLOSED, WHARF_E_INVALID (cb NULL),
+     * Errors: WHARF_E_BUSY (a read is pending), WHARF_E_RELAYED (the stream is relayed [1.3]),
+     * WHARF_E_CLOSED, WHARF_E_INVALID (cb NULL),
      * WHARF_E_WRONG_THREAD. */
     int32_t (*read_bytes)(wharf_stream *stream, size_t n, int32_t partial, wharf_read_cb cb,
                           void *userdata);
@@ -359,8 +371,9 @@ typedef struct wharf_host_api {
                      void *userdata);
 
     /* [loop] Close gracefully: stop reading, flush pending writes (their callbacks get
-     * WHARF_OK as they are sent), then close the socket. A flush that makes no progress
-     * for the listener's close_linger_ms is cut off. A pending read completes with
+     * WHARF_OK as they are sent), then close the socket. A flush not done within the
+     * listener's close_linger_ms is cut off (the close notification then says
+     * WHARF_E_TIMEOUT: bytes may be lost). A pending read completes with
      * WHARF_E_CLOSED (or with its data, if the buffer already satisfies it). Legal inside
      * any callback; idempotent (a second call returns WHARF_OK). */
     int32_t (*close)(wharf_stream *stream);
@@ -370,7 +383,7 @@ typedef struct wharf_host_api {
     int32_t (*abort)(wharf_stream *stream);
 
     /* [loop] Half-close: after pending writes are flushed, send FIN; reading continues.
-     * Further writes return WHARF_E_CLOSED. WHARF_E_BUSY while the stream is relayed. */
+     * Further writes return WHARF_E_CLOSED. WHARF_E_RELAYED while the stream is relayed [1.3]. */
     int32_t (*shutdown_write)(wharf_stream *stream);
 
     /* [loop] Set the close notification (replacing an earlier one). cb may be NULL to
@@ -419,10 +432,10 @@ typedef struct wharf_host_api {
     /* [any thread] Drop the waker. Posts already made still run. */
     void (*waker_release)(wharf_waker *waker);
 
-    /* ---- ABI 1.1 ---- */
+    /* ---- 1.1 ---- */
 
-    /* [loop] Open a TCP connection to `host` (host_len bytes: a name, an IPv4 or an IPv6
-     * address, without brackets) and `port`, like Tornado's TCPClient. The new stream
+    /* [loop] Open a TCP connection to `host` (host_len bytes, copied before this returns: a
+     * name, an IPv4 or an IPv6 address, without brackets) and `port`, like Tornado's TCPClient. The new stream
      * lives on `origin`'s loop (so a plugin can pair them without locks) and has the
      * same API and close guarantee as an accepted one (wharf_stream_info.is_client is 1).
      * Names are resolved off the loop; IPv4 and IPv6 addresses are tried Happy-Eyeballs
@@ -444,19 +457,19 @@ typedef struct wharf_host_api {
      * first, then bytes the plugin wrote before calling relay (the hand-over waits until
      * they are sent); bytes the plugin read itself (a header it inspected) must be written
      * to the other side before calling relay. While relayed, reads, writes and
-     * shutdown_write on a or b return WHARF_E_BUSY; get_info and set_nodelay still work;
+     * shutdown_write on a or b return WHARF_E_RELAYED [1.3]; get_info and set_nodelay still work;
      * close or abort ends the relay (abort resets that peer, the other gets a FIN after its
      * pending bytes). `cb` (may be NULL) is called once when it ends, on the loop, before
      * the host closes either socket. `options` may be NULL.
      * Plain TCP pairs are moved by a host thread per event loop with one read and one
      * write per chunk; pairs with TLS on either side go through the loop itself. Neither
      * changes what the plugin sees. Errors: WHARF_E_INVALID (a == b),
-     * WHARF_E_BUSY (a read pending, or already relayed), WHARF_E_CLOSED,
+     * WHARF_E_BUSY (a read pending), WHARF_E_RELAYED (already relayed [1.3]), WHARF_E_CLOSED,
      * WHARF_E_WRONG_THREAD (called off a's loop, or b lives on another loop). */
     int32_t (*relay)(wharf_stream *a, wharf_stream *b, const wharf_relay_options *options, wharf_relay_cb cb,
                      void *userdata);
 
-    /* ---- ABI 1.2 ---- */
+    /* ---- 1.2 ---- */
 
     /* [loop] Upgrade a plain stream to TLS in place (STARTTLS-style protocols), as Tornado's
      * IOStream.start_tls. The stream must be idle: no pending read, nothing buffered unread,
@@ -465,14 +478,14 @@ typedef struct wharf_host_api {
      * settings (`client_options` must be NULL; the listener needs `tls: {starttls: true}`);
      * an outgoing stream becomes the TLS client with `client_options` (NULL: defaults).
      * The handshake is bounded by the listener's handshake_timeout_ms (outgoing: 10 s).
-     * `cb` is called exactly once. Errors: WHARF_E_BUSY (not idle), WHARF_E_UNSUPPORTED
+     * `cb` is called exactly once. Errors: WHARF_E_NOT_IDLE [1.3], WHARF_E_RELAYED [1.3], WHARF_E_UNSUPPORTED
      * (the listener has no tls or it is already TLS), WHARF_E_INVALID (cb NULL, or bad
      * client options: unreadable file, key without certificate; the host logs why),
      * WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. */
     int32_t (*start_tls)(wharf_stream *stream, const wharf_tls_client_options *client_options, wharf_tls_cb cb,
                          void *userdata);
 
-    /* ---- ABI 1.3 ---- */
+    /* ---- 1.3 ---- */
 
     /* [loop] Call cb(userdata, timer, WHARF_OK) once `delay_ms` milliseconds have passed
      * (Tornado's IOLoop.call_later), on `stream`'s loop; 0 means the next loop turn. The

@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import Foundation
 import PackageDescription
 
 /// Example plugins are plain C compiled as shared libraries (`lib<name>.so`), beside the `wharf`
@@ -9,6 +10,11 @@ let strictC: [CSetting] = [
     .headerSearchPath("../common"),
     .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]),
 ]
+
+/// What the fuzz checks need (see the end of this file).
+var fuzzDependencies: [Target.Dependency] {
+    ["WharfCore", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+}
 
 let package = Package(
     name: "wharf",
@@ -78,9 +84,24 @@ let package = Package(
         ),
         // Starts the real `wharf` binary; its C fixtures are compiled with cc at test time.
         .testTarget(name: "WharfIntegrationTests", dependencies: ["WharfTestSupport"], exclude: ["Fixtures"]),
+        // The fuzz targets' checks, replayed over the committed corpus and seeded inputs.
+        .testTarget(name: "WharfFuzzTests", dependencies: fuzzDependencies, path: "Tests/Fuzz",
+                    exclude: ["Entry", "corpus", "ClientHello"]),
     ] + pluginNames.map {
         .target(name: "Plugin_\($0)", dependencies: ["CWharf"], path: "plugins/\($0)",
                 publicHeadersPath: ".", cSettings: strictC)
     },
     cLanguageStandard: .c11
 )
+
+/// `WHARF_FUZZ=1` (set by scripts/fuzz.sh) turns the checks into one libFuzzer executable,
+/// `wharf-fuzz`, built with `-sanitize=fuzzer,address`; the test target that shares its
+/// sources is left out of that build.
+if ProcessInfo.processInfo.environment["WHARF_FUZZ"] != nil {
+    package.targets.removeAll { $0.name == "WharfFuzzTests" }
+    package.targets.append(.executableTarget(
+        name: "wharf-fuzz", dependencies: fuzzDependencies, path: "Tests/Fuzz",
+        exclude: ["Regression", "corpus", "ClientHello"],
+        swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    package.products.append(.executable(name: "wharf-fuzz", targets: ["wharf-fuzz"]))
+}

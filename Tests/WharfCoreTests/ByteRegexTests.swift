@@ -27,6 +27,16 @@ import Testing
         #expect(try end("(?:ab)+c", "abababc") == 7)
     }
 
+    /// Found by fuzzing: a group whose body is itself repeated was refused ("nothing to
+    /// repeat") when quantified again; only a second quantifier on one atom is an error.
+    @Test func aRepeatedGroupMayRepeatAgain() throws {
+        #expect(try end("(?:(?:b)+){2,3}?c", "xbbbc") == 5)
+        #expect(try end("(?:a*)+b", "aab") == 3)
+        #expect(try end("(?:a|b+)*c", "abbac") == 5)
+        #expect(throws: RegexSyntaxError.self) { try ByteRegex(pattern: "a**") }
+        #expect(throws: RegexSyntaxError.self) { try ByteRegex(pattern: "(?:a)+{2}") }
+    }
+
     @Test func matchesBytesNotText() throws {
         #expect(try end("\\x00\\xff", [1, 0, 0xFF, 2]) == 3)
         #expect(try end("\\0", [7, 7, 0, 7]) == 3)

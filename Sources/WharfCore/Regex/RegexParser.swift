@@ -82,6 +82,9 @@ struct RegexParser {
 
     private mutating func parseQuantifiers(on atom: RegexNode) throws(RegexSyntaxError) -> RegexNode {
         var node = atom
+        // A quantifier may follow an atom, including a group whose body is itself repeated,
+        // as in (?:b+){2}; only a second quantifier on the same atom (a**) is refused.
+        var quantified = false
         while let byte = peek {
             let start = position
             let bounds: (Int, Int?)
@@ -94,13 +97,11 @@ struct RegexParser {
                 bounds = parsed
             default: return node
             }
-            if case .repetition = node {
-                throw invalid("nothing to repeat", at: start)
-            }
-            if node == .empty { throw invalid("nothing to repeat", at: start) }
+            if quantified || node == .empty { throw invalid("nothing to repeat", at: start) }
             // A lazy marker changes nothing under earliest-end matching; accept it.
             if peek == UInt8(ascii: "?") { position += 1 }
             node = .repetition(node, min: bounds.0, max: bounds.1)
+            quantified = true
         }
         return node
     }

@@ -30,6 +30,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_BIN = os.path.join(ROOT, ".build", "bench")
 RELEASE = os.path.join(ROOT, ".build", "release")
+# --baseline DIR: another build's release folder (e.g. a worktree of an older commit),
+# served as "wharf-base" beside "wharf", for before/after comparisons in one run.
+BASELINE = None
+# --listener "k: v, ...": extra keys for wharf's bench listener (e.g. to price one feature).
+LISTENER_EXTRA = ""
 SERVER_CPU, CLIENT_CPU = "1", "0"
 
 CASES = {
@@ -95,8 +100,8 @@ class Server:
         self.name = name
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
         self.backend = Server("c-epoll-backend") if name in PROXIES else None
-        if name in ("wharf", "wharf-proxy"):
-            if name == "wharf":
+        if name in ("wharf", "wharf-base", "wharf-proxy"):
+            if name in ("wharf", "wharf-base"):
                 plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
             else:
                 plugin = f"echo: {{path: proxy, config: {{upstreams: [\"127.0.0.1:{self.backend.port}\"]}}}}"
@@ -104,8 +109,10 @@ class Server:
             ready = os.path.join(self.scratch, "ready.json")
             with open(config, "w") as f:
                 f.write(f"workers: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
-                        "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096}\n")
-            self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(RELEASE, "wharf"), "run", "--config", config,
+                        "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
+                        + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
+            release = BASELINE if name == "wharf-base" else RELEASE
+            self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
                                                                 "--ready-file", ready]), stderr=subprocess.DEVNULL)
             deadline = time.time() + 20
             while not os.path.exists(ready):
@@ -237,7 +244,14 @@ def main():
     parser.add_argument("--churn", type=int, default=100000, help="connections churned in the leak check (0: skip)")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
+    parser.add_argument("--baseline", help="another build's release folder, served as wharf-base")
+    parser.add_argument("--listener", default="", help='extra keys for wharf\'s listener, e.g. "idle_timeout_ms: 0"')
     args = parser.parse_args()
+    global BASELINE, LISTENER_EXTRA
+    BASELINE = args.baseline
+    LISTENER_EXTRA = args.listener
+    if BASELINE and "wharf-base" not in args.servers.split(","):
+        args.servers = "wharf-base," + args.servers
     if args.quick:
         args.repeats, args.duration, args.churn = 1, 2, min(args.churn, 20000)
 

@@ -87,7 +87,7 @@ struct ClientCommand: ParsableCommand {
         }
         while !session.isClosed, let line = readLine(strippingNewline: true) {
             loop.eventLoop.execute { session.send(line) }
-            session.events.wait() // the first reply, or the close
+            session.waitForReply()
         }
         loop.eventLoop.execute { session.endInput() }
         while !session.isClosed { session.events.wait() }
@@ -123,7 +123,9 @@ final class ClientSession: @unchecked Sendable {
     private(set) var stream: ClientStream?
     private(set) var failure = ""
     private let closedFlag = NIOLockedValueBox(false)
-    private var awaitingReply = false
+    /// A reply is over once the server has been quiet this long (a reply may come in several
+    /// writes, e.g. the reverse service's echo and then its reversal).
+    static let quietPeriod: DispatchTimeInterval = .milliseconds(100)
 
     var isClosed: Bool { closedFlag.withLockedValue { $0 } }
 
@@ -148,8 +150,14 @@ final class ClientSession: @unchecked Sendable {
     }
 
     func send(_ line: String) {
-        awaitingReply = true
         if stream?.write(Array(line.utf8) + separator) != nil { events.signal() }
+    }
+
+    /// On the main thread: waits for the first bytes of the reply (or the close), then for
+    /// the server to go quiet, so the next line is not sent into the middle of this reply.
+    func waitForReply() {
+        events.wait()
+        while !isClosed, events.wait(timeout: .now() + Self.quietPeriod) == .success {}
     }
 
     func endInput() {
@@ -160,10 +168,7 @@ final class ClientSession: @unchecked Sendable {
         let onData: ClientStream.ReadCompletion = { [self] result in
             guard case let .success(bytes) = result else { return } // the close follows
             bytes.withUnsafeBytes { Output.write($0) }
-            if awaitingReply {
-                awaitingReply = false
-                events.signal()
-            }
+            events.signal()
             readNext()
         }
         if separator.isEmpty {

@@ -24,13 +24,22 @@ final class CallbackDispatcher {
     private var hostCallsOutsideDispatch = 0
     private var queue: [Work] = []
     private var head = 0
+    /// The loop's clock as read when the current dispatch began.
+    private var turnStart: NIODeadline
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
+        self.turnStart = eventLoop.now
     }
+
+    /// The loop's clock, read once per dispatch: stream deadlines need no finer time, and a
+    /// clock read per event would cost more than the event's own bookkeeping. Outside any
+    /// dispatch it is read fresh.
+    var now: NIODeadline { depth > 0 ? turnStart : eventLoop.now }
 
     /// Runs owner-facing work; completions raised meanwhile run after it, in order.
     func dispatch(_ body: () -> Void) {
+        if depth == 0 { turnStart = eventLoop.now }
         depth += 1
         body()
         depth -= 1
@@ -59,7 +68,7 @@ final class CallbackDispatcher {
     }
 
     private func drain() {
-        depth += 1
+        depth += 1 // still inside the dispatch that began this turn: its clock reading holds
         while head < queue.count {
             let work = queue[head]
             head += 1

@@ -12,6 +12,8 @@ public final class LoopContext: @unchecked Sendable {
     public let loopCount: Int
     let dispatcher: CallbackDispatcher
     let pump: PumpOwner
+    /// Every stream deadline on this loop (idle, read, lifetime, handshake, linger).
+    let deadlines: DeadlineWheel
     /// Every open stream on this loop, so a drain can reach them.
     private(set) var streams = StreamSet()
     private var streamCounter: UInt64 = 0
@@ -25,6 +27,7 @@ public final class LoopContext: @unchecked Sendable {
         self.loopCount = loopCount
         self.dispatcher = CallbackDispatcher(eventLoop: eventLoop)
         self.pump = PumpOwner(name: "wharf-pump-\(loopIndex)", eventLoop: eventLoop)
+        self.deadlines = DeadlineWheel(eventLoop: eventLoop)
         self.loopID = Self.nextLoopID.next()
     }
 
@@ -36,6 +39,8 @@ public final class LoopContext: @unchecked Sendable {
     }
 
     func dispatch(_ body: () -> Void) { dispatcher.dispatch(body) }
+    /// The loop's clock (see `CallbackDispatcher.now`): what every stream deadline uses.
+    var now: NIODeadline { dispatcher.now }
     func enqueue(_ work: CallbackDispatcher.Work) { dispatcher.enqueue(work) }
 
     func streamOpened(_ stream: IOStreamHandler) { streams.insert(stream) }

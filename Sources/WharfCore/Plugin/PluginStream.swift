@@ -20,7 +20,10 @@ final class PluginStream: StreamOwner {
     private let role: Role
     /// An outgoing stream's connect completes once, whichever outcome comes first.
     private var connectPending = true
-    private(set) var stream: IOStreamHandler!
+    /// Unowned: the stream outlives its handle (the channel, a relay or the dispatcher's
+    /// queued close notification keep it until `streamClosed` unregisters this adapter),
+    /// and a host call then costs no retain and release.
+    private(set) unowned(unsafe) var stream: IOStreamHandler!
     /// The `wharf_stream *` the plugin sees; nil until the stream opens and after it closes.
     private(set) var handle: OpaquePointer?
     private var closeCallback: (wharf_close_cb, UnsafeMutableRawPointer?)?

@@ -55,6 +55,8 @@ extension IOStreamHandler {
 
     /// Completes a start_tls exactly once, through the dispatcher (never inside a host call).
     func completeUpgrade(_ token: CompletionToken, _ error: StreamError?) {
-        loop.enqueue(.completion { [self] in owner?.streamUpgraded(self, token, error) })
+        loop.enqueue(.completion { [self] in
+            if machine.state != .finished { owner.streamUpgraded(self, token, error) }
+        })
     }
 }

@@ -27,7 +27,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
     /// beside it in Stream/ (relay and TLS hooks); everything else only reads it.
     var machine: StreamStateMachine
     private(set) var context: ChannelHandlerContext?
-    private(set) var owner: (any StreamOwner)?
+    /// Hears of every completion and of the end; told nothing after `streamClosed` or
+    /// `streamAbandoned` (the machine is finished by then).
+    let owner: any StreamOwner
     var facts = ConnectionFacts()
     /// The relay this stream is attached to (the machine's state says how).
     var relay: (any StreamRelay)?
@@ -35,7 +37,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
     /// The bytes being handed to a read completion right now (see `DeliveredBytes`).
     private var delivering: DeliveredBytes?
-    private var timer = StreamTimer()
+    /// Where the stream sits on its loop's `DeadlineWheel`, and for which deadline.
+    var wheelSlot: DeadlineWheel.Slot?
+    private var armedDeadline: NIODeadline?
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
 
@@ -50,8 +54,11 @@ final class IOStreamHandler: ChannelDuplexHandler {
                                           timeouts: options.timeouts, now: loop.eventLoop.now)
     }
 
+    /// The wheel holds streams unowned: a stream never leaves with a deadline still armed.
+    deinit { if wheelSlot != nil { loop.deadlines.remove(self) } }
+
     var channel: (any Channel)? { context?.channel }
-    var now: NIODeadline { loop.eventLoop.now }
+    var now: NIODeadline { loop.now }
     var localAddress: SocketAddress? { detachedAddresses.map(\.local) ?? channel?.localAddress }
     var remoteAddress: SocketAddress? { detachedAddresses.map(\.remote) ?? channel?.remoteAddress }
 
@@ -91,14 +98,15 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func open() {
         loop.streamOpened(self)
         loop.dispatch {
-            if owner?.streamOpened(self) == false { close(reason: nil, graceful: false) }
+            if !owner.streamOpened(self) { close(reason: nil, graceful: false) }
         }
         updateReadDemand()
         rearmTimer()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        carryOut(machine.received(Self.unwrapInboundIn(data), now: now))
+        let chunk = Self.unwrapInboundIn(data)
+        loop.dispatch { carryOut(machine.received(chunk, now: now)) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -152,8 +160,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         case let .abandoned(reason):
             let error = abandonError
             abandonError = nil
-            owner?.streamAbandoned(self, reason: reason, error: error)
-            owner = nil
+            owner.streamAbandoned(self, reason: reason, error: error)
         case let .closed(serviceRead, failingUpgrade, tellRelay):
             if let token = failingUpgrade { completeUpgrade(token, .closed) }
             if tellRelay, let relay {
@@ -176,7 +183,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     private func carryOut(_ action: StreamStateMachine.InboundAction) {
         switch action {
         case .none: break
-        case .serviceRead: loop.dispatch { serviceRead() }
+        case .serviceRead: serviceRead()
         case let .forwardToRelay(bytes):
             if let relay { loop.dispatch { relay.stream(self, reported: .received(bytes)) } }
         case .forwardEndToRelay:
@@ -210,11 +217,11 @@ final class IOStreamHandler: ChannelDuplexHandler {
         case let .deliver(data, token):
             data.withUnsafeReadableBytes { bytes in
                 if let base = bytes.baseAddress { delivering = DeliveredBytes(buffer: data, base: base) }
-                owner?.streamRead(self, token, .success(bytes))
+                owner.streamRead(self, token, .success(bytes))
                 delivering = nil
             }
         case let .fail(error, token, closeReason):
-            owner?.streamRead(self, token, .failure(error))
+            owner.streamRead(self, token, .failure(error))
             close(reason: closeReason, graceful: true)
         }
         updateReadDemand()
@@ -260,7 +267,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func writeDone(_ token: CompletionToken, _ error: StreamError?) {
-        owner?.streamWrote(self, token, error)
+        guard machine.state != .finished else { return }
+        owner.streamWrote(self, token, error)
     }
 
     /// The bytes to send: a shared slice when they lie inside the read being delivered,
@@ -331,9 +339,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func notifyClosed() {
         guard let (reason, leftover) = machine.finish() else { return }
         relay = nil // the relay references both streams; this breaks the cycle
-        if let leftover { owner?.streamRead(self, leftover, .failure(reason ?? .closed)) }
-        owner?.streamClosed(self, reason: reason)
-        owner = nil
+        if let leftover { owner.streamRead(self, leftover, .failure(reason ?? .closed)) }
+        owner.streamClosed(self, reason: reason)
         loop.streamFinished(self)
     }
 
@@ -351,16 +358,25 @@ final class IOStreamHandler: ChannelDuplexHandler {
 
     // MARK: Timer
 
-    /// Arms the stream's timer at the machine's earliest deadline (see `StreamTimer`).
+    /// Puts the stream on its loop's deadline wheel at the machine's earliest deadline,
+    /// moving it only earlier: a deadline that moved later (activity) is found when the
+    /// wheel reaches the old one, so a busy stream does no timer work per read.
     func rearmTimer() {
-        guard let next = machine.nextDeadline, let eventLoop = context?.eventLoop else { return }
-        timer.arm(at: next, on: eventLoop) { [self] in
-            timer.fired()
-            loop.dispatch { timerFired() }
-        }
+        guard let next = machine.nextDeadline else { return }
+        if let armed = armedDeadline, armed <= next { return }
+        armedDeadline = next
+        loop.deadlines.schedule(self, at: next)
     }
 
-    func cancelTimer() { timer.cancel() }
+    func cancelTimer() {
+        armedDeadline = nil
+        loop.deadlines.remove(self)
+    }
+
+    func deadlineReached() {
+        armedDeadline = nil
+        loop.dispatch { timerFired() }
+    }
 
     private func timerFired() {
         let now = self.now
@@ -375,12 +391,14 @@ final class IOStreamHandler: ChannelDuplexHandler {
                 if let token = failingUpgrade { completeUpgrade(token, reason) }
                 close(reason: reason, graceful: graceful)
             case let .failRead(token):
-                owner?.streamRead(self, token, .failure(.timedOut))
+                owner.streamRead(self, token, .failure(.timedOut))
                 updateReadDemand()
             }
         }
     }
 }
+
+extension IOStreamHandler: DeadlineOwner {}
 
 @available(*, unavailable)
 extension IOStreamHandler: Sendable {}

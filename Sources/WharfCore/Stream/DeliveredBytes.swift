@@ -1,32 +1,5 @@
 import NIOCore
 
-/// A stream's one loop timer, armed at the machine's earliest deadline and only ever moved
-/// earlier: a deadline that moved later (activity) is found when the timer fires, so a busy
-/// stream schedules nothing per read.
-struct StreamTimer {
-    private var scheduled: Scheduled<Void>?
-    private(set) var deadline: NIODeadline?
-
-    /// Runs `fire` at `next`, unless the timer is already armed at or before it.
-    mutating func arm(at next: NIODeadline, on eventLoop: any EventLoop, _ fire: @escaping () -> Void) {
-        if let deadline, deadline <= next { return }
-        scheduled?.cancel()
-        deadline = next
-        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: next, fire)
-    }
-
-    /// The timer ran: the next `arm` schedules afresh.
-    mutating func fired() {
-        scheduled = nil
-        deadline = nil
-    }
-
-    mutating func cancel() {
-        scheduled?.cancel()
-        fired()
-    }
-}
-
 /// The bytes being handed to a read completion: a write of bytes inside them can send a
 /// slice of the receive buffer instead of a copy (copy-on-write keeps the slice intact if
 /// the receive buffer changes later).

@@ -203,7 +203,11 @@ final class IOStreamHandler: ChannelDuplexHandler {
 
     func startRead(_ request: ReadRequest, token: CompletionToken) -> StreamError? {
         if let refusal = machine.startRead(request, token: token, now: now) { return refusal }
-        if case .serviceRead = machine.readStartedAction() { loop.enqueue(.serviceRead(self)) }
+        if case .serviceRead = machine.readStartedAction() {
+            loop.enqueue(.serviceRead(self))
+        } else {
+            waitForBytes()
+        }
         return nil
     }
 
@@ -212,8 +216,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func serviceRead() {
         switch machine.serviceRead(now: now) {
         case .none:
-            rearmTimer()
-            closeIfDrainedAndIdle()
+            waitForBytes()
+            return
         case let .deliver(data, token):
             data.withUnsafeReadableBytes { bytes in
                 if let base = bytes.baseAddress { delivering = DeliveredBytes(buffer: data, base: base) }
@@ -225,6 +229,14 @@ final class IOStreamHandler: ChannelDuplexHandler {
             close(reason: closeReason, graceful: true)
         }
         updateReadDemand()
+    }
+
+    /// The pending read waits for the socket: arm its deadlines, ask for bytes, and close
+    /// now if the gateway is draining and this was the stream's last work.
+    private func waitForBytes() {
+        rearmTimer()
+        updateReadDemand()
+        closeIfDrainedAndIdle()
     }
 
     /// The plugin's limit on each read from now on (nil: none).

@@ -79,6 +79,16 @@ public struct ReadBuffer {
     public var bufferCapacity: Int { buffer?.capacity ?? 0 }
     public var hasPendingRead: Bool { pending != nil }
 
+    /// The pending read cannot complete on an empty buffer while input is open (a regex may
+    /// match the empty string, and a zero-byte read completes at once: those are evaluated).
+    public var pendingNeedsBytes: Bool {
+        switch pending?.request {
+        case let .bytes(count, _)?: count > 0
+        case .until?, .untilClose?: true
+        case .untilRegex?, nil: false
+        }
+    }
+
     /// Whether the socket should be read for this read side. Mirrors Tornado: read while a
     /// pending read is unsatisfied and the buffer has room; with no read pending, read only
     /// to notice a peer close on an empty buffer. Otherwise unread data stays in the kernel

@@ -99,8 +99,7 @@ final class PumpRig: @unchecked Sendable {
         server = try ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try StreamChannelOptions.apply(to: channel, noDelay: true, keepalive: nil,
-                                                   receiveAllocator: AdaptiveRecvByteBufferAllocator())
+                    try StreamChannelOptions.apply(to: channel, receiveAllocator: AdaptiveRecvByteBufferAllocator())
                     let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: abiMinor, role: .connected { _ in })
                     let owner = ClosingRecorder(adapter) { stream, reason in
                         state.withLockedValue { $0.finished[ObjectIdentifier(stream)] = reason }

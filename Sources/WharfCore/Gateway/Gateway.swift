@@ -92,7 +92,7 @@ public final class Gateway: @unchecked Sendable {
         let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
         let awaiting: Preamble = [listener.proxyProtocolAccept ? .proxyHeader : [],
                                   acceptTLS != nil ? .tlsHandshake : []]
-        let stats = ListenerStats(name: listener.displayName, logger: logger)
+        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting)
         listenerStats.withLockedValue { $0.append(stats) }
         let pluginName = listener.plugin
         let noDelay = listener.tcpNoDelay
@@ -107,17 +107,19 @@ public final class Gateway: @unchecked Sendable {
                 ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
                 value: 1)
         }
+        // Accepted sockets inherit these from the listening socket (Linux): set once here.
+        for (option, value) in StreamChannelOptions.socketOptions(noDelay: noDelay, keepalive: options.keepalive) {
+            bootstrap = bootstrap.serverChannelOption(option, value: value)
+        }
         return bootstrap.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 guard let pluginLoop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
                       let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
                     throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
                 }
-                try StreamChannelOptions.apply(to: channel, noDelay: noDelay, keepalive: options.keepalive,
-                                               receiveAllocator: receiveAllocator)
+                try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
                 let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor,
-                                           serverTLS: serverTLS, listener: stats,
-                                           role: .accepted(instance) { stats.preambleFailed($0, $1, awaiting: awaiting) })
+                                           serverTLS: serverTLS, role: .accepted(instance, stats))
                 let loop = pluginLoop.loop
                 let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
                                               awaiting: awaiting, owner: adapter)

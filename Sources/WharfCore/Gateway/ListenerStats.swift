@@ -31,12 +31,16 @@ final class ListenerStats: Sendable {
                                "reason": "\(reason!)", "count": "\(count)"])
     }
 
-    init(name: String, logger: Logger) {
+    /// What the listener's connections must finish before their plugin sees them.
+    let awaiting: Preamble
+
+    init(name: String, logger: Logger, awaiting: Preamble) {
         self.name = name
         self.logger = logger
+        self.awaiting = awaiting
     }
 
-    func preambleFailed(_ reason: StreamError, _ error: (any Error)?, awaiting: Preamble) {
+    func preambleFailed(_ reason: StreamError, _ error: (any Error)?) {
         switch (reason, error) {
         case (.timedOut, _):
             let count = preambleTimeouts.add(1, ordering: .relaxed).newValue

@@ -8,7 +8,8 @@ final class PluginStream: StreamOwner {
     /// What opening the stream means: an accepted connection goes to the plugin's
     /// handle_stream; an outgoing one completes its connect.
     enum Role {
-        case accepted(PluginInstance, onAbandoned: (StreamError, (any Error)?) -> Void)
+        /// Accepted by a listener: its preamble failures and timeouts are counted there.
+        case accepted(PluginInstance, ListenerStats)
         case connected((Result<PluginStream, StreamError>) -> Void)
     }
 
@@ -36,15 +37,10 @@ final class PluginStream: StreamOwner {
     /// The previous read_until delimiter, reused so a read loop allocates nothing.
     private var lastDelimiter: [UInt8] = []
 
-    /// Where a timeout is counted and logged (accepted streams).
-    private let listener: ListenerStats?
-
-    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, listener: ListenerStats? = nil,
-         role: Role) {
+    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role) {
         self.pluginLoop = pluginLoop
         self.abiMinor = abiMinor
         self.serverTLS = serverTLS
-        self.listener = listener
         self.role = role
     }
 
@@ -132,7 +128,7 @@ final class PluginStream: StreamOwner {
     func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         guard let handle else { return }
         finishing = true
-        listener?.streamClosed(stream, reason: reason)
+        if case let .accepted(_, listener) = role { listener.streamClosed(stream, reason: reason) }
         while let timer = timers.first { timer.complete(WHARF_E_CLOSED) }
         if let (callback, userdata) = closeCallback {
             closeCallback = nil
@@ -149,8 +145,8 @@ final class PluginStream: StreamOwner {
 
     func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {
         switch role {
-        case let .accepted(_, onAbandoned):
-            onAbandoned(reason, error)
+        case let .accepted(_, listener):
+            listener.preambleFailed(reason, error)
         case .connected:
             if let error {
                 TLSLog.logger.info("upstream TLS handshake with \(stream.facts.connectHost ?? "?") failed: \(error)")

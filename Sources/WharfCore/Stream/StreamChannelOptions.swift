@@ -6,23 +6,44 @@ import Glibc
 import Musl
 #endif
 
-/// The socket settings every IOStream channel needs, accepted or outgoing: the handler
-/// owns read demand (autoRead off), a peer's FIN is a half-close rather than a close, and
-/// each readable event reads once, as Tornado does.
+/// The settings every IOStream channel needs, accepted or outgoing: the handler owns read
+/// demand (autoRead off), a peer's FIN is a half-close rather than a close, and each
+/// readable event reads once, as Tornado does.
+///
+/// TCP_NODELAY and the keepalive options are socket options. Linux copies them from a
+/// listening socket to every socket it accepts, so a listener sets them once
+/// (`listenerSocketOptions`) and accepted channels pay no system call for them; outgoing
+/// sockets set their own (`socketOptions`).
 enum StreamChannelOptions {
-    static func apply(to channel: any Channel, noDelay: Bool, keepalive: TCPKeepalive?,
-                      receiveAllocator: any RecvByteBufferAllocator) throws {
+    static func apply(to channel: any Channel, receiveAllocator: any RecvByteBufferAllocator) throws {
         guard let options = channel.syncOptions else { return }
         try options.setOption(.autoRead, value: false)
         try options.setOption(.allowRemoteHalfClosure, value: true)
         try options.setOption(.maxMessagesPerRead, value: 1)
         try options.setOption(.recvAllocator, value: receiveAllocator)
-        try options.setOption(.tcpOption(.tcp_nodelay), value: noDelay ? 1 : 0)
+    }
+
+    /// The socket options of `noDelay` and `keepalive`, as (option, value) pairs.
+    static func socketOptions(noDelay: Bool, keepalive: TCPKeepalive?)
+        -> [(ChannelOptions.Types.SocketOption, SocketOptionValue)] {
+        var options = [(ChannelOptions.Types.SocketOption.tcpOption(.tcp_nodelay), SocketOptionValue(noDelay ? 1 : 0))]
         if let keepalive {
-            try options.setOption(.socketOption(.so_keepalive), value: 1)
-            try options.setOption(tcpOption(TCP_KEEPIDLE), value: SocketOptionValue(keepalive.idleSeconds))
-            try options.setOption(tcpOption(TCP_KEEPINTVL), value: SocketOptionValue(keepalive.intervalSeconds))
-            try options.setOption(tcpOption(TCP_KEEPCNT), value: SocketOptionValue(keepalive.count))
+            options += [(.socketOption(.so_keepalive), 1),
+                        (tcpOption(TCP_KEEPIDLE), SocketOptionValue(keepalive.idleSeconds)),
+                        (tcpOption(TCP_KEEPINTVL), SocketOptionValue(keepalive.intervalSeconds)),
+                        (tcpOption(TCP_KEEPCNT), SocketOptionValue(keepalive.count))]
+        }
+        return options
+    }
+
+    /// Sets the socket options on an outgoing channel. `nagleAlreadyOff`: the bootstrap
+    /// set TCP_NODELAY already, so only turning it back on costs a call.
+    static func applySocketOptions(to channel: any Channel, noDelay: Bool, keepalive: TCPKeepalive?,
+                                   nagleAlreadyOff: Bool = false) throws {
+        guard let options = channel.syncOptions else { return }
+        for (option, value) in socketOptions(noDelay: noDelay, keepalive: keepalive)
+        where !(nagleAlreadyOff && noDelay && option == .tcpOption(.tcp_nodelay)) {
+            try options.setOption(option, value: value)
         }
     }
 

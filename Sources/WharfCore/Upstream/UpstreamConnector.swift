@@ -45,8 +45,11 @@ enum UpstreamConnector {
             .connectTimeout(options.timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try StreamChannelOptions.apply(to: channel, noDelay: noDelay, keepalive: keepalive,
-                                                   receiveAllocator: receiveAllocator)
+                    try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
+                    // ClientBootstrap already turns Nagle off (its default): only a plugin
+                    // asking to keep it on needs the call.
+                    try StreamChannelOptions.applySocketOptions(to: channel, noDelay: noDelay, keepalive: keepalive,
+                                                                nagleAlreadyOff: true)
                     var handlerOptions = streamOptions
                     handlerOptions.timeouts.handshake = max(.milliseconds(1), deadline - channel.eventLoop.now)
                     let handler = IOStreamHandler(loop: loop, options: handlerOptions, streamID: loop.nextStreamID(),

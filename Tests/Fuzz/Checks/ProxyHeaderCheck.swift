@@ -43,6 +43,8 @@ enum ProxyHeaderCheck {
 
     private static func throughChannel(_ bytes: [UInt8], chunk: Int, expecting whole: Verdict) throws(FuzzFailure) {
         let channel = EmbeddedChannel()
+        // An embedded channel never closed keeps its pipeline (a cycle) alive: always finish.
+        defer { _ = try? channel.finish() }
         let recorder = EventRecorder()
         do {
             try channel.pipeline.syncOperations.addHandlers([ProxyProtocolDecoder(), recorder])
@@ -57,7 +59,6 @@ enum ProxyHeaderCheck {
             guard whole == .refused else { throw FuzzFailure("the channel refused what parse did not: \(error)") }
             return
         }
-        _ = try? channel.finish()
         switch whole {
         case let .header(header, length):
             guard recorder.header == header else { throw FuzzFailure("channel header \(String(describing: recorder.header))") }

@@ -30,7 +30,7 @@ private func runDriver(_ argc: UnsafeMutablePointer<CInt>,
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     let name = getenv("WHARF_FUZZ_TARGET").map { String(cString: $0) } ?? ""
     guard let chosen = FuzzTarget(rawValue: name) else {
-        fputs("set WHARF_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))\n", stderr)
+        print("set WHARF_FUZZ_TARGET to one of: \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))")
         return 2
     }
     target = chosen

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Instructions per ping-pong round trip, counted by valgrind (callgrind): stable on a
-noisy machine, unlike timings. Each server runs twice under callgrind, for a short and a
-long run of single-connection round trips; the difference divided by the extra round
-trips cancels start-up and shutdown.
+"""Instructions per ping-pong round trip (or, with --mode connect, per connection:
+connect, one round trip, close), counted by valgrind (callgrind): stable on a noisy
+machine, unlike timings. Each server runs twice under callgrind, for a short and a long
+run; the difference divided by the extra round trips (connections) cancels start-up and
+shutdown.
 
     python3 bench/instructions.py [--short 2000] [--long 12000] [--servers wharf,nio]
+    python3 bench/instructions.py --mode connect --short 500 --long 3000
+    python3 bench/instructions.py --release /tmp/old/.build/release   # another build
 """
 import argparse
 import glob
@@ -30,7 +33,7 @@ def stripped_copy(scratch, name):
     return target
 
 
-def total_instructions(server, round_trips, size):
+def total_instructions(server, round_trips, size, mode="pingpong"):
     scratch = tempfile.mkdtemp(prefix="wharf-instr-")
     binary = stripped_copy(scratch, "wharf" if server == "wharf" else "nio-echo-baseline")
     if server == "wharf":
@@ -52,7 +55,7 @@ def total_instructions(server, round_trips, size):
         process = subprocess.Popen(valgrind + [binary, "0", "1"],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         port = int(process.stdout.readline().split()[1])
-    subprocess.run([LOADGEN, "pingpong", "--port", str(port), "--connections", "1", "--size", str(size),
+    subprocess.run([LOADGEN, mode, "--port", str(port), "--connections", "1", "--size", str(size),
                     "--warmup", "0", "--count", str(round_trips)], check=True, capture_output=True)
     process.send_signal(2 if server == "wharf" else 15)
     process.wait(timeout=120)
@@ -76,13 +79,19 @@ def main():
     parser.add_argument("--long", type=int, default=12000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--servers", default="wharf,nio")
+    parser.add_argument("--mode", choices=["pingpong", "connect"], default="pingpong")
+    parser.add_argument("--release", help="the release folder to measure (default: this checkout's)")
     args = parser.parse_args()
+    global RELEASE
+    if args.release:
+        RELEASE = args.release
     results = {}
     for server in args.servers.split(","):
-        short = total_instructions(server, args.short, args.size)
-        long = total_instructions(server, args.long, args.size)
+        short = total_instructions(server, args.short, args.size, args.mode)
+        long = total_instructions(server, args.long, args.size, args.mode)
         results[server] = (long - short) / (args.long - args.short)
-        print(f"{server:6} {results[server]:10,.0f} instructions per round trip (user space, server process)")
+        unit = "round trip" if args.mode == "pingpong" else "connection"
+        print(f"{server:6} {results[server]:10,.0f} instructions per {unit} (user space, server process)")
     if "wharf" in results and "nio" in results:
         print(f"wharf ÷ nio: {results['wharf'] / results['nio']:.3f}")
 

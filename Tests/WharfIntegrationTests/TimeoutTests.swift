@@ -106,6 +106,41 @@ import WharfTestSupport
         #expect(columns.count > 2 && columns[2] == "511", "Send-Q of a listener is its backlog: \(listening)")
     }
 
+    /// Through the proxy, a plain TCP pair runs on the socket pump: the listener's limits
+    /// still hold there.
+    static func proxyGateway(_ limits: String, upstream: Int) throws -> RunningWharf {
+        try RunningWharf(config: """
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(upstream)"]}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy, \(limits)}
+            """)
+    }
+
+    @Test func aRelayedPairHonoursTheListenersIdleTimeout() throws {
+        let origin = TestServer.echo()
+        let wharf = try Self.proxyGateway("idle_timeout_ms: 500", upstream: origin.port)
+        let client = try TestSocket(port: try wharf.port("proxy"))
+        try client.send("through\n")
+        #expect(try client.receiveLine() == "through\n")
+        let quiet = Date()
+        Self.expectNear(try Self.secondsUntilClosed(client, since: quiet), 0.5, "relayed idle")
+    }
+
+    @Test func aRelayedPairEndsAtTheListenersMaximumLifetime() throws {
+        let origin = TestServer.echo()
+        let wharf = try Self.proxyGateway("max_lifetime_ms: 800", upstream: origin.port)
+        let start = Date()
+        let client = try TestSocket(port: try wharf.port("proxy"))
+        var round = 0
+        while (try? client.send("m\(round)\n")) != nil, (try? client.receiveLine()) == "m\(round)\n" {
+            round += 1
+            usleep(50_000)
+        }
+        Self.expectNear(Date().timeIntervalSince(start), 0.8, "relayed lifetime")
+        #expect(round >= 8, "it was busy the whole time (\(round) round trips)")
+    }
+
     @Test func pluginTimersFireAndCancel() throws {
         let wharf = try Self.clockGateway("idle_timeout_ms: 0")
         let client = try TestSocket(port: try wharf.port("clock"))

@@ -69,6 +69,9 @@ final class PumpRelay: StreamRelay {
         }
         let pair = PumpedPair(fdA: sockets.a, fdB: sockets.b, owner: self,
                               idleTimeoutNanos: idleTimeout?.nanoseconds ?? 0, closeLingerNanos: closeLinger.nanoseconds)
+        // Both clocks are CLOCK_MONOTONIC, so the streams' deadline carries over as is.
+        pair.lifetimeDeadline = [a.lifetimeDeadline, b.lifetimeDeadline].compactMap { $0 }.min()
+            .map { Int64($0.uptimeNanoseconds) }
         let fromA = a.detachSocket()
         let fromB = b.detachSocket()
         fromA.buffered?.withUnsafeReadableBytes { pair.aToB.pending.append($0.baseAddress!, count: $0.count) }

@@ -78,6 +78,10 @@ final class PumpedPair {
     /// The loop-side relay to report to. Only the pump thread reads it.
     let owner: PumpRelay
 
+    /// When the pair must end whatever it is doing (the streams' max_lifetime_ms), on the
+    /// monotonic clock; nil: no limit.
+    var lifetimeDeadline: Int64?
+
     init(fdA: CInt, fdB: CInt, owner: PumpRelay, idleTimeoutNanos: Int64, closeLingerNanos: Int64) {
         a = Side(fd: fdA)
         b = Side(fd: fdB)

@@ -221,12 +221,21 @@ final class SocketPump: @unchecked Sendable {
             }
         }
         if pair.idleTimeoutNanos > 0 { nextCheck = min(nextCheck, now + pair.idleTimeoutNanos) }
+        if let end = pair.lifetimeDeadline { nextCheck = min(nextCheck, end) }
     }
 
-    /// Idle limits and close lingers. Pairs are walked only when the earliest deadline is due.
+    /// Lifetimes, idle limits and close lingers. Pairs are walked only when the earliest
+    /// deadline is due.
     private func checkTimers() {
         var earliest = Int64.max
         for case let pair? in pairs where !pair.finished {
+            if let end = pair.lifetimeDeadline {
+                if now >= end {
+                    report(pair.end(.lifetimeExceeded, unwatch: unwatch), for: pair)
+                    continue
+                }
+                earliest = min(earliest, end)
+            }
             if let deadline = pair.closingDeadline {
                 if now >= deadline {
                     report(pair.end(.timedOut, unwatch: unwatch), for: pair)

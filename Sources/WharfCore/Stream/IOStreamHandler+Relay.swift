@@ -47,6 +47,9 @@ extension IOStreamHandler {
 
     var hasShutDownOutput: Bool { machine.outputShutDown }
 
+    /// When the stream must end at the latest (max_lifetime_ms), for the pump to keep.
+    var lifetimeDeadline: NIODeadline? { machine.deadlines.lifetimeDeadline }
+
     /// Gives the socket to the pump: what was read and not delivered goes with it, and the
     /// channel closes its own descriptor (the pump holds a duplicate).
     func detachSocket() -> (buffered: ByteBuffer?, inputEnded: Bool) {

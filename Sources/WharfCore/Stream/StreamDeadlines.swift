@@ -77,6 +77,8 @@ struct StreamDeadlines {
         closeLinger = nil
     }
 
+    var lifetimeDeadline: NIODeadline? { timeouts.lifetime.map { openedAt + $0 } }
+
     /// The earliest deadline still ahead of the stream, if any.
     var next: NIODeadline? {
         var earliest: NIODeadline?

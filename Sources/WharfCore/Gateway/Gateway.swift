@@ -165,9 +165,7 @@ public final class Gateway: @unchecked Sendable {
     /// once, and get two more seconds to finish.
     private static func drain(_ loop: LoopContext, within grace: TimeAmount) -> EventLoopFuture<Int> {
         let done = loop.eventLoop.makePromise(of: Int.self)
-        let transfer = UnsafeTransfer(loop)
         loop.eventLoop.execute {
-            let loop = transfer.value
             var cut = 0
             loop.dispatch { loop.streams.all.forEach { $0.quiesce() } }
             let forceClose = loop.eventLoop.assumeIsolated().scheduleTask(in: grace) {

@@ -52,8 +52,8 @@ final class CallbackDispatcher {
         if depth > 0 {
             queue.append(work)
         } else if hostCallsOutsideDispatch > 0 {
-            let box = UnsafeTransfer((self, work))
-            eventLoop.execute { box.value.0.enqueue(box.value.1) }
+            let bound = NIOLoopBound((self, work), eventLoop: eventLoop)
+            eventLoop.execute { bound.value.0.enqueue(bound.value.1) }
         } else {
             dispatch { run(work) }
         }

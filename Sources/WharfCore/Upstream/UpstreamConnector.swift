@@ -38,7 +38,8 @@ enum UpstreamConnector {
         let noDelay = options.noDelay
         let keepalive = options.keepalive ?? streamOptions.keepalive
         let tls = options.tls
-        let ownerTransfer = UnsafeTransfer(owner)
+        // Called on the loop; the channel initializer runs there too (checked, not assumed).
+        let boundOwner = NIOLoopBound(owner, eventLoop: loop.eventLoop)
         // One deadline covers resolution, connecting and the TLS handshake.
         let deadline = loop.eventLoop.now + options.timeout
         var bootstrap = ClientBootstrap(group: loop.eventLoop)
@@ -54,7 +55,7 @@ enum UpstreamConnector {
                     handlerOptions.timeouts.handshake = max(.milliseconds(1), deadline - channel.eventLoop.now)
                     let handler = IOStreamHandler(loop: loop, options: handlerOptions, streamID: loop.nextStreamID(),
                                                   isClient: true, awaiting: tls == nil ? [] : .tlsHandshake,
-                                                  owner: ownerTransfer.value)
+                                                  owner: boundOwner.value)
                     handler.facts.connectHost = host
                     if let tls {
                         handler.facts.serverName = tls.serverName(defaultingTo: host)

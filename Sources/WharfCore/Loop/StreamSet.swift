@@ -1,18 +1,29 @@
 /// The streams alive on one loop, so a drain can reach each and learn when none is left.
+/// Each stream remembers its own index, so joining and leaving cost an append and a
+/// swap-remove: no hashing, 8 bytes a stream.
 struct StreamSet {
-    private var members: [ObjectIdentifier: IOStreamHandler] = [:]
+    private var members: [IOStreamHandler] = []
     /// Runs once when the set next becomes empty (a drain waiting for its last stream).
     private var whenEmpty: [() -> Void] = []
 
     var count: Int { members.count }
-    var all: [IOStreamHandler] { Array(members.values) }
+    var all: [IOStreamHandler] { members }
 
     mutating func insert(_ stream: IOStreamHandler) {
-        members[ObjectIdentifier(stream)] = stream
+        guard stream.streamSetIndex == nil else { return }
+        stream.streamSetIndex = members.count
+        members.append(stream)
     }
 
     mutating func remove(_ stream: IOStreamHandler) {
-        guard members.removeValue(forKey: ObjectIdentifier(stream)) != nil, members.isEmpty else { return }
+        guard let index = stream.streamSetIndex else { return }
+        stream.streamSetIndex = nil
+        let last = members.removeLast()
+        if index < members.count {
+            members[index] = last
+            last.streamSetIndex = index
+        }
+        guard members.isEmpty else { return }
         let waiting = whenEmpty
         whenEmpty = []
         waiting.forEach { $0() }

@@ -37,6 +37,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
     /// The bytes being handed to a read completion right now (see `DeliveredBytes`).
     private var delivering: DeliveredBytes?
+    /// Where the stream sits in its loop's `StreamSet` (nil until open, and once finished).
+    var streamSetIndex: Int?
     /// Where the stream sits on its loop's `DeadlineWheel`, and for which deadline.
     var wheelSlot: DeadlineWheel.Slot?
     private var armedDeadline: NIODeadline?

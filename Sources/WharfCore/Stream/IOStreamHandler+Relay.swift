@@ -53,7 +53,7 @@ extension IOStreamHandler {
     /// Gives the socket to the pump: what was read and not delivered goes with it, and the
     /// channel closes its own descriptor (the pump holds a duplicate).
     func detachSocket() -> (buffered: ByteBuffer?, inputEnded: Bool) {
-        detachedAddresses = (context?.channel.localAddress, context?.channel.remoteAddress)
+        facts.detachedAddresses = (context?.channel.localAddress, context?.channel.remoteAddress)
         let handover = machine.detachForPump()
         cancelTimer()
         context?.close(promise: nil)

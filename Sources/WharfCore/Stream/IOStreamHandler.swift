@@ -21,8 +21,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     let loop: LoopContext
     let streamID: UInt64
     let isClient: Bool
-    /// What the stream was opened with (an upstream connect inherits its origin's).
-    let options: StreamOptions
+    /// TCP keepalive of the stream's socket, which an upstream connect inherits.
+    let keepalive: TCPKeepalive?
     /// Every decision about the stream. Mutated only here and in this handler's extensions
     /// beside it in Stream/ (relay and TLS hooks); everything else only reads it.
     var machine: StreamStateMachine
@@ -30,11 +30,17 @@ final class IOStreamHandler: ChannelDuplexHandler {
     /// Hears of every completion and of the end; told nothing after `streamClosed` or
     /// `streamAbandoned` (the machine is finished by then).
     let owner: any StreamOwner
-    var facts = ConnectionFacts()
+    /// What the preamble or the connect established. Most plain streams have none, so the
+    /// facts live in a box made on first write: 8 bytes a connection instead of ~90.
+    var facts: ConnectionFacts {
+        get { factsBox?.facts ?? ConnectionFacts() }
+        set {
+            if let factsBox { factsBox.facts = newValue } else { factsBox = FactsBox(newValue) }
+        }
+    }
+    private var factsBox: FactsBox?
     /// The relay this stream is attached to (the machine's state says how).
     var relay: (any StreamRelay)?
-    /// The addresses, kept when the socket goes to the pump and the channel closes.
-    var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
     /// The bytes being handed to a read completion right now (see `DeliveredBytes`).
     private var delivering: DeliveredBytes?
     /// Where the stream sits in its loop's `StreamSet` (nil until open, and once finished).
@@ -50,7 +56,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         self.loop = loop
         self.streamID = streamID
         self.isClient = isClient
-        self.options = options
+        self.keepalive = options.keepalive
         self.owner = owner
         self.machine = StreamStateMachine(awaiting: awaiting, maxBufferSize: options.maxBufferSize,
                                           timeouts: options.timeouts, now: loop.eventLoop.now)
@@ -60,9 +66,16 @@ final class IOStreamHandler: ChannelDuplexHandler {
     deinit { if wheelSlot != nil { loop.deadlines.remove(self) } }
 
     var channel: (any Channel)? { context?.channel }
+
+    /// What the stream was opened with, rebuilt from where each part lives (an upstream
+    /// connect inherits its origin's): nothing is stored twice per connection.
+    var options: StreamOptions {
+        StreamOptions(maxBufferSize: machine.reads.maxBufferSize, timeouts: machine.deadlines.timeouts,
+                      keepalive: keepalive)
+    }
     var now: NIODeadline { loop.now }
-    var localAddress: SocketAddress? { detachedAddresses.map(\.local) ?? channel?.localAddress }
-    var remoteAddress: SocketAddress? { detachedAddresses.map(\.remote) ?? channel?.remoteAddress }
+    var localAddress: SocketAddress? { facts.detachedAddresses.map(\.local) ?? channel?.localAddress }
+    var remoteAddress: SocketAddress? { facts.detachedAddresses.map(\.remote) ?? channel?.remoteAddress }
 
     // MARK: Channel events
 
@@ -413,6 +426,12 @@ final class IOStreamHandler: ChannelDuplexHandler {
 }
 
 extension IOStreamHandler: DeadlineOwner {}
+
+/// See `IOStreamHandler.facts`.
+final class FactsBox {
+    var facts: ConnectionFacts
+    init(_ facts: ConnectionFacts) { self.facts = facts }
+}
 
 @available(*, unavailable)
 extension IOStreamHandler: Sendable {}

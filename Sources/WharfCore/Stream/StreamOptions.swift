@@ -69,4 +69,6 @@ public struct ConnectionFacts {
     public var tls: TLSFacts?
     /// The host an outgoing stream was connected to (start_tls's default server name).
     public var connectHost: String?
+    /// The socket's addresses, kept when the socket goes to the pump and the channel closes.
+    var detachedAddresses: (local: SocketAddress?, remote: SocketAddress?)?
 }

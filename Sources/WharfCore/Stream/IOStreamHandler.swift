@@ -47,7 +47,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var streamSetIndex: Int?
     /// Where the stream sits on its loop's `DeadlineWheel`, and for which deadline.
     var wheelSlot: DeadlineWheel.Slot?
-    private var armedDeadline: NIODeadline?
+    var armedDeadline: NIODeadline?
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
 
@@ -190,7 +190,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    private func abandon(_ error: (any Error)?) {
+    func abandon(_ error: (any Error)?) {
         abandonError = error
         context?.close(promise: nil)
     }
@@ -369,59 +369,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
         if let leftover { owner.streamRead(self, leftover, .failure(reason ?? .closed)) }
         owner.streamClosed(self, reason: reason)
         loop.streamFinished(self)
-    }
-
-    // MARK: Draining
-
-    /// The gateway is draining: close now if idle, else as soon as the stream is.
-    func quiesce() {
-        machine.quiesce()
-        closeIfDrainedAndIdle()
-    }
-
-    private func closeIfDrainedAndIdle() {
-        if machine.shouldCloseForDrain { close(reason: .shuttingDown, graceful: true) }
-    }
-
-    // MARK: Timer
-
-    /// Puts the stream on its loop's deadline wheel at the machine's earliest deadline,
-    /// moving it only earlier: a deadline that moved later (activity) is found when the
-    /// wheel reaches the old one, so a busy stream does no timer work per read.
-    func rearmTimer() {
-        guard let next = machine.nextDeadline else { return }
-        if let armed = armedDeadline, armed <= next { return }
-        armedDeadline = next
-        loop.deadlines.schedule(self, at: next)
-    }
-
-    func cancelTimer() {
-        armedDeadline = nil
-        loop.deadlines.remove(self)
-    }
-
-    func deadlineReached() {
-        armedDeadline = nil
-        loop.dispatch { timerFired() }
-    }
-
-    private func timerFired() {
-        let now = self.now
-        while true {
-            switch machine.timerFired(now: now) {
-            case .none:
-                rearmTimer()
-                return
-            case .abandon:
-                abandon(nil)
-            case let .close(reason, graceful, failingUpgrade):
-                if let token = failingUpgrade { completeUpgrade(token, reason) }
-                close(reason: reason, graceful: graceful)
-            case let .failRead(token):
-                owner.streamRead(self, token, .failure(.timedOut))
-                updateReadDemand()
-            }
-        }
     }
 }
 

@@ -76,10 +76,11 @@
  * idle time, not a slow read), max_lifetime_ms, and TCP keepalive for peers that vanish.
  * Each closes only its own connection: a pending read fails with the reason, then the
  * close notification carries it (WHARF_E_IDLE_TIMEOUT, WHARF_E_READ_TIMEOUT,
- * WHARF_E_LIFETIME), and the host logs it. Relayed pairs keep the idle limit too. A plugin
- * has timers (timer_start, like IOLoop.call_later) that belong to a stream and die with it,
- * and may put a deadline on its own reads (set_read_timeout, like gen.with_timeout): such a
- * read fails with WHARF_E_TIMEOUT and leaves the stream open.
+ * WHARF_E_LIFETIME), and the host logs it. Relayed pairs keep these limits too, and an
+ * outgoing stream (connect) inherits its origin's. A plugin has timers (timer_start, like
+ * IOLoop.call_later) that belong to a stream and die with it, and may put a deadline on its
+ * own reads (set_read_timeout, like gen.with_timeout): such a read fails with
+ * WHARF_E_TIMEOUT and leaves the stream open.
  *
  * Thread safety of host functions. Functions marked [any thread] may be called from any
  * thread at any time. All others are [loop]: they must be called on the stream's loop

@@ -56,7 +56,9 @@ public final class Gateway: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers)
         var loops: [PluginLoop] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
-            loops.append(PluginLoop(loop: LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.workers)))
+            let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.workers,
+                                   wheelAlarm: .dispatchTimer)
+            loops.append(PluginLoop(loop: loop))
         }
         self.loops = loops
         self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })

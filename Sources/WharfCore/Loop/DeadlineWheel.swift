@@ -8,7 +8,7 @@ protocol DeadlineOwner: AnyObject {
     func deadlineReached()
 }
 
-/// Every stream deadline on one event loop, in a hashed timing wheel driven by one loop timer.
+/// Every stream deadline on one event loop, in a hashed timing wheel woken by one alarm.
 ///
 /// Why not one NIO scheduled task per stream: each costs a task, a closure and a promise
 /// (about 300 bytes an idle connection holds for its idle timeout), and a heap insertion
@@ -16,8 +16,8 @@ protocol DeadlineOwner: AnyObject {
 /// and a connection holds one slot. Stream deadlines are seconds to minutes long and may
 /// fire a tick (10 ms) late; plugin timers, which need exact short delays, stay NIO tasks.
 ///
-/// The loop timer runs only while the wheel holds something, and sleeps to the next
-/// non-empty slot. Confined to its event loop.
+/// The alarm (`WheelAlarm`) is armed only while the wheel holds something, for the next
+/// non-empty bucket. Confined to its event loop.
 final class DeadlineWheel {
     struct Slot: Equatable {
         let bucket: Int
@@ -36,14 +36,20 @@ final class DeadlineWheel {
     private var buckets: [[Entry]]
     /// The last tick whose bucket has been processed.
     private var processedTick: Int64
-    private var timer: Scheduled<Void>?
-    private var timerTick: Int64?
+    private var alarm: (any WheelAlarm)?
+    /// The tick the alarm is armed for, if it is.
+    private var alarmTick: Int64?
     private(set) var count = 0
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, alarm kind: WheelAlarmKind = .eventLoopTask) {
         self.eventLoop = eventLoop
         self.buckets = Array(repeating: [], count: Self.bucketCount)
         self.processedTick = Self.tick(at: eventLoop.now)
+        let fire = { [unowned self] in self.alarmFired() }
+        switch kind {
+        case .eventLoopTask: alarm = EventLoopTaskAlarm(eventLoop: eventLoop, fire: fire)
+        case .dispatchTimer: alarm = DispatchTimerAlarm(eventLoop: eventLoop, fire: fire)
+        }
     }
 
     static func tick(at time: NIODeadline) -> Int64 {
@@ -74,17 +80,16 @@ final class DeadlineWheel {
         }
     }
 
-    /// Arms the loop timer for `tick` unless it is already due sooner.
+    /// Arms the alarm for `tick` unless it is already due sooner.
     private func armTimer(atLeast tick: Int64) {
-        if let timerTick, timerTick <= tick { return }
-        timer?.cancel()
-        timerTick = tick
-        let deadline = NIODeadline.uptimeNanoseconds(UInt64(tick * Self.tickNanoseconds))
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
-            timerTick = nil
-            advance(to: Self.tick(at: eventLoop.now))
-        }
+        if let alarmTick, alarmTick <= tick { return }
+        alarmTick = tick
+        alarm?.arm(at: .uptimeNanoseconds(UInt64(tick * Self.tickNanoseconds)))
+    }
+
+    private func alarmFired() {
+        alarmTick = nil
+        advance(to: Self.tick(at: eventLoop.now))
     }
 
     /// Processes every bucket up to `tick`: due owners leave the wheel and are told; owners

@@ -21,13 +21,15 @@ public final class LoopContext: @unchecked Sendable {
     /// Unique per process: the top bits of this loop's stream ids.
     private let loopID: UInt64
 
-    public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1) {
+    /// `wheelAlarm`: what wakes the deadline wheel (the daemon wants `.dispatchTimer`).
+    public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1,
+                wheelAlarm: WheelAlarmKind = .eventLoopTask) {
         self.eventLoop = eventLoop
         self.loopIndex = loopIndex
         self.loopCount = loopCount
         self.dispatcher = CallbackDispatcher(eventLoop: eventLoop)
         self.pump = PumpOwner(name: "wharf-pump-\(loopIndex)", eventLoop: eventLoop)
-        self.deadlines = DeadlineWheel(eventLoop: eventLoop)
+        self.deadlines = DeadlineWheel(eventLoop: eventLoop, alarm: wheelAlarm)
         self.loopID = Self.nextLoopID.next()
     }
 

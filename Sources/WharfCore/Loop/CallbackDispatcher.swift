@@ -37,9 +37,10 @@ final class CallbackDispatcher {
     /// dispatch it is read fresh.
     var now: NIODeadline { depth > 0 ? turnStart : eventLoop.now }
 
-    /// Runs owner-facing work; completions raised meanwhile run after it, in order.
-    func dispatch(_ body: () -> Void) {
-        if depth == 0 { turnStart = eventLoop.now }
+    /// Runs owner-facing work; completions raised meanwhile run after it, in order. `time`:
+    /// the clock as the caller just read it (saves a second reading), else it is read here.
+    func dispatch(at time: NIODeadline? = nil, _ body: () -> Void) {
+        if depth == 0 { turnStart = time ?? eventLoop.now }
         depth += 1
         body()
         depth -= 1

@@ -40,7 +40,7 @@ public final class LoopContext: @unchecked Sendable {
         return loopID << 48 | streamCounter
     }
 
-    func dispatch(_ body: () -> Void) { dispatcher.dispatch(body) }
+    func dispatch(at time: NIODeadline? = nil, _ body: () -> Void) { dispatcher.dispatch(at: time, body) }
     /// The loop's clock (see `CallbackDispatcher.now`): what every stream deadline uses.
     var now: NIODeadline { dispatcher.now }
     func enqueue(_ work: CallbackDispatcher.Work) { dispatcher.enqueue(work) }

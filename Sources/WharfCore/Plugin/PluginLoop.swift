@@ -18,6 +18,8 @@ import Musl
 /// Confined to its loop (hence `@unchecked Sendable`), except the atomics.
 final class PluginLoop: @unchecked Sendable {
     let loop: LoopContext
+    /// The loop's dispatcher, held directly: every host call goes through it.
+    private let dispatcher: CallbackDispatcher
     /// This loop's entry in `PluginLoopRegistry`: the top bits of every handle it issues.
     private(set) var registryID: UInt64 = 0
     private var streams = SlotTable<PluginStream>()
@@ -33,6 +35,7 @@ final class PluginLoop: @unchecked Sendable {
 
     init(loop: LoopContext) {
         self.loop = loop
+        self.dispatcher = loop.dispatcher
         self.registryID = PluginLoopRegistry.register(self)
     }
 
@@ -110,14 +113,14 @@ final class PluginLoop: @unchecked Sendable {
     static func withStream(_ handle: OpaquePointer?, _ body: (PluginStream) -> Int32) -> Int32 {
         withLoop(of: handle) { pluginLoop, handle in
             guard let stream = pluginLoop.lookupStream(handle) else { return WHARF_E_CLOSED }
-            return stream._withUnsafeGuaranteedRef { stream in pluginLoop.loop.dispatcher.hostCall { body(stream) } }
+            return stream._withUnsafeGuaranteedRef { stream in pluginLoop.dispatcher.hostCall { body(stream) } }
         }
     }
 
     static func withTimer(_ handle: OpaquePointer?, _ body: (PluginTimer) -> Int32) -> Int32 {
         withLoop(of: handle) { pluginLoop, handle in
             guard let timer = pluginLoop.lookupTimer(handle)?.takeUnretainedValue() else { return WHARF_E_CLOSED }
-            return pluginLoop.loop.dispatcher.hostCall { body(timer) }
+            return pluginLoop.dispatcher.hostCall { body(timer) }
         }
     }
 

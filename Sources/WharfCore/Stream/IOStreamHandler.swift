@@ -120,8 +120,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let chunk = Self.unwrapInboundIn(data)
-        loop.dispatch { carryOut(machine.received(chunk, now: now)) }
+        // The clock is read here, once, and the dispatch that serves the read keeps it.
+        let now = self.now
+        carryOut(machine.received(Self.unwrapInboundIn(data), now: now), at: now)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -195,10 +196,10 @@ final class IOStreamHandler: ChannelDuplexHandler {
         context?.close(promise: nil)
     }
 
-    private func carryOut(_ action: StreamStateMachine.InboundAction) {
+    private func carryOut(_ action: StreamStateMachine.InboundAction, at time: NIODeadline? = nil) {
         switch action {
         case .none: break
-        case .serviceRead: serviceRead()
+        case .serviceRead: loop.dispatch(at: time) { serviceRead() }
         case let .forwardToRelay(bytes):
             if let relay { loop.dispatch { relay.stream(self, reported: .received(bytes)) } }
         case .forwardEndToRelay:

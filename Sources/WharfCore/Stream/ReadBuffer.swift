@@ -81,13 +81,8 @@ public struct ReadBuffer {
 
     /// The pending read cannot complete on an empty buffer while input is open (a regex may
     /// match the empty string, and a zero-byte read completes at once: those are evaluated).
-    public var pendingNeedsBytes: Bool {
-        switch pending?.request {
-        case let .bytes(count, _)?: count > 0
-        case .until?, .untilClose?: true
-        case .untilRegex?, nil: false
-        }
-    }
+    /// Decided once when the read starts, not by looking into the request each time.
+    public private(set) var pendingNeedsBytes = false
 
     /// Whether the socket should be read for this read side. Mirrors Tornado: read while a
     /// pending read is unsatisfied and the buffer has room; with no read pending, read only
@@ -105,10 +100,16 @@ public struct ReadBuffer {
         if pending != nil { return .rejected(.busy) }
         pending = PendingRead(request: request, token: token)
         scanned = 0
-        if case let .untilRegex(regex, _) = request {
+        switch request {
+        case let .untilRegex(regex, _):
             matcher = RegexMatcher(regex: regex)
-        } else {
+            pendingNeedsBytes = false
+        case let .bytes(count, _):
             matcher = nil
+            pendingNeedsBytes = count > 0
+        case .until, .untilClose:
+            matcher = nil
+            pendingNeedsBytes = true
         }
         return .started
     }
@@ -212,6 +213,7 @@ public struct ReadBuffer {
 
     private mutating func clearPending() {
         pending = nil
+        pendingNeedsBytes = false
         scanned = 0
         matcher = nil
     }

@@ -1,5 +1,7 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import Testing
 @testable import WharfCore
 
@@ -71,5 +73,45 @@ import Testing
         loop.advanceTime(by: .seconds(10))
         #expect(owner.firedAt.count == 3)
         #expect(owner.firedAt.map { $0.uptimeNanoseconds / 1_000_000 } == [1000, 2000, 3000])
+    }
+
+    /// The daemon's alarm: a Dispatch timer off the loop that posts onto it. Real time,
+    /// bounded waits.
+    @Test func theDispatchAlarmWakesTheLoopNotEarly() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let eventLoop = group.next()
+        let fired = NIOLockedValueBox<[Int64]>([])
+        final class RealOwner: DeadlineOwner {
+            var wheelSlot: DeadlineWheel.Slot?
+            let onFire: () -> Void
+            init(_ onFire: @escaping () -> Void) { self.onFire = onFire }
+            func deadlineReached() { onFire() }
+        }
+        let start = NIODeadline.now()
+        let setUp = try eventLoop.submit { () -> UnsafeTransfer<(DeadlineWheel, [RealOwner])> in
+            let wheel = DeadlineWheel(eventLoop: eventLoop, alarm: .dispatchTimer)
+            let owners = [80, 200].map { delay in
+                RealOwner {
+                    #expect(eventLoop.inEventLoop, "fired on the wheel's loop")
+                    fired.withLockedValue { $0.append(Int64((NIODeadline.now() - start).nanoseconds / 1_000_000)) }
+                }.also { wheel.schedule($0, at: start + .milliseconds(Int64(delay))) }
+            }
+            return UnsafeTransfer((wheel, owners))
+        }.wait()
+        let deadline = NIODeadline.now() + .seconds(5)
+        while fired.withLockedValue({ $0.count }) < 2, NIODeadline.now() < deadline { usleep(5_000) }
+        let times = fired.withLockedValue { $0 }
+        #expect(times.count == 2)
+        #expect(times.first.map { $0 >= 80 } == true && times.last.map { $0 >= 200 } == true, "never early: \(times)")
+        withExtendedLifetime(setUp) {}
+    }
+}
+
+extension DeadlineOwner {
+    /// Runs `body` on the value and returns it (for building in one expression).
+    func also(_ body: (Self) -> Void) -> Self {
+        body(self)
+        return self
     }
 }

@@ -170,7 +170,10 @@ typedef struct wharf_timer wharf_timer;       /* a pending timer_start [1.3] */
  * until the callback returns; `data` may be NULL when len is 0), or an error with
  * data == NULL, len == 0: WHARF_E_CLOSED (end of input or closed before the read could
  * be satisfied), WHARF_E_LIMIT, WHARF_E_BUFFER_FULL, WHARF_E_RESET, WHARF_E_IO,
- * WHARF_E_SHUTDOWN (the host is draining). After any error the stream is closing. */
+ * WHARF_E_SHUTDOWN (the host is draining), and [1.3] WHARF_E_IDLE_TIMEOUT,
+ * WHARF_E_READ_TIMEOUT, WHARF_E_LIFETIME (a listener limit closed the stream). After any of
+ * these the stream is closing. The one exception is WHARF_E_TIMEOUT from a deadline the
+ * plugin set (set_read_timeout [1.3]): only that read failed, and the stream stays open. */
 typedef void (*wharf_read_cb)(void *userdata, wharf_stream *stream, int32_t status,
                               const uint8_t *data, size_t len);
 

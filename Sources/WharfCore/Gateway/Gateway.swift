@@ -154,6 +154,7 @@ public final class Gateway: @unchecked Sendable {
             logger.info("closed connections still open after the grace period", metadata: ["open": "\(stillOpen)"])
         }
         loops.forEach { $0.loop.pump.stop() }
+        loops.forEach { $0.loop.deadlines.stopAlarm() }
         generation.shutdownInstances()
         for stats in listenerStats.withLockedValue({ $0 }) where stats.hadFailures {
             logger.info("connections that never reached their plugin: \(stats.summary)")

@@ -36,7 +36,7 @@ final class DeadlineWheel {
     private var buckets: [[Entry]]
     /// The last tick whose bucket has been processed.
     private var processedTick: Int64
-    private var alarm: (any WheelAlarm)?
+    private let alarm: any WheelAlarm
     /// The tick the alarm is armed for, if it is.
     private var alarmTick: Int64?
     private(set) var count = 0
@@ -45,11 +45,15 @@ final class DeadlineWheel {
         self.eventLoop = eventLoop
         self.buckets = Array(repeating: [], count: Self.bucketCount)
         self.processedTick = Self.tick(at: eventLoop.now)
-        let fire = { [unowned self] in self.alarmFired() }
+        // The alarm calls back into the wheel it belongs to; it is made before `self` is
+        // complete, so the callback goes through a box filled in just after.
+        let target = WheelBox()
+        let fire: () -> Void = { target.wheel?.alarmFired() }
         switch kind {
         case .eventLoopTask: alarm = EventLoopTaskAlarm(eventLoop: eventLoop, fire: fire)
         case .dispatchTimer: alarm = DispatchTimerAlarm(eventLoop: eventLoop, fire: fire)
         }
+        target.wheel = self
     }
 
     static func tick(at time: NIODeadline) -> Int64 {
@@ -84,10 +88,13 @@ final class DeadlineWheel {
     private func armTimer(atLeast tick: Int64) {
         if let alarmTick, alarmTick <= tick { return }
         alarmTick = tick
-        alarm?.arm(at: .uptimeNanoseconds(UInt64(tick * Self.tickNanoseconds)))
+        alarm.arm(at: .uptimeNanoseconds(UInt64(tick * Self.tickNanoseconds)))
     }
 
-    private func alarmFired() {
+    /// The loop is stopping: no alarm fires after this. Callable from any thread.
+    func stopAlarm() { alarm.stop() }
+
+    fileprivate func alarmFired() {
         alarmTick = nil
         advance(to: Self.tick(at: eventLoop.now))
     }
@@ -132,4 +139,9 @@ final class DeadlineWheel {
         }
         return nil
     }
+}
+
+/// Lets a wheel's alarm call back into the wheel without keeping it alive.
+private final class WheelBox {
+    weak var wheel: DeadlineWheel?
 }

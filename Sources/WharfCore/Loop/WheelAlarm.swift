@@ -5,6 +5,8 @@ import NIOCore
 /// wheel's next due tick moves earlier. `fire` always runs on the wheel's loop.
 protocol WheelAlarm: AnyObject {
     func arm(at deadline: NIODeadline)
+    /// For good: the loop is stopping. Callable from any thread.
+    func stop()
 }
 
 /// Which alarm a loop's wheel uses.
@@ -28,6 +30,9 @@ final class EventLoopTaskAlarm: WheelAlarm {
         self.eventLoop = eventLoop
         self.fire = fire
     }
+
+    /// The loop's own shutdown cancels its scheduled tasks.
+    func stop() {}
 
     func arm(at deadline: NIODeadline) {
         task?.cancel()
@@ -59,6 +64,8 @@ final class DispatchTimerAlarm: WheelAlarm, @unchecked Sendable {
         source.schedule(deadline: DispatchTime(uptimeNanoseconds: deadline.uptimeNanoseconds),
                         leeway: .milliseconds(1))
     }
+
+    func stop() { source.cancel() }
 
     deinit { source.cancel() }
 }

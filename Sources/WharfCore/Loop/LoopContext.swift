@@ -1,8 +1,9 @@
 import NIOCore
 
 /// What Wharf keeps per event loop, by role: the loop and its place among the others, the
-/// callback dispatcher, stream ids, the relay pump, and the streams alive on it (for the
-/// drain). Plugin handles live in `PluginLoop`, beside this.
+/// callback dispatcher (and the loop clock), stream ids, the relay pump, the deadline wheel,
+/// and the streams alive on it (for the drain). Plugin handles live in `PluginLoop`, beside
+/// this.
 ///
 /// Confined to `eventLoop` (hence `@unchecked Sendable`: the reference may travel, the state
 /// is only touched on its loop).

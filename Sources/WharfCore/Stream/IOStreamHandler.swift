@@ -12,7 +12,7 @@ import Musl
 /// `StreamStateMachine` and carries out the actions it returns. It decides nothing itself.
 ///
 /// The channel runs with autoRead off; this handler alone decides when to read the socket.
-/// One loop timer per stream serves every deadline the machine keeps.
+/// Its deadlines wait on the loop's `DeadlineWheel`, one slot per stream.
 final class IOStreamHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -267,13 +267,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
         if let refusal = machine.write(now: now) { return refusal }
         guard let context else { return .closed }
         send(outboundBuffer(for: bytes, allocator: context.channel.allocator), token: token, context: context)
-        return nil
-    }
-
-    func write(_ buffer: ByteBuffer, token: CompletionToken?) -> StreamError? {
-        if let refusal = machine.write(now: now) { return refusal }
-        guard let context else { return .closed }
-        send(buffer, token: token, context: context)
         return nil
     }
 

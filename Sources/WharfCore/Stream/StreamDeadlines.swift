@@ -4,9 +4,9 @@ import NIOCore
 /// and when. Times come in as arguments (the event loop's `now`), so tests drive them with a
 /// virtual clock.
 ///
-/// One loop timer per stream serves them all: the handler arms it at `next` and only ever
-/// moves it earlier. Activity pushes the idle deadline later without touching the timer, so
-/// a busy stream costs no timer work per read; a timer that fires early simply re-arms.
+/// One slot on the loop's `DeadlineWheel` serves them all: the handler arms it at `next` and
+/// only ever moves it earlier. Activity pushes the idle deadline later without touching the
+/// wheel, so a busy stream costs no timer work per read; a slot that fires early re-arms.
 struct StreamDeadlines {
     enum Expiry: Equatable {
         case closeLinger

@@ -22,12 +22,14 @@ enum CString {
 
 enum CStruct {
     /// Copies `value` into a caller's struct that may be an older, shorter version: only
-    /// `declaredSize` bytes (its struct_size) are written.
-    static func copy<T>(_ value: inout T, into target: UnsafeMutablePointer<T>, declaredSize: Int) {
+    /// `declaredSize` bytes (its struct_size) are written. Returns how many were.
+    @discardableResult
+    static func copy<T>(_ value: inout T, into target: UnsafeMutablePointer<T>, declaredSize: Int) -> Int {
         let size = min(declaredSize, MemoryLayout<T>.size)
         withUnsafeBytes(of: &value) { source in
             UnsafeMutableRawPointer(target).copyMemory(from: source.baseAddress!, byteCount: size)
         }
+        return size
     }
 
     /// Reads a caller's struct that may be an older, shorter version: fields beyond its

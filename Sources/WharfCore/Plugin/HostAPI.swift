@@ -123,8 +123,8 @@ public enum HostAPI {
             guard let info, info.pointee.struct_size >= 4 else { return WHARF_E_INVALID }
             return HostAPI.withStream(handle) { adapter in
                 var full = StreamInfo.make(for: adapter.stream)
-                CStruct.copy(&full, into: info, declaredSize: Int(info.pointee.struct_size))
-                info.pointee.struct_size = UInt32(min(Int(info.pointee.struct_size), MemoryLayout<wharf_stream_info>.size))
+                let written = CStruct.copy(&full, into: info, declaredSize: Int(info.pointee.struct_size))
+                info.pointee.struct_size = UInt32(written)
                 return WHARF_OK
             }
         }

@@ -44,33 +44,13 @@ enum StatusCode {
         }
     }
 
-    /// The text `wharf_host_api.strerror` returns, as a static C string.
+    /// The text `wharf_host_api.strerror` returns, as a static C string: the matching
+    /// `StreamError`'s own text, so each code is described in one place.
     static func describe(_ code: Int32) -> StaticString {
         switch code {
-        case WHARF_OK: "success"
-        case WHARF_E_CLOSED: "stream closed"
-        case WHARF_E_BUSY: "a read is already pending"
-        case WHARF_E_LIMIT: "message exceeds max_bytes"
-        case WHARF_E_BUFFER_FULL: "read buffer full (max_buffer_size)"
-        case WHARF_E_INVALID: "invalid argument"
-        case WHARF_E_WRONG_THREAD: "called off the stream's event loop"
-        case WHARF_E_NOMEM: "out of memory"
-        case WHARF_E_RESET: "connection reset by peer"
-        case WHARF_E_IO: "I/O error"
-        case WHARF_E_UNSUPPORTED: "not supported"
-        case WHARF_E_TIMEOUT: "timed out"
-        case WHARF_E_SHUTDOWN: "host shutting down"
-        case WHARF_E_REFUSED: "connection refused"
-        case WHARF_E_RESOLVE: "host name not resolved"
-        case WHARF_E_UNREACHABLE: "host or network unreachable"
-        case WHARF_E_TLS: "TLS handshake failed"
-        case WHARF_E_RELAYED: "the stream is relayed"
-        case WHARF_E_NOT_IDLE: "the stream is not idle"
-        case WHARF_E_IDLE_TIMEOUT: "idle timeout"
-        case WHARF_E_READ_TIMEOUT: "read timeout (message incomplete)"
-        case WHARF_E_LIFETIME: "connection lifetime exceeded"
-        case WHARF_E_CANCELLED: "cancelled"
-        default: "unknown error"
+        case WHARF_OK: return "success"
+        case WHARF_E_NOMEM: return "out of memory"
+        default: return StreamError.allCases.first { Self.code($0) == code }?.text ?? "unknown error"
         }
     }
 }

@@ -9,7 +9,7 @@ import Musl
 
 /// Why a stream operation failed or a stream closed. The plugin adapter maps each case to
 /// one `WHARF_E_*` code (`Plugin/StatusCode.swift`); nothing in `Stream/` knows the codes.
-public enum StreamError: Error, Equatable, Sendable {
+public enum StreamError: Error, Equatable, Sendable, CaseIterable {
     case closed
     /// A read is already pending.
     case busy
@@ -65,7 +65,10 @@ public enum StreamError: Error, Equatable, Sendable {
 }
 
 extension StreamError: CustomStringConvertible {
-    public var description: String {
+    public var description: String { "\(text)" }
+
+    /// Static text, so the C ABI's strerror can hand out a pointer to it.
+    public var text: StaticString {
         switch self {
         case .closed: "stream closed"
         case .busy: "a read is already pending"

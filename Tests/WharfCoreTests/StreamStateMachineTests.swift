@@ -215,6 +215,7 @@ import Testing
         _ = machine.inputClosed()
         #expect(machine.relayRefusal == nil)
         machine.attachRelay(.pumpHandoff)
+        #expect(machine.nextDeadline == at(1000), "the listener's idle limit holds until the socket leaves")
         #expect(machine.relayRefusal == .relayed)
         #expect(machine.startRead(.bytes(count: 1, partial: true), token: token, now: t0) == .relayed)
         #expect(machine.write(now: t0) == .relayed)

@@ -36,12 +36,10 @@ final class ChannelRelay: StreamRelay {
 
     func partnerWritable(of stream: IOStreamHandler) -> Bool { partner(of: stream).isWritable }
 
-    /// Takes over both streams (from a pump hand-over that could not happen, or afresh):
+    /// Takes over both streams (afresh, or from a pump hand-over that could not happen):
     /// bytes they had buffered but not delivered go first.
-    func start(afterHandoff: Bool = false) {
-        let buffered = [a, b].map { stream in
-            afterHandoff ? stream.fallBackToChannelRelay(self) : stream.attach(to: self, mode: .channel)
-        }
+    func start() {
+        let buffered = [a, b].map { $0.attach(to: self, mode: .channel) }
         for (stream, pending) in zip([a, b], buffered) {
             if let pending { received(pending, from: stream) }
             if stream.hasInputEnded { inputEnded(on: stream) }

@@ -96,7 +96,7 @@ final class PumpRelay: StreamRelay {
 
     private func fallBack() {
         state = .done
-        ChannelRelay(a: a, b: b, idleTimeout: idleTimeout, onDone: onDone).start(afterHandoff: true)
+        ChannelRelay(a: a, b: b, idleTimeout: idleTimeout, onDone: onDone).start()
     }
 
     private func side(of stream: IOStreamHandler) -> Int { stream === a ? 0 : 1 }

@@ -13,18 +13,12 @@ extension IOStreamHandler {
     var idleTimeout: TimeAmount? { machine.deadlines.timeouts.idle }
     var closeLinger: TimeAmount { machine.deadlines.timeouts.closeLinger }
 
-    /// Hands the stream to `relay`; bytes it had buffered go to the relay first.
+    /// Hands the stream to `relay` (again, when a pump hand-over falls back to the channel
+    /// relay); bytes it had buffered go to the channel relay first.
     func attach(to relay: any StreamRelay, mode: StreamStateMachine.RelayMode) -> ByteBuffer? {
         self.relay = relay
         machine.attachRelay(mode)
         return mode == .channel ? machine.takeBufferedForRelay() : nil
-    }
-
-    /// The pump could not take the socket: relay through the channel instead.
-    func fallBackToChannelRelay(_ relay: any StreamRelay) -> ByteBuffer? {
-        self.relay = relay
-        machine.fallBackToChannelRelay()
-        return machine.takeBufferedForRelay()
     }
 
     /// The hand-over to the pump did not happen: an ordinary open stream again.

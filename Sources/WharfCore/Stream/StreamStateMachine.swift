@@ -316,9 +316,10 @@ struct StreamStateMachine {
         return reads.hasPendingRead ? .busy : nil
     }
 
+    /// From open, or (the pump could not take the socket) from a hand-over to the channel
+    /// relay. The listener's limits stay watched until the socket leaves (`detachForPump`).
     mutating func attachRelay(_ mode: RelayMode) {
         state = .relayed(mode)
-        if mode != .channel { deadlines.clearAll() }
     }
 
     /// What the stream had buffered, for the channel relay taking it over.
@@ -337,11 +338,6 @@ struct StreamStateMachine {
         state = .closed
         reads.closeReads(reason: reason)
         return true
-    }
-
-    /// The pump could not take the socket: the pair relays through the channels instead.
-    mutating func fallBackToChannelRelay() {
-        if state == .relayed(.pumpHandoff) { state = .relayed(.channel) }
     }
 
     /// A hand-over to the pump that did not happen: the stream is open again.

@@ -100,9 +100,10 @@ final class IOStreamHandler: ChannelDuplexHandler {
         switch machine.activate(now: now) {
         case .none: return
         case .open: open()
-        case .readPreamble: updateReadDemand()
+        case .readPreamble:
+            updateReadDemand()
+            rearmTimer() // the handshake deadline
         }
-        rearmTimer()
     }
 
     /// A preamble step (the PROXY header, the TLS handshake) is done.

@@ -495,7 +495,8 @@ typedef struct wharf_host_api {
      * (Tornado's IOLoop.call_later), on `stream`'s loop; 0 means the next loop turn. The
      * timer belongs to the stream: if the stream closes first, cb gets WHARF_E_CLOSED before
      * the close notification. *out (may be NULL) receives a handle for timer_cancel, valid
-     * until cb returns. cb runs exactly once, never inside this call. Errors: WHARF_E_INVALID
+     * until cb returns. cb runs exactly once, never inside this call, so it is the place to
+     * free what `userdata` points to (the host never touches it). Errors: WHARF_E_INVALID
      * (cb NULL, delay over 2^31 ms), WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.3] */
     int32_t (*timer_start)(wharf_stream *stream, uint64_t delay_ms, wharf_timer_cb cb, void *userdata,
                            wharf_timer **out);

@@ -43,9 +43,10 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
     if server == "wharf":
         config, ready = os.path.join(scratch, "w.yaml"), os.path.join(scratch, "r.json")
         with open(config, "w") as f:
-            f.write("workers: 1\nlog_level: warning\nplugins:\n  echo: {path: echo}\n"
+            f.write("event_loops: 1\nlog_level: warning\nplugins:\n  echo: {path: echo}\n"
                     "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo}\n")
-        process = subprocess.Popen(valgrind + [binary, "run", "--config", config,
+        # One process: callgrind counts the serving code, not a supervisor beside it.
+        process = subprocess.Popen(valgrind + [binary, "run", "--single-process", "--config", config,
                                                "--ready-file", ready], stderr=subprocess.DEVNULL)
         while not os.path.exists(ready):
             time.sleep(0.1)

@@ -72,6 +72,18 @@ def rss_kb(pid):
     return 0
 
 
+def children(pid):
+    """The child processes of pid (any of its threads may have started them)."""
+    found = []
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children") as listing:
+                found += [int(child) for child in listing.read().split()]
+        except OSError:
+            pass
+    return found
+
+
 PROXIES = ("wharf-proxy", "haproxy")
 PROXY_IDLE_CONNECTIONS = 4000
 
@@ -108,7 +120,7 @@ class Server:
             config = os.path.join(self.scratch, "wharf.yaml")
             ready = os.path.join(self.scratch, "ready.json")
             with open(config, "w") as f:
-                f.write(f"workers: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
+                f.write(f"event_loops: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
             release = BASELINE if name == "wharf-base" else RELEASE
@@ -159,8 +171,9 @@ class Server:
         return self.process.pid
 
     def rss_kb(self):
-        # taskset execs the server, so the pid is the server's own.
-        return rss_kb(self.pid)
+        # taskset execs the server, so the pid is the server's own; wharf's supervisor
+        # counts with its worker processes.
+        return rss_kb(self.pid) + sum(rss_kb(child) for child in children(self.pid))
 
     def stop(self):
         if self.backend:

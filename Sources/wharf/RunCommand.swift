@@ -13,8 +13,11 @@ struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Serve the configured listeners (the default command).",
-        discussion: "Without --config, serves the embedded default: reverse on 127.0.0.1:8888, "
-            + "line echo on 8889, separator echo on 8060."
+        discussion: """
+            Without --config, serves the embedded default: reverse on 127.0.0.1:8888, line echo on \
+            8889, separator echo on 8060. A supervisor binds the listeners and runs the plugins in \
+            worker processes (the config's `processes`); SIGHUP reloads, SIGTERM drains.
+            """
     )
 
     @Option(name: [.short, .long], help: "The YAML config file.")
@@ -25,6 +28,12 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .long, help: "Override the config's log_level (trace, debug, info, notice, warning, error, critical).")
     var logLevel: String?
+
+    @Flag(name: .long, help: """
+        Serve in this one process, without a supervisor: for debugging and embedding. A crashing \
+        plugin then takes every connection down, and there is no reload.
+        """)
+    var singleProcess = false
 
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
@@ -38,38 +47,63 @@ struct RunCommand: ParsableCommand {
         LogSetup.setLevel(logLevel.flatMap(Logger.Level.init(rawValue:)) ?? gatewayConfig.logLevel)
         LogSetup.bootstrap()
         let logger = Logger(label: "wharf")
+        if singleProcess { return try SingleProcess.run(gatewayConfig, readyFile: readyFile, logger: logger) }
 
+        let options = SupervisorOptions(configPath: config, logLevel: logLevel, readyFile: readyFile)
+        let supervisor = Supervisor(options: options, logger: logger)
+        let status = supervisor.run(gatewayConfig)
+        if status != 0, let failure = supervisor.startupFailure {
+            FileHandleOutput.standardError("wharf: \(failure)")
+        }
+        if status != 0 { throw ExitStatus(code: status) }
+        logger.info("stopped")
+    }
+}
+
+/// `--single-process`: today's gateway in this process, no supervisor. SIGTERM/SIGINT drain;
+/// a second one closes what is left at once.
+enum SingleProcess {
+    static func run(_ config: GatewayConfig, readyFile: String?, logger: Logger) throws {
         let gateway: Gateway
         let listeners: [BoundListener]
-        do {
-            gateway = try Gateway(config: gatewayConfig, logger: logger)
-            listeners = try gateway.start()
-        } catch let error as GatewayError {
+        do throws(GatewayError) {
+            gateway = try Gateway(config: config, logger: logger)
+            var sockets: [ListeningSocket] = []
+            do throws(GatewayError) {
+                for (index, listener) in config.listeners.enumerated() {
+                    sockets.append(try ListeningSocket.bind(listener, index: index))
+                }
+            } catch {
+                sockets.forEach { $0.close() }
+                throw error
+            }
+            listeners = try gateway.start(sockets: sockets)
+        } catch {
             FileHandleOutput.standardError("wharf: \(error.message)")
             throw error.kind == .listen ? ExitStatus.runtimeFailure : ExitStatus.configError
         }
         for listener in listeners {
-            logger.info("listening \(Self.endpoint(listener.address, listener.port)) → \(listener.config.plugin) (\(listener.pluginSummary))")
+            logger.info("listening \(listener.endpoint) → \(listener.config.plugin) (\(listener.pluginSummary))")
         }
-        if let readyFile { try ReadyFile.write(listeners, to: readyFile) }
+        if let readyFile { ReadyFile.write(listeners, to: readyFile, logger: logger) }
 
         let stop = DispatchSemaphore(value: 0)
+        let requests = AtomicCounter()
         let signals = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.signal() }
+            source.setEventHandler {
+                if requests.next() == 1 { stop.signal() } else { gateway.closeAllNow() }
+            }
             source.resume()
             return source
         }
+        for number in [SIGHUP, SIGUSR1, SIGUSR2] { signal(number, SIG_IGN) }
         stop.wait()
-        logger.info("shutting down: no new connections; open ones get \(gatewayConfig.shutdownGraceMilliseconds) ms")
+        logger.info("shutting down: no new connections; open ones get \(config.drainTimeoutMilliseconds) ms")
         gateway.shutdown()
         signals.forEach { $0.cancel() }
         logger.info("stopped")
-    }
-
-    static func endpoint(_ address: String, _ port: Int) -> String {
-        address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
     }
 }
 
@@ -84,23 +118,5 @@ enum ConfigSource {
             FileHandleOutput.standardError("wharf: config error: \(error)")
             throw ExitStatus.configError
         }
-    }
-}
-
-enum ReadyFile {
-    static func write(_ listeners: [BoundListener], to path: String) throws {
-        let entries = listeners.map { listener in
-            "{\"name\":\"\(listener.config.displayName)\",\"plugin\":\"\(listener.config.plugin)\","
-                + "\"address\":\"\(listener.address)\",\"port\":\(listener.port)}"
-        }
-        let text = "[" + entries.joined(separator: ",") + "]\n"
-        let temporary = path + ".tmp"
-        guard let file = fopen(temporary, "w") else {
-            FileHandleOutput.standardError("wharf: cannot write ready file \(path)")
-            throw ExitStatus.runtimeFailure
-        }
-        fputs(text, file)
-        fclose(file)
-        rename(temporary, path)
     }
 }

@@ -1,9 +1,10 @@
+import NIOCore
 import Testing
 @testable import WharfCore
 
 @Suite struct ConfigLoaderTests {
     let valid = """
-        workers: 2
+        event_loops: 2
         plugin_dirs: [/opt/wharf/plugins]
         plugins:
           echo:
@@ -30,7 +31,9 @@ import Testing
 
     @Test func parsesTheDocumentedShape() throws {
         let config = try ConfigLoader.parse(valid, file: "wharf.yaml")
-        #expect(config.workers == 2)
+        #expect(config.eventLoops == 2)
+        #expect(config.processes == 1)
+        #expect(config.drainTimeoutMilliseconds == 5000)
         #expect(config.pluginDirectories == ["/opt/wharf/plugins"])
         #expect(config.plugins.map(\.name) == ["echo"])
         #expect(config.plugins[0].configJSON
@@ -57,7 +60,7 @@ import Testing
 
     @Test func outOfRangeValues() {
         #expect(error(valid.replacingPort(with: "70000")).hasSuffix("listeners[0].port: expected an integer 0-65535 (0: any free port), got 70000"))
-        #expect(error(valid.replacing("workers: 2", with: "workers: 0")) == "wharf.yaml:1:10: workers: expected an integer 1-256, got 0")
+        #expect(error(valid.replacing("event_loops: 2", with: "event_loops: 0")) == "wharf.yaml:1:14: event_loops: expected an integer 1-256, got 0")
     }
 
     @Test func unknownKeySuggestsTheRightOne() {
@@ -66,7 +69,24 @@ import Testing
             + "expected one of: name, address, port, plugin, backlog, reuse_port, tcp_nodelay, max_buffer_size, "
             + "read_chunk_size, fixed_read_chunks, close_linger_ms, proxy_protocol, tls, handshake_timeout_ms, "
             + "idle_timeout_ms, read_timeout_ms, max_lifetime_ms, tcp_keepalive")
-        #expect(error("workerz: 1\n" + valid).hasPrefix("wharf.yaml:1:1: unknown key 'workerz' (did you mean 'workers'?)"))
+        #expect(error("procesess: 1\n" + valid).hasPrefix("wharf.yaml:1:1: unknown key 'procesess' (did you mean 'processes'?)"))
+    }
+
+    @Test func renamedKeysNameTheirReplacement() {
+        #expect(error(valid.replacing("event_loops: 2", with: "workers: 2")) == "wharf.yaml:1:1: 'workers' was renamed: use "
+            + "'event_loops' (event-loop threads in each worker process); 'processes' is the number of worker processes")
+        #expect(error("shutdown_grace_ms: 5\n" + valid) == "wharf.yaml:1:1: 'shutdown_grace_ms' was renamed: use 'drain_timeout_ms'")
+    }
+
+    @Test func processesAndEventLoops() throws {
+        let auto = try ConfigLoader.parse("processes: auto\n" + valid, file: "wharf.yaml")
+        #expect(auto.processes == System.coreCountClamped)
+        let split = try ConfigLoader.parse(valid.replacing("event_loops: 2\n", with: "processes: 2\n"), file: "wharf.yaml")
+        #expect(split.eventLoops == max(1, System.coreCountClamped / 2))
+        #expect(error("processes: some\n" + valid) == #"wharf.yaml:1:12: processes: expected an integer 1-256 or auto, got "some""#)
+        let socket = try ConfigLoader.parse("control_socket: run/wharf.sock\n" + valid, file: "/etc/wharf/wharf.yaml",
+                                            baseDirectory: "/etc/wharf")
+        #expect(socket.controlSocket == "/etc/wharf/run/wharf.sock")
     }
 
     @Test func missingRequiredKey() {

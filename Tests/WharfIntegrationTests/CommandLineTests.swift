@@ -21,8 +21,10 @@ import Testing
          ":3:23: listeners[0].plugin: no plugin instance named 'nope' (defined: e)"),
         ("plugins: {e: {path: echo}}\nlisteners:\n  - {port: 1, plugin: e}\n  - {port: 1, plugin: e}\n",
          ":4:5: listeners[1]: 0.0.0.0:1 is already used by listeners[0] (line 3)"),
-        ("workers: many\nplugins: {e: {path: echo}}\nlisteners: [{port: 1, plugin: e}]\n",
-         #":1:10: workers: expected an integer 1-256, got "many""#),
+        ("event_loops: many\nplugins: {e: {path: echo}}\nlisteners: [{port: 1, plugin: e}]\n",
+         #":1:14: event_loops: expected an integer 1-256, got "many""#),
+        ("workers: 2\nplugins: {e: {path: echo}}\nlisteners: [{port: 1, plugin: e}]\n",
+         ":1:1: 'workers' was renamed: use 'event_loops'"),
     ])
     func badConfigNamesFileLineAndKeyAndStartsNothing(config: String, message: String) throws {
         for command in ["run", "check"] {

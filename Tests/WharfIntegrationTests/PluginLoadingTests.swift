@@ -20,7 +20,7 @@ import Testing
         #expect(symbols.status == 0)
         #expect(!symbols.output.contains("wharf"), "a plugin imports nothing from the host")
 
-        let wharf = try RunningWharf(config: config(pluginPath: library) + "workers: 2\n")
+        let wharf = try RunningWharf(config: config(pluginPath: library) + "event_loops: 2\n")
         let clients = try (0..<8).map { _ in try TestSocket(port: try wharf.port("fixture")) }
         for (index, client) in clients.enumerated() { try client.send("shout \(index)\n") }
         for (index, client) in clients.enumerated() {
@@ -45,7 +45,7 @@ import Testing
 
     @Test func pluginThreadsPostBackThroughAWaker() throws {
         let library = try FixturePlugins.build("offload", source: "offload")
-        let wharf = try RunningWharf(config: config(pluginPath: library) + "workers: 2\n")
+        let wharf = try RunningWharf(config: config(pluginPath: library) + "event_loops: 2\n")
         let clients = try (0..<4).map { _ in try TestSocket(port: try wharf.port("fixture")) }
         for round in 0..<3 {
             for (index, client) in clients.enumerated() { try client.send("job \(index) \(round)\n") }

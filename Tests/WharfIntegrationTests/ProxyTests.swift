@@ -60,7 +60,7 @@ import Testing
         let dead = LoopbackPort.unused()
         // One loop: balancing and health state are per loop.
         let front = try proxy("upstreams: [\"127.0.0.1:\(dead)\", \"127.0.0.1:\(backend.port)\"], retries: 1, "
-            + "fail_timeout_ms: 60000", extra: "workers: 1\n")
+            + "fail_timeout_ms: 60000", extra: "event_loops: 1\n")
         for round in 0..<4 {
             let client = try TestSocket(port: try front.port("proxy"))
             try client.send("round \(round)\n")
@@ -145,7 +145,7 @@ import Testing
         let backends = (0..<3).map { _ in TestServer.echo() }
         let list = backends.map { "\"127.0.0.1:\($0.port)\"" }.joined(separator: ", ")
         let front = try RunningWharf(config: """
-            workers: 1
+            event_loops: 1
             plugins:
               proxy: {path: proxy, config: {upstreams: [\(list)], balance: round_robin}}
             listeners:
@@ -163,7 +163,7 @@ import Testing
     @Test func leastConnectionsPrefersTheIdleUpstream() throws {
         let busy = TestServer.echo(), idle = TestServer.echo()
         let front = try RunningWharf(config: """
-            workers: 1
+            event_loops: 1
             log_level: debug
             plugins:
               proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(busy.port)", "127.0.0.1:\(idle.port)"], balance: least_connections}}

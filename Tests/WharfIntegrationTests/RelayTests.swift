@@ -78,7 +78,7 @@ import Testing
         let client = try TestSocket(port: try front.port("fixture"))
         try client.send("ping\n")
         #expect(try client.receiveString(count: 5) == "ping\n")
-        let tasks = "/proc/\(front.process.processIdentifier)/task"
+        let tasks = "/proc/\(try front.workerPID())/task"
         let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
             try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8)
         }
@@ -100,7 +100,7 @@ import Testing
 
     @Test func aDrainEndsRelaysWhenTheGracePeriodIsOver() throws {
         let backend = try echoBackend()
-        let front = try startRelay(to: try backend.port("echo"), extra: "shutdown_grace_ms: 300\n")
+        let front = try startRelay(to: try backend.port("echo"), extra: "drain_timeout_ms: 300\n")
         let client = try TestSocket(port: try front.port("fixture"))
         try client.send("ping\n")
         #expect(try client.receiveString(count: 5) == "ping\n")

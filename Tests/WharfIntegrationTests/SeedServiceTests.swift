@@ -4,9 +4,9 @@ import Testing
 
 /// The three seed services, served by the real binary with the real plugins.
 @Suite struct SeedServiceTests {
-    func startSeeds(workers: Int = 2) throws -> RunningWharf {
+    func startSeeds(eventLoops workers: Int = 2) throws -> RunningWharf {
         try RunningWharf(config: gatewayConfig(plugins: seedPlugins, listeners: ["echo", "reverse", "separator_echo"],
-                                               extra: "workers: \(workers)\n"))
+                                               extra: "event_loops: \(workers)\n"))
     }
 
     // MARK: echo
@@ -83,7 +83,7 @@ import Testing
     }
 
     @Test func twoHundredConcurrentConnections() throws {
-        let wharf = try startSeeds(workers: 4)
+        let wharf = try startSeeds(eventLoops: 4)
         let port = try wharf.port("echo")
         let clients = try (0..<200).map { _ in try TestSocket(port: port) }
         for (index, client) in clients.enumerated() { try client.send("client \(index)\n") }
@@ -208,7 +208,7 @@ import Testing
 
     @Test func drainGivesBusyConnectionsTheGracePeriod() throws {
         let wharf = try RunningWharf(config: gatewayConfig(plugins: seedPlugins, listeners: ["echo"],
-                                                           extra: "shutdown_grace_ms: 1500\n"))
+                                                           extra: "drain_timeout_ms: 1500\n"))
         let port = try wharf.port("echo")
         let busy = try TestSocket(port: port)
         try busy.send("half a li")
@@ -231,6 +231,6 @@ import Testing
         #expect(try client.receiveString(count: 12) == "before stop\n")
         #expect(wharf.stop() == 0)
         #expect(client.isClosedByPeer(), "the idle connection was closed by the drain")
-        #expect(wharf.stderr.contains("shutting down"))
+        #expect(wharf.stderr.contains("stopping: no new connections"))
     }
 }

@@ -7,7 +7,7 @@ import Testing
     func startForward(to host: String, port: Int, timeoutMs: Int = 2000) throws -> RunningWharf {
         let library = try FixturePlugins.build("forward", source: "forward")
         let plugins = "  fixture: {path: \(library), config: {host: \"\(host)\", port: \(port), timeout_ms: \(timeoutMs)}}\n"
-        return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"], extra: "workers: 2\n"))
+        return try RunningWharf(config: gatewayConfig(plugins: plugins, listeners: ["fixture"], extra: "event_loops: 2\n"))
     }
 
     @Test func upstreamStreamsHaveTheSameAPI() throws {

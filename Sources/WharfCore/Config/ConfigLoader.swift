@@ -11,7 +11,14 @@ import Musl
 /// Reads and validates `wharf.yaml`. Every problem is a `ConfigError` naming file, line,
 /// column and key path; nothing is defaulted silently except what the docs say.
 public enum ConfigLoader {
-    static let topLevelKeys = ["workers", "plugin_dirs", "plugins", "listeners", "shutdown_grace_ms", "log_level"]
+    static let topLevelKeys = ["processes", "event_loops", "plugin_dirs", "plugins", "listeners", "drain_timeout_ms",
+                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket"]
+    /// Keys of older releases, with what replaced them.
+    static let renamedTopLevelKeys = [
+        "workers": "use 'event_loops' (event-loop threads in each worker process); 'processes' is the number of "
+            + "worker processes",
+        "shutdown_grace_ms": "use 'drain_timeout_ms'",
+    ]
     static let pluginKeys = ["path", "config"]
     static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
@@ -36,17 +43,21 @@ public enum ConfigLoader {
         guard let root = try reader.compose(text) else {
             throw ConfigError(SourceLocation(file: file, line: 1, column: 1), "", "the file is empty")
         }
-        var config = GatewayConfig(source: file, baseDirectory: baseDirectory, workers: System.coreCountClamped,
-                                   pluginDirectories: [], shutdownGraceMilliseconds: 5000, logLevel: .info,
-                                   plugins: [], listeners: [])
+        var config = GatewayConfig(source: file, baseDirectory: baseDirectory, text: text)
         var pluginsNode: Node?
         var listenersNode: Node?
-        for (key, node) in try reader.mapping(root, "", allowed: topLevelKeys) {
+        var eventLoops: Int?
+        for (key, node) in try reader.mapping(root, "", allowed: topLevelKeys, renamed: renamedTopLevelKeys) {
             switch key {
-            case "workers": config.workers = try reader.int(node, key, in: 1...256)
+            case "processes": config.processes = try processes(node, reader: reader)
+            case "event_loops": eventLoops = try reader.int(node, key, in: 1...256)
             case "plugin_dirs": config.pluginDirectories = try reader.stringList(node, key)
-            case "shutdown_grace_ms": config.shutdownGraceMilliseconds = try reader.int(node, key, in: 0...3_600_000)
+            case "drain_timeout_ms": config.drainTimeoutMilliseconds = try reader.int(node, key, in: 0...86_400_000)
             case "log_level": config.logLevel = try logLevel(node, reader: reader)
+            case "max_generations": config.maxGenerations = try reader.int(node, key, in: 2...64)
+            case "worker_stall_timeout_ms":
+                config.workerStallTimeoutMilliseconds = try reader.int(node, key, in: 0...3_600_000)
+            case "control_socket": config.controlSocket = try reader.string(node, key)
             case "plugins": pluginsNode = node
             default: listenersNode = node
             }
@@ -56,7 +67,17 @@ public enum ConfigLoader {
         config.plugins = try parsePlugins(pluginsNode, reader: reader)
         config.listeners = try parseListeners(listenersNode, reader: reader, plugins: config.plugins,
                                               baseDirectory: baseDirectory)
+        config.eventLoops = eventLoops ?? max(1, System.coreCountClamped / config.processes)
+        if let socket = config.controlSocket, !socket.hasPrefix("/") {
+            config.controlSocket = baseDirectory + "/" + socket
+        }
         return config
+    }
+
+    /// `processes: N` or `auto` (one per core).
+    private static func processes(_ node: Node, reader: YAMLReader) throws(ConfigError) -> Int {
+        if node.scalar?.string == "auto" { return System.coreCountClamped }
+        return try reader.int(node, "processes", in: 1...256, what: "an integer 1-256 or auto")
     }
 
     private static func logLevel(_ node: Node, reader: YAMLReader) throws(ConfigError) -> Logger.Level {

@@ -33,12 +33,33 @@ public struct GatewayConfig: Sendable {
     public var source: String
     /// The folder relative plugin paths and plugin_dirs are resolved against.
     public var baseDirectory: String
-    public var workers: Int
-    public var pluginDirectories: [String]
-    public var shutdownGraceMilliseconds: Int
-    public var logLevel: Logger.Level
-    public var plugins: [PluginInstanceConfig]
-    public var listeners: [ListenerConfig]
+    /// The text this was parsed from: a worker process gets exactly this, never a newer
+    /// version of the file on disk.
+    public var text: String
+    /// Worker processes (each with its own event loops and plugin instances).
+    public var processes = 1
+    /// Event-loop threads in each worker process.
+    public var eventLoops = 1
+    public var pluginDirectories: [String] = []
+    /// How long a stopping or replaced worker lets busy connections finish.
+    public var drainTimeoutMilliseconds = 5000
+    public var logLevel: Logger.Level = .info
+    /// Generations alive at once (the serving one plus those draining); past it, the
+    /// oldest draining one is closed at once.
+    public var maxGenerations = 4
+    /// A worker whose event loops stop answering for this long is killed and replaced
+    /// (0: never).
+    public var workerStallTimeoutMilliseconds = 10_000
+    /// The Unix socket `wharf reload` talks to (absolute, or relative to the config file).
+    public var controlSocket: String?
+    public var plugins: [PluginInstanceConfig] = []
+    public var listeners: [ListenerConfig] = []
+
+    public init(source: String, baseDirectory: String, text: String) {
+        self.source = source
+        self.baseDirectory = baseDirectory
+        self.text = text
+    }
 
     public func plugin(named name: String) -> PluginInstanceConfig? {
         plugins.first { $0.name == name }

@@ -55,7 +55,10 @@ struct YAMLReader {
     }
 
     /// The entries of a mapping, after checking every key is one of `allowed`.
-    func mapping(_ node: Node, _ path: String, allowed: [String]) throws(ConfigError) -> [(key: String, node: Node)] {
+    /// The entries of a mapping whose keys are all in `allowed` (any key when empty). A key
+    /// in `renamed` is an error that names its new spelling.
+    func mapping(_ node: Node, _ path: String, allowed: [String],
+                 renamed: [String: String] = [:]) throws(ConfigError) -> [(key: String, node: Node)] {
         guard case let .mapping(mapping) = node else {
             throw fail(node, path, "expected a mapping, got \(describe(node))")
         }
@@ -65,6 +68,9 @@ struct YAMLReader {
                 throw fail(keyNode, path, "keys must be plain strings")
             }
             let key = scalar.string
+            if let replacement = renamed[key] {
+                throw fail(keyNode, path, "'\(key)' was renamed: \(replacement)")
+            }
             if !allowed.isEmpty, !allowed.contains(key) {
                 let suggestion = Self.closest(to: key, in: allowed).map { " (did you mean '\($0)'?)" } ?? ""
                 throw fail(keyNode, path, "unknown key '\(key)'\(suggestion); expected one of: "

@@ -32,7 +32,7 @@ public struct BoundListener: Sendable {
 }
 
 /// The running daemon: owns the event loops, the current generation of plugin
-/// instances, and the listening sockets. `start` binds; `shutdown` drains and stops.
+/// instances, and the listening sockets. `start` serves; `shutdown` drains and stops.
 public final class Gateway: @unchecked Sendable {
     public let config: GatewayConfig
     private let logger: Logger
@@ -42,21 +42,23 @@ public final class Gateway: @unchecked Sendable {
     private let generation: Generation
     private let serverChannels = NIOLockedValueBox<[any Channel]>([])
     private let listenerStats = NIOLockedValueBox<[ListenerStats]>([])
+    private let forcedCloses = NIOLockedValueBox(0)
+    private let stopped = NIOLockedValueBox(false)
 
-    public init(config: GatewayConfig, logger: Logger) throws {
+    public init(config: GatewayConfig, logger: Logger) throws(GatewayError) {
         self.config = config
         self.logger = logger
         let generation: Generation
         do {
-            generation = try Generation.build(number: 1, config: config, loopCount: config.workers)
+            generation = try Generation.build(number: 1, config: config, loopCount: config.eventLoops)
         } catch {
             throw GatewayError(kind: .plugin, message: error.description)
         }
         self.generation = generation
-        group = MultiThreadedEventLoopGroup(numberOfThreads: config.workers)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
         var loops: [PluginLoop] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
-            let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.workers,
+            let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.eventLoops,
                                    wheelAlarm: .dispatchTimer)
             loops.append(PluginLoop(loop: loop))
         }
@@ -64,21 +66,27 @@ public final class Gateway: @unchecked Sendable {
         self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })
     }
 
-    /// Binds every listener. On failure, listeners already bound are closed again.
-    public func start() throws -> [BoundListener] {
+    /// The event loops, in loop-index order.
+    public var eventLoops: [any EventLoop] { loops.map { $0.loop.eventLoop } }
+
+    /// Serves every listener on its socket: `sockets[i]` is `config.listeners[i]`'s, bound by
+    /// the supervisor (or by `ListeningSocket.bind` in single-process mode). The event loops
+    /// take the descriptors over. On failure, listeners already serving are closed again.
+    public func start(sockets: [ListeningSocket]) throws(GatewayError) -> [BoundListener] {
+        precondition(sockets.count == config.listeners.count, "one socket per listener")
         var bound: [BoundListener] = []
-        for (index, listener) in config.listeners.enumerated() {
+        for (index, (listener, socket)) in zip(config.listeners, sockets).enumerated() {
             do {
-                let channel = try bootstrap(for: listener).bind(host: listener.address, port: listener.port).wait()
+                let channel = try bootstrap(for: listener).withBoundSocket(socket.descriptor).wait()
+                // NIO listens with its own backlog when it adopts a socket: restore ours.
+                socket.configure(for: listener)
                 serverChannels.withLockedValue { $0.append(channel) }
-                let local = channel.localAddress
                 let library = generation.instance(named: listener.plugin, loopIndex: 0)!.library
-                bound.append(BoundListener(config: listener, address: local?.ipAddress ?? listener.address,
-                                           port: local?.port ?? listener.port,
+                bound.append(BoundListener(config: listener, address: socket.boundAddress, port: socket.boundPort,
                                            pluginSummary: "\(library.name) \(library.version)"))
             } catch {
                 stopAccepting()
-                throw GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot listen on "
+                throw GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot serve "
                     + "\(listener.address):\(listener.port): \(Self.describe(error))")
             }
         }
@@ -97,23 +105,11 @@ public final class Gateway: @unchecked Sendable {
         let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting)
         listenerStats.withLockedValue { $0.append(stats) }
         let pluginName = listener.plugin
-        let noDelay = listener.tcpNoDelay
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
                                                                      fixed: listener.fixedReadChunks)
-        var bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: Int32(listener.backlog))
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-        if listener.reusePort {
-            // NIO names no constant for SO_REUSEPORT; the raw option is the same call.
-            bootstrap = bootstrap.serverChannelOption(
-                ChannelOptions.Types.SocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_REUSEPORT)),
-                value: 1)
-        }
-        // Accepted sockets inherit these from the listening socket (Linux): set once here.
-        for (option, value) in StreamChannelOptions.socketOptions(noDelay: noDelay, keepalive: options.keepalive) {
-            bootstrap = bootstrap.serverChannelOption(option, value: value)
-        }
-        return bootstrap.childChannelInitializer { channel in
+        // The socket options accepted sockets inherit are on the listening socket already
+        // (`ListeningSocket.configure`).
+        return ServerBootstrap(group: group).childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 guard let pluginLoop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
                       let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
@@ -143,15 +139,19 @@ public final class Gateway: @unchecked Sendable {
     }
 
     /// Graceful stop: stop accepting; every stream closes itself as soon as it is idle
-    /// (waiting for a new message with nothing buffered); busy ones get `shutdown_grace_ms`;
-    /// then what is left is closed, the plugins' shutdown hooks run and the loops stop.
-    public func shutdown() {
+    /// (waiting for a new message with nothing buffered); busy ones get `drain_timeout_ms`
+    /// (or less, if `closeAllNow` cuts the drain short); then what is left is closed, the
+    /// plugins' shutdown hooks run and the loops stop. Returns how many connections had to
+    /// be cut.
+    @discardableResult
+    public func shutdown() -> Int {
         stopAccepting()
-        let grace = TimeAmount.milliseconds(Int64(config.shutdownGraceMilliseconds))
-        let drained = loops.map { Self.drain($0.loop, within: grace) }
-        let stillOpen = drained.map { (try? $0.wait()) ?? 0 }.reduce(0, +)
-        if stillOpen > 0 {
-            logger.info("closed connections still open after the grace period", metadata: ["open": "\(stillOpen)"])
+        let grace = TimeAmount.milliseconds(Int64(config.drainTimeoutMilliseconds))
+        let drained = loops.map { Self.drain($0.loop, within: grace, cut: forcedCloses) }
+        drained.forEach { _ = try? $0.wait() }
+        let cut = forcedCloses.withLockedValue { $0 }
+        if cut > 0 {
+            logger.notice("drain_timeout_ms passed: closed the connections still open", metadata: ["count": "\(cut)"])
         }
         loops.forEach { $0.loop.pump.stop() }
         loops.forEach { $0.loop.deadlines.stopAlarm() }
@@ -160,26 +160,44 @@ public final class Gateway: @unchecked Sendable {
             logger.info("connections that never reached their plugin: \(stats.summary)")
         }
         loops.forEach { $0.markStopped() }
+        stopped.withLockedValue { $0 = true }
         try? group.syncShutdownGracefully()
+        return cut
     }
 
-    /// Quiesces every stream on `loop`; the future completes, with the number of streams
-    /// that had to be cut, once none is left. Past the grace period the rest are closed at
-    /// once, and get two more seconds to finish.
-    private static func drain(_ loop: LoopContext, within grace: TimeAmount) -> EventLoopFuture<Int> {
-        let done = loop.eventLoop.makePromise(of: Int.self)
-        loop.eventLoop.execute {
-            var cut = 0
-            loop.dispatch { loop.streams.all.forEach { $0.quiesce() } }
-            let forceClose = loop.eventLoop.assumeIsolated().scheduleTask(in: grace) {
-                cut = loop.streams.count
-                loop.dispatch { loop.streams.all.forEach { $0.close(reason: .shuttingDown, graceful: false) } }
+    /// Ends a drain early (a second SIGTERM): every connection still open is closed now.
+    /// Safe from any thread.
+    public func closeAllNow() {
+        stopped.withLockedValue { stopped in
+            guard !stopped else { return }
+            for pluginLoop in loops {
+                let loop = pluginLoop.loop
+                loop.eventLoop.execute { Self.closeAll(on: loop, counting: self.forcedCloses) }
             }
-            let giveUp = loop.eventLoop.assumeIsolated().scheduleTask(in: grace + .seconds(2)) { done.succeed(cut) }
+        }
+    }
+
+    private static func closeAll(on loop: LoopContext, counting cut: NIOLockedValueBox<Int>) {
+        let open = loop.streams.count
+        guard open > 0 else { return }
+        cut.withLockedValue { $0 += open }
+        loop.dispatch { loop.streams.all.forEach { $0.close(reason: .shuttingDown, graceful: false) } }
+    }
+
+    /// Quiesces every stream on `loop`; the future completes once none is left. Past the
+    /// grace period the rest are closed at once (and counted in `cut`), and get two more
+    /// seconds to finish.
+    private static func drain(_ loop: LoopContext, within grace: TimeAmount,
+                              cut: NIOLockedValueBox<Int>) -> EventLoopFuture<Void> {
+        let done = loop.eventLoop.makePromise(of: Void.self)
+        loop.eventLoop.execute {
+            loop.dispatch { loop.streams.all.forEach { $0.quiesce() } }
+            let forceClose = loop.eventLoop.assumeIsolated().scheduleTask(in: grace) { closeAll(on: loop, counting: cut) }
+            let giveUp = loop.eventLoop.assumeIsolated().scheduleTask(in: grace + .seconds(2)) { done.succeed() }
             loop.whenNoStreams {
                 forceClose.cancel()
                 giveUp.cancel()
-                done.succeed(cut)
+                done.succeed()
             }
         }
         return done.futureResult

@@ -12,10 +12,10 @@ func residentKilobytes(_ pid: Int32) throws -> Int {
 }
 
 /// Floods `client` for 3 s (see `TestSocket.flood`) and returns how much got out and how
-/// much the server's RSS grew meanwhile, in KB: backpressure keeps both small.
+/// much the worker's RSS grew meanwhile, in KB: backpressure keeps both small.
 func floodAndWatch(_ client: TestSocket, server: RunningWharf) throws -> (sent: Int, growthKB: Int) {
     usleep(200_000)
-    let before = try residentKilobytes(server.process.processIdentifier)
+    let before = try residentKilobytes(server.workerPID())
     let sent = client.flood(seconds: 3)
-    return (sent, try residentKilobytes(server.process.processIdentifier) - before)
+    return (sent, try residentKilobytes(server.workerPID()) - before)
 }

@@ -44,6 +44,16 @@ struct ProcessResult {
     let stderr: String
 }
 
+/// The children of `pid` (any of its threads may have started them).
+func childProcesses(of pid: Int32) -> [Int32] {
+    let tasks = "/proc/\(pid)/task"
+    let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
+    return threads.flatMap { thread -> [Int32] in
+        let text = (try? String(contentsOfFile: "\(tasks)/\(thread)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }.sorted()
+}
+
 /// Waits (bounded) until `condition` holds.
 func eventually(seconds: TimeInterval = 10, _ condition: () -> Bool) -> Bool {
     let deadline = Date().addingTimeInterval(seconds)
@@ -128,6 +138,15 @@ final class RunningWharf {
     }
 
     var stderr: String { (try? String(contentsOfFile: scratch.path("stderr"), encoding: .utf8)) ?? "" }
+
+    /// The supervisor's worker processes, from /proc.
+    var workerPIDs: [Int32] { childProcesses(of: process.processIdentifier) }
+
+    /// The one worker process (with the default `processes: 1`): where plugins run.
+    func workerPID() throws -> Int32 {
+        guard let pid = workerPIDs.first else { throw TestError.failed("wharf has no worker process") }
+        return pid
+    }
 
     func port(_ plugin: String) throws -> Int {
         guard let port = ports[plugin] else { throw TestError.failed("no listener for \(plugin)") }

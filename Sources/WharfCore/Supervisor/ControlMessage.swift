@@ -1,0 +1,85 @@
+import NIOCore
+
+/// The control channel between the supervisor and one worker process: a socketpair whose
+/// worker end is the worker's fd 3. Text lines, so `strace` shows what was said.
+///
+/// The supervisor first sends the config the worker serves (`config <byte count>` and the
+/// text), then at most `drain` and `stop`. The worker answers `ready` or `failed`, then sends
+/// `alive` while all of its event loops are turning. End of file on either side means the
+/// other side is gone: a worker whose supervisor vanished drains and exits.
+public enum WorkerMessage: Equatable, Sendable {
+    /// Plugins loaded, every listener served: the worker is accepting.
+    case ready
+    /// Could not start; `kind` decides the supervisor's exit code at startup.
+    case failed(GatewayError.Kind, String)
+    /// Heartbeat: every event loop ran within the last second.
+    case alive
+
+    public var line: String {
+        switch self {
+        case .ready: "ready\n"
+        case .alive: "alive\n"
+        case let .failed(kind, message):
+            "failed \(kind == .listen ? "listen" : "plugin") \(message.replacing("\n", with: " "))\n"
+        }
+    }
+
+    public init?(line: Substring) {
+        switch line {
+        case "ready": self = .ready
+        case "alive": self = .alive
+        default:
+            let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "failed" else { return nil }
+            self = .failed(parts[1] == "listen" ? .listen : .plugin, String(parts[2]))
+        }
+    }
+}
+
+public enum SupervisorMessage: String, Sendable {
+    /// Stop accepting; finish open connections within drain_timeout_ms; exit.
+    case drain
+    /// Close every connection now and exit.
+    case stop
+
+    public var line: String { rawValue + "\n" }
+
+    /// The first message: the config text the worker is to serve.
+    public static func config(_ text: String) -> String { "config \(text.utf8.count)\n" + text }
+}
+
+/// Splits the control channel's bytes into lines. A peer that sends a line longer than
+/// 64 KiB is broken; the channel is closed.
+final class ControlLineHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private var pending = ByteBuffer()
+    private let onLine: (Substring) -> Void
+    private let onClose: () -> Void
+
+    init(onLine: @escaping (Substring) -> Void, onClose: @escaping () -> Void) {
+        self.onLine = onLine
+        self.onClose = onClose
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        pending.writeBuffer(&bytes)
+        while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let length = newline - pending.readerIndex
+            let text = pending.readString(length: length) ?? ""
+            pending.moveReaderIndex(forwardBy: 1)
+            onLine(Substring(text))
+        }
+        if pending.readableBytes > 65536 { context.close(promise: nil) }
+        pending.discardReadBytes()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        onClose()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

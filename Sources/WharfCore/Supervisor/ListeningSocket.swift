@@ -1,0 +1,130 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A listening socket as the supervisor owns it: bound once, then inherited by every worker
+/// process of every generation that serves it. Never re-bound on reload, so nothing queued in
+/// its backlog is lost when workers come and go; closed only when no generation uses it.
+///
+/// Plain system calls rather than a NIO server channel: the supervisor must not accept on it
+/// (its workers do), so it never joins an event loop here.
+public final class ListeningSocket: @unchecked Sendable {
+    /// The configured `address:port` (port 0 included): how a reload finds the socket an
+    /// unchanged listener already has.
+    public let key: String
+    public let descriptor: CInt
+    /// What was really bound (port 0 resolved).
+    public let boundAddress: String
+    public let boundPort: Int
+    private var closed = false
+
+    init(key: String, descriptor: CInt) {
+        self.key = key
+        self.descriptor = descriptor
+        let local = try? SocketAddress(localAddressOf: descriptor)
+        boundAddress = local?.ipAddress ?? ""
+        boundPort = local?.port ?? 0
+    }
+
+    public static func key(of listener: ListenerConfig) -> String { "\(listener.address):\(listener.port)" }
+
+    /// Binds and listens as `listener` says. Errors name the listener the way a config error does.
+    public static func bind(_ listener: ListenerConfig, index: Int) throws(GatewayError) -> ListeningSocket {
+        func failure(_ reason: String) -> GatewayError {
+            GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot listen on "
+                + "\(listener.address):\(listener.port): \(reason)")
+        }
+        let address: SocketAddress
+        do {
+            address = try SocketAddress.makeAddressResolvingHost(listener.address, port: listener.port)
+        } catch {
+            throw failure("cannot resolve the address")
+        }
+        let fd = socket(CInt(address.protocol.rawValue), CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw failure(Self.errorText()) }
+        var one: CInt = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
+        if listener.reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size)) }
+        let bound = address.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) }
+        guard bound == 0 else {
+            let reason = Self.errorText()
+            Glibc.close(fd)
+            throw failure(reason)
+        }
+        let socket = ListeningSocket(key: key(of: listener), descriptor: fd)
+        guard socket.configure(for: listener) else {
+            let reason = Self.errorText()
+            socket.close()
+            throw failure(reason)
+        }
+        return socket
+    }
+
+    /// Adopts an inherited listening socket (socket activation or a binary upgrade): made
+    /// close-on-exec, otherwise used as it is.
+    public static func adopt(descriptor: CInt, key: String) -> ListeningSocket {
+        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        return ListeningSocket(key: key, descriptor: descriptor)
+    }
+
+    /// Applies the listener's backlog and the socket options accepted sockets inherit (Linux
+    /// copies TCP_NODELAY and keepalive to every accepted socket). Run again by each
+    /// generation, so a reload that changes them takes effect for new connections.
+    @discardableResult
+    public func configure(for listener: ListenerConfig) -> Bool {
+        for (option, value) in StreamChannelOptions.socketOptions(noDelay: listener.tcpNoDelay,
+                                                                  keepalive: listener.streamOptions.keepalive) {
+            var value = CInt(value)
+            setsockopt(descriptor, CInt(option.level), option.name, &value,
+                       socklen_t(MemoryLayout<CInt>.size))
+        }
+        if listener.streamOptions.keepalive == nil {
+            var off: CInt = 0
+            setsockopt(descriptor, SOL_SOCKET, SO_KEEPALIVE, &off, socklen_t(MemoryLayout<CInt>.size))
+        }
+        return listen(descriptor, CInt(listener.backlog)) == 0
+    }
+
+    /// Whether the socket is bound to what `address` resolves to (socket activation matches
+    /// the sockets systemd passed to the configured listeners this way).
+    public func isBound(to listener: ListenerConfig) -> Bool {
+        guard let local = try? SocketAddress(localAddressOf: descriptor),
+              let wanted = try? SocketAddress.makeAddressResolvingHost(listener.address, port: listener.port) else {
+            return false
+        }
+        return local.ipAddress == wanted.ipAddress && local.port == wanted.port
+    }
+
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        Glibc.close(descriptor)
+    }
+
+    static func errorText() -> String { String(cString: strerror(errno)).lowercased() }
+}
+
+extension SocketAddress {
+    init(localAddressOf descriptor: CInt) throws {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard result == 0 else { throw IOError(errnoCode: errno, reason: "getsockname") }
+        switch CInt(storage.ss_family) {
+        case AF_INET:
+            let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
+            self.init(address, host: "")
+        case AF_INET6:
+            let address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
+            self.init(address, host: "")
+        default:
+            throw IOError(errnoCode: EAFNOSUPPORT, reason: "getsockname")
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Dispatch
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Signals, reloads and the control socket.
+extension Supervisor {
+    /// SIGTERM/SIGINT drain (a second one stops at once), SIGHUP reloads, SIGUSR1 and SIGUSR2
+    /// are logged and otherwise ignored: no signal an operator commonly sends kills Wharf by
+    /// accident.
+    func installSignalHandlers() {
+        let handlers: [(CInt, @Sendable () -> Void)] = [
+            (SIGTERM, { self.stop() }),
+            (SIGINT, { self.stop() }),
+            (SIGHUP, { self.reload { _ in } }),
+            (SIGUSR1, { self.logger.notice("SIGUSR1: logs go to standard error; there is no log file to reopen") }),
+            (SIGUSR2, { self.logger.notice("SIGUSR2 ignored: upgrade the binary with a restart (see the README)") }),
+        ]
+        signalSources = handlers.map { number, handler in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { self.eventLoop.execute(handler) }
+            source.resume()
+            return source
+        }
+    }
+
+    private func stop() {
+        let first = machine.phase != .stopping
+        if first {
+            logger.notice("stopping: no new connections; open ones get drain_timeout_ms to finish")
+            notifier?.stopping()
+        }
+        perform(machine.terminate(at: .now()))
+        if first {
+            // The workers close their copies as they start draining; once ours is closed too,
+            // new connections are refused rather than left waiting in a backlog nobody accepts.
+            sockets.values.forEach { $0.close() }
+            sockets.removeAll()
+        }
+    }
+
+    /// Reads the config file again and starts a generation from it beside the serving one.
+    /// `done` gets the outcome once the new generation serves or has failed. Runs on the
+    /// supervisor's loop, which carries no traffic: reading the file there is harmless.
+    func reload(_ done: @escaping (ReloadResult) -> Void) {
+        if let reason = machine.canReload {
+            logger.warning("reload refused: \(reason)")
+            return done(.failed(reason))
+        }
+        notifier?.reloading()
+        let number = nextGeneration
+        logger.notice("reloading \(options.configPath ?? "the embedded default config") as generation \(number)")
+        let config: GatewayConfig
+        do {
+            config = try options.configPath.map { path throws(ConfigError) in try ConfigLoader.load(file: path) }
+                ?? ConfigLoader.parse(DefaultConfig.text, file: DefaultConfig.fileName)
+        } catch {
+            return reloadFailed("config error: \(error)", done)
+        }
+        let bound: [ListeningSocket]
+        do throws(GatewayError) {
+            bound = try bindListeners(of: config)
+        } catch {
+            return reloadFailed(error.message, done)
+        }
+        nextGeneration += 1
+        generations[number] = (config, bound)
+        reloadWaiters[number, default: []].append(done)
+        perform(machine.reload(GenerationSettings(number: number, config: config)))
+    }
+
+    private func reloadFailed(_ reason: String, _ done: (ReloadResult) -> Void) {
+        logger.error("reload failed: \(reason); the previous generation keeps serving")
+        if let serving = machine.servingGeneration {
+            notifier?.ready(status: "serving generation \(serving); the last reload failed: \(reason)")
+        }
+        done(.failed(reason))
+    }
+
+    /// The Unix socket `wharf reload` talks to: one line in (`reload` or `status`), one line
+    /// out, then close.
+    func startControlServer(at path: String) {
+        let bootstrap = ServerBootstrap(group: eventLoop).childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
+                    onLine: { line in self.answer(String(line), on: channel) }, onClose: {}))
+            }
+        }
+        bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).whenComplete { result in
+            switch result {
+            case let .success(channel):
+                self.controlServer = channel
+                chmod(path, 0o600)
+            case let .failure(error):
+                self.logger.error("cannot open the control socket \(path): \(error); `wharf reload` will not work")
+            }
+        }
+    }
+
+    private func answer(_ command: String, on channel: any Channel) {
+        func reply(_ text: String) {
+            channel.writeAndFlush(ByteBuffer(string: text + "\n")).whenComplete { _ in channel.close(promise: nil) }
+        }
+        switch command {
+        case "reload":
+            reload { result in
+                switch result {
+                case let .serving(generation): reply("ok generation \(generation) serves")
+                case let .failed(reason): reply("failed \(reason)")
+                }
+            }
+        case "status":
+            let serving = machine.servingGeneration.map(String.init) ?? "none"
+            reply("ok pid \(getpid()) generation \(serving) live \(machine.liveGenerations) workers \(machine.workerIDs)")
+        default:
+            reply("failed unknown command '\(command)' (expected reload or status)")
+        }
+    }
+}

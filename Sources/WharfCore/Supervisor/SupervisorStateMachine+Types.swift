@@ -1,0 +1,101 @@
+import Logging
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What the supervisor's runtime must do; the machine itself does no I/O.
+public enum SupervisorAction: Equatable, Sendable {
+    /// Start a worker process for `slot` of `generation`, then report `spawned` or `spawnFailed`.
+    case spawn(generation: Int, slot: Int)
+    /// Say this on the worker's control channel.
+    case send(SupervisorMessage, to: pid_t)
+    /// SIGKILL: the worker does not answer (stalled, or past its drain deadline).
+    case kill(pid_t)
+    /// Every worker of `generation` is ready; `replaced` (if any) now drains. The first time
+    /// this is startup: notify systemd, write the ready file. Later it is a reload's success.
+    case serving(generation: Int, replaced: Int?)
+    /// `generation` could not start; whatever served before keeps serving.
+    case failed(generation: Int, GatewayError.Kind, String)
+    /// No worker of `generation` is left: close the sockets no live generation uses.
+    case release(generation: Int)
+    case log(Logger.Level, String)
+    case exit(Int32)
+}
+
+/// What a generation needs from its config, for the machine.
+public struct GenerationSettings: Sendable, Equatable {
+    public var number: Int
+    public var processes: Int
+    public var drainTimeout: TimeAmount
+    /// nil: no stall detection.
+    public var stallTimeout: TimeAmount?
+    public var maxGenerations: Int
+
+    public init(number: Int, processes: Int, drainTimeout: TimeAmount, stallTimeout: TimeAmount?, maxGenerations: Int) {
+        self.number = number
+        self.processes = processes
+        self.drainTimeout = drainTimeout
+        self.stallTimeout = stallTimeout
+        self.maxGenerations = maxGenerations
+    }
+
+    public init(number: Int, config: GatewayConfig) {
+        let stall = config.workerStallTimeoutMilliseconds
+        self.init(number: number, processes: config.processes,
+                  drainTimeout: .milliseconds(Int64(config.drainTimeoutMilliseconds)),
+                  stallTimeout: stall > 0 ? .milliseconds(Int64(stall)) : nil, maxGenerations: config.maxGenerations)
+    }
+}
+
+extension SupervisorStateMachine {
+    public enum Phase: Equatable, Sendable {
+        /// The first generation is starting: nothing is ready yet.
+        case starting
+        case running
+        /// SIGTERM: every worker drains; the process exits when the last one is gone.
+        case stopping
+        case stopped
+    }
+
+    struct Worker {
+        enum State: Equatable {
+            case starting(deadline: NIODeadline)
+            case serving
+            /// Told to drain (or, for a worker that failed to start, to stop); killed if still
+            /// there at `deadline`.
+            case leaving(deadline: NIODeadline)
+        }
+
+        let pid: pid_t
+        let generation: Int
+        let slot: Int
+        let startedAt: NIODeadline
+        var state: State
+        var lastAlive: NIODeadline
+    }
+
+    struct Generation {
+        enum State: Equatable {
+            case starting
+            case serving
+            case draining
+            /// Did not start; its workers are being stopped.
+            case failed
+        }
+
+        let settings: GenerationSettings
+        var state: State = .starting
+        var restarts: [RestartPolicy]
+        /// Slots whose worker crashed, with when to start the next one.
+        var respawnAt: [Int: NIODeadline] = [:]
+
+        init(settings: GenerationSettings) {
+            self.settings = settings
+            restarts = Array(repeating: RestartPolicy(), count: settings.processes)
+        }
+    }
+}

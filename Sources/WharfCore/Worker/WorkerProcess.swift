@@ -1,0 +1,203 @@
+import Dispatch
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// One worker process (`wharf worker`, spawned by the supervisor): serves the listening
+/// sockets it inherited (fd 4 on, in listener order) with its own event loops and plugin
+/// instances, and talks to the supervisor over fd 3 (see `WorkerMessage`).
+///
+/// It drains and exits when told to (`drain`), on SIGTERM/SIGINT, or when the supervisor is
+/// gone (end of file on fd 3: no orphans, even after a SIGKILL of the supervisor). `stop`, or
+/// a second signal, closes what is still open at once.
+public final class WorkerProcess: @unchecked Sendable {
+    public struct Identity: Sendable {
+        public var generation: Int
+        public var slot: Int
+        /// For messages and relative paths: the config file the text came from.
+        public var configName: String
+        public var baseDirectory: String
+
+        public init(generation: Int, slot: Int, configName: String, baseDirectory: String) {
+            self.generation = generation
+            self.slot = slot
+            self.configName = configName
+            self.baseDirectory = baseDirectory
+        }
+    }
+
+    static let controlDescriptor: CInt = 3
+    static let firstListenerDescriptor: CInt = 4
+    /// How often the loops prove they turn; the supervisor allows worker_stall_timeout_ms.
+    static let heartbeat = TimeAmount.milliseconds(500)
+
+    private let identity: Identity
+    private var logger = Logger(label: "wharf")
+    private let leave = DispatchSemaphore(value: 0)
+    private let stopRequests = NIOLockedValueBox(0)
+    private var gateway: Gateway?
+    private var control: (any Channel)?
+
+    public init(identity: Identity) {
+        self.identity = identity
+    }
+
+    /// Reads the config the supervisor sends first. `configure` sets up logging from it
+    /// before anything logs. Returns the exit status.
+    public func run(configure: (GatewayConfig) -> Void) -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let config: GatewayConfig
+        do {
+            let text = try ControlInput.readConfig(from: Self.controlDescriptor)
+            config = try ConfigLoader.parse(text, file: identity.configName, baseDirectory: identity.baseDirectory)
+        } catch {
+            report(.failed(.plugin, "worker: \(error)"))
+            return 2
+        }
+        configure(config)
+        logger = Logger(label: "wharf")
+        logger[metadataKey: "worker"] = "\(getpid())"
+        let sockets = config.listeners.enumerated().map { index, listener in
+            ListeningSocket.adopt(descriptor: Self.firstListenerDescriptor + CInt(index),
+                                  key: ListeningSocket.key(of: listener))
+        }
+        let gateway: Gateway
+        do throws(GatewayError) {
+            gateway = try Gateway(config: config, logger: logger)
+            let listeners = try gateway.start(sockets: sockets)
+            // One worker of each generation says which plugin code serves where.
+            if identity.slot == 0 {
+                for listener in listeners {
+                    logger.info("generation \(identity.generation): \(listener.endpoint) → \(listener.config.plugin) (\(listener.pluginSummary))")
+                }
+            }
+        } catch {
+            report(.failed(error.kind, error.message))
+            return error.kind == .listen ? 1 : 2
+        }
+        self.gateway = gateway
+        installSignalHandlers()
+        connectControl(on: gateway.eventLoops[0])
+        startHeartbeat(gateway.eventLoops)
+
+        leave.wait()
+        gateway.shutdown()
+        return 0
+    }
+
+    /// The first request starts the drain; `stop`, or any later request, cuts it short.
+    private func requestStop(now: Bool) {
+        let first = stopRequests.withLockedValue { count in
+            count += 1
+            return count == 1
+        }
+        if first { leave.signal() }
+        if now || !first { gateway?.closeAllNow() }
+    }
+
+    private func installSignalHandlers() {
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { self.requestStop(now: false) }
+            source.resume()
+            signalSources.append(source)
+        }
+        // The supervisor handles these; a worker that gets them (a process-group signal) ignores them.
+        for number in [SIGHUP, SIGUSR1, SIGUSR2] { signal(number, SIG_IGN) }
+    }
+
+    private var signalSources: [any DispatchSourceSignal] = []
+
+    private func connectControl(on eventLoop: any EventLoop) {
+        let channel = try? ClientBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
+                        onLine: { line in
+                            switch SupervisorMessage(rawValue: String(line)) {
+                            case .drain: self.requestStop(now: false)
+                            case .stop: self.requestStop(now: true)
+                            case nil: self.logger.warning("unknown control message '\(line)'")
+                            }
+                        },
+                        onClose: {
+                            // Our own shutdown closes it too; only an unasked close means the supervisor died.
+                            guard self.stopRequests.withLockedValue({ $0 }) == 0 else { return }
+                            self.logger.notice("the supervisor is gone: draining")
+                            self.requestStop(now: false)
+                        }))
+                }
+            }
+            .withConnectedSocket(Self.controlDescriptor).wait()
+        control = channel
+        channel?.writeAndFlush(ByteBuffer(string: WorkerMessage.ready.line), promise: nil)
+    }
+
+    /// Every loop stamps the time it last ran; loop 0 sends `alive` while all stamps are
+    /// fresh, so one stuck loop (a plugin in an endless loop) silences the worker.
+    private func startHeartbeat(_ loops: [any EventLoop]) {
+        let stamps = NIOLockedValueBox([NIODeadline](repeating: .now(), count: loops.count))
+        for (index, loop) in loops.enumerated() {
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Self.heartbeat.nanoseconds / 2)) { _ in
+                stamps.withLockedValue { $0[index] = .now() }
+            }
+        }
+        loops[0].scheduleRepeatedTask(initialDelay: Self.heartbeat, delay: Self.heartbeat) { _ in
+            let now = NIODeadline.now()
+            let fresh = stamps.withLockedValue { $0.allSatisfy { now - $0 < .seconds(1) } }
+            if fresh { self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil) }
+        }
+    }
+
+    /// Before the event loops exist: a plain blocking write of the one failure line.
+    private func report(_ message: WorkerMessage) {
+        var bytes = Array(message.line.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(Self.controlDescriptor, $0.baseAddress, $0.count) }
+            if written <= 0 { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
+
+/// Reads the `config <length>` header and the text from the control descriptor, blocking
+/// (the worker has nothing else to do yet), at most 10 s, never past the text.
+enum ControlInput {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func readConfig(from descriptor: CInt) throws -> String {
+        let deadline = NIODeadline.now() + .seconds(10)
+        var header: [UInt8] = []
+        while header.last != UInt8(ascii: "\n") {
+            guard header.count < 64 else { throw Failure(description: "bad config header from the supervisor") }
+            header += try read(descriptor, count: 1, until: deadline)
+        }
+        let fields = String(decoding: header.dropLast(), as: UTF8.self).split(separator: " ")
+        guard fields.count == 2, fields[0] == "config", let length = Int(fields[1]) else {
+            throw Failure(description: "bad config header from the supervisor")
+        }
+        var text: [UInt8] = []
+        while text.count < length { text += try read(descriptor, count: length - text.count, until: deadline) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    private static func read(_ descriptor: CInt, count: Int, until deadline: NIODeadline) throws -> [UInt8] {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        let left = max(0, (deadline - .now()).nanoseconds / 1_000_000)
+        guard poll(&poller, 1, CInt(left)) > 0 else { throw Failure(description: "no config from the supervisor") }
+        var buffer = [UInt8](repeating: 0, count: min(count, 65536))
+        let got = Glibc.read(descriptor, &buffer, buffer.count)
+        guard got > 0 else { throw Failure(description: "the supervisor closed the control channel") }
+        return Array(buffer[..<got])
+    }
+}

@@ -71,7 +71,7 @@ enum SingleProcess {
             var sockets: [ListeningSocket] = []
             do throws(GatewayError) {
                 for (index, listener) in config.listeners.enumerated() {
-                    sockets.append(try ListeningSocket.bind(listener, index: index))
+                    sockets += try ListeningSocket.bindGroup(listener, index: index, count: 1)
                 }
             } catch {
                 sockets.forEach { $0.close() }

@@ -70,14 +70,16 @@ public final class Gateway: @unchecked Sendable {
     public var eventLoops: [any EventLoop] { loops.map { $0.loop.eventLoop } }
 
     /// Serves every listener on its socket: `sockets[i]` is `config.listeners[i]`'s, bound by
-    /// the supervisor (or by `ListeningSocket.bind` in single-process mode). The event loops
-    /// take the descriptors over. On failure, listeners already serving are closed again.
-    public func start(sockets: [ListeningSocket]) throws(GatewayError) -> [BoundListener] {
+    /// the supervisor (or by `ListeningSocket.bindGroup` in single-process mode). The event
+    /// loops take the descriptors over. Unless `accepting`, nothing is accepted until
+    /// `startAccepting`. On failure, listeners already serving are closed again.
+    public func start(sockets: [ListeningSocket], accepting: Bool = true) throws(GatewayError) -> [BoundListener] {
         precondition(sockets.count == config.listeners.count, "one socket per listener")
         var bound: [BoundListener] = []
         for (index, (listener, socket)) in zip(config.listeners, sockets).enumerated() {
             do {
-                let channel = try bootstrap(for: listener).withBoundSocket(socket.descriptor).wait()
+                let channel = try bootstrap(for: listener).serverChannelOption(.autoRead, value: accepting)
+                    .withBoundSocket(socket.descriptor).wait()
                 // NIO listens with its own backlog when it adopts a socket: restore ours.
                 socket.configure(for: listener)
                 serverChannels.withLockedValue { $0.append(channel) }
@@ -126,6 +128,13 @@ public final class Gateway: @unchecked Sendable {
                 if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
                 try pipeline.addHandler(handler)
             }
+        }
+    }
+
+    /// Accepts from every listener (after `start(sockets:accepting: false)`).
+    public func startAccepting() {
+        for channel in serverChannels.withLockedValue({ $0 }) {
+            channel.setOption(.autoRead, value: true).whenFailure { _ in }
         }
     }
 

@@ -4,8 +4,8 @@ import NIOCore
 /// worker end is the worker's fd 3. Text lines, so `strace` shows what was said.
 ///
 /// The supervisor first sends the config the worker serves (`config <byte count>` and the
-/// text), then at most `drain` and `stop`. The worker answers `ready` or `failed`, then sends
-/// `alive` while all of its event loops are turning. End of file on either side means the
+/// text), then `accept`, `drain` and `stop`. The worker answers `ready` or `failed`, sends
+/// `alive` while all of its event loops are turning, and `released` once it stopped accepting. End of file on either side means the
 /// other side is gone: a worker whose supervisor vanished drains and exits.
 public enum WorkerMessage: Equatable, Sendable {
     /// Plugins loaded, every listener served: the worker is accepting.
@@ -14,11 +14,14 @@ public enum WorkerMessage: Equatable, Sendable {
     case failed(GatewayError.Kind, String)
     /// Heartbeat: every event loop ran within the last second.
     case alive
+    /// Stopped accepting (told to drain): another worker may take over its sockets.
+    case released
 
     public var line: String {
         switch self {
         case .ready: "ready\n"
         case .alive: "alive\n"
+        case .released: "released\n"
         case let .failed(kind, message):
             "failed \(kind == .listen ? "listen" : "plugin") \(message.replacing("\n", with: " "))\n"
         }
@@ -28,6 +31,7 @@ public enum WorkerMessage: Equatable, Sendable {
         switch line {
         case "ready": self = .ready
         case "alive": self = .alive
+        case "released": self = .released
         default:
             let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, parts[0] == "failed" else { return nil }
@@ -37,6 +41,9 @@ public enum WorkerMessage: Equatable, Sendable {
 }
 
 public enum SupervisorMessage: String, Sendable {
+    /// Start accepting: a worker starts paused, so two processes never accept from one
+    /// socket (the one it replaces has released it, or there was none).
+    case accept
     /// Stop accepting; finish open connections within drain_timeout_ms; exit.
     case drain
     /// Close every connection now and exit.

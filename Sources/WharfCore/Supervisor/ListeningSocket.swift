@@ -13,8 +13,9 @@ import Musl
 /// Plain system calls rather than a NIO server channel: the supervisor must not accept on it
 /// (its workers do), so it never joins an event loop here.
 public final class ListeningSocket: @unchecked Sendable {
-    /// The configured `address:port` (port 0 included): how a reload finds the socket an
-    /// unchanged listener already has.
+    /// The configured `address:port`: how a reload finds the socket an unchanged listener
+    /// already has. Port 0 ("any free port") adds the listener's name (or position), so two
+    /// such listeners get two sockets and a reload keeps each one's.
     public let key: String
     public let descriptor: CInt
     /// What was really bound (port 0 resolved).
@@ -30,17 +31,49 @@ public final class ListeningSocket: @unchecked Sendable {
         boundPort = local?.port ?? 0
     }
 
-    public static func key(of listener: ListenerConfig) -> String { "\(listener.address):\(listener.port)" }
+    public static func key(of listener: ListenerConfig, index: Int) -> String {
+        let endpoint = "\(listener.address):\(listener.port)"
+        return listener.port != 0 ? endpoint : endpoint + "#" + (listener.name ?? "\(index)")
+    }
 
-    /// Binds and listens as `listener` says. Errors name the listener the way a config error does.
-    public static func bind(_ listener: ListenerConfig, index: Int) throws(GatewayError) -> ListeningSocket {
+    /// Binds one socket per worker slot for `listener`, all in one SO_REUSEPORT group: the
+    /// kernel spreads new connections over the slots, and each socket has exactly one worker
+    /// accepting from it at a time (two processes polling one socket would race for every
+    /// connection). Unless the listener sets `reuse_port` (sharing the port with other
+    /// programs on purpose), a port something else already listens on is an error, as it
+    /// would be without SO_REUSEPORT. Errors name the listener the way a config error does.
+    public static func bindGroup(_ listener: ListenerConfig, index: Int, count: Int) throws(GatewayError)
+        -> [ListeningSocket] {
+        if !listener.reusePort, listener.port != 0 {
+            // A plain bind fails with EADDRINUSE where a bind with SO_REUSEPORT would join.
+            let probe = try bind(listener, index: index, port: listener.port, reusePort: false)
+            probe.close()
+        }
+        var group = [try bind(listener, index: index, port: listener.port, reusePort: true)]
+        do throws(GatewayError) {
+            while group.count < count { group.append(try join(group[0], for: listener, index: index)) }
+        } catch {
+            group.forEach { $0.close() }
+            throw error
+        }
+        return group
+    }
+
+    /// One more socket in `first`'s group (a reload that raises `processes`).
+    public static func join(_ first: ListeningSocket, for listener: ListenerConfig,
+                            index: Int) throws(GatewayError) -> ListeningSocket {
+        try bind(listener, index: index, port: first.boundPort, reusePort: true)
+    }
+
+    private static func bind(_ listener: ListenerConfig, index: Int, port: Int,
+                             reusePort: Bool) throws(GatewayError) -> ListeningSocket {
         func failure(_ reason: String) -> GatewayError {
             GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot listen on "
                 + "\(listener.address):\(listener.port): \(reason)")
         }
         let address: SocketAddress
         do {
-            address = try SocketAddress.makeAddressResolvingHost(listener.address, port: listener.port)
+            address = try SocketAddress.makeAddressResolvingHost(listener.address, port: port)
         } catch {
             throw failure("cannot resolve the address")
         }
@@ -48,20 +81,27 @@ public final class ListeningSocket: @unchecked Sendable {
         guard fd >= 0 else { throw failure(Self.errorText()) }
         var one: CInt = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<CInt>.size))
-        if listener.reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size)) }
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<CInt>.size)) }
         let bound = address.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) }
         guard bound == 0 else {
             let reason = Self.errorText()
             Glibc.close(fd)
             throw failure(reason)
         }
-        let socket = ListeningSocket(key: key(of: listener), descriptor: fd)
+        let socket = ListeningSocket(key: key(of: listener, index: index), descriptor: fd)
         guard socket.configure(for: listener) else {
             let reason = Self.errorText()
             socket.close()
             throw failure(reason)
         }
         return socket
+    }
+
+    /// Whether the socket is in a SO_REUSEPORT group (more can join it).
+    public var reusesPort: Bool {
+        var value: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        return getsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &value, &length) == 0 && value != 0
     }
 
     /// Adopts an inherited listening socket (socket activation or a binary upgrade): made

@@ -40,8 +40,8 @@ extension Supervisor {
         if first {
             // The workers close their copies as they start draining; once ours is closed too,
             // new connections are refused rather than left waiting in a backlog nobody accepts.
-            sockets.values.forEach { $0.close() }
-            sockets.removeAll()
+            socketGroups.values.joined().forEach { $0.close() }
+            socketGroups.removeAll()
         }
     }
 
@@ -63,14 +63,14 @@ extension Supervisor {
         } catch {
             return reloadFailed("config error: \(error)", done)
         }
-        let bound: [ListeningSocket]
+        let slots: [[ListeningSocket]]
         do throws(GatewayError) {
-            bound = try bindListeners(of: config)
+            slots = try bindListeners(of: config)
         } catch {
             return reloadFailed(error.message, done)
         }
         nextGeneration += 1
-        generations[number] = (config, bound)
+        generations[number] = (config, slots)
         reloadWaiters[number, default: []].append(done)
         perform(machine.reload(GenerationSettings(number: number, config: config)))
     }

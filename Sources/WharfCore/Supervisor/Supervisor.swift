@@ -42,9 +42,10 @@ public final class Supervisor: @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     var eventLoop: any EventLoop { group.next() }
     var machine = SupervisorStateMachine()
-    /// Per generation: its config and, in listener order, its sockets.
-    var generations: [Int: (config: GatewayConfig, sockets: [ListeningSocket])] = [:]
-    var sockets: [String: ListeningSocket] = [:]
+    /// Per generation: its config and each slot's sockets, in listener order.
+    var generations: [Int: (config: GatewayConfig, slots: [[ListeningSocket]])] = [:]
+    /// Every socket held, by listener key: one per worker slot (index = slot).
+    var socketGroups: [String: [ListeningSocket]] = [:]
     /// Each worker's control channel (a future: it is being registered while the worker starts).
     var controlChannels: [pid_t: EventLoopFuture<any Channel>] = [:]
     var reloadWaiters: [Int: [(ReloadResult) -> Void]] = [:]
@@ -75,8 +76,7 @@ public final class Supervisor: @unchecked Sendable {
 
     private func start(_ config: GatewayConfig, inherited: [CInt]) {
         do throws(GatewayError) {
-            let bound = try bindListeners(of: config, inherited: inherited)
-            generations[1] = (config, bound)
+            generations[1] = (config, try bindListeners(of: config, inherited: inherited))
         } catch {
             logger.error("\(error.message)")
             finish(1)
@@ -101,63 +101,93 @@ public final class Supervisor: @unchecked Sendable {
 
     // MARK: Listening sockets
 
-    /// The sockets for `config`'s listeners, in order: the one a live generation already
-    /// has for the same address and port, an inherited one bound there, or a new one.
-    /// Sockets this call bound are closed again if a later one fails.
-    func bindListeners(of config: GatewayConfig, inherited: [CInt] = []) throws(GatewayError)
-        -> [ListeningSocket] {
-        var result: [ListeningSocket] = []
+    /// Each worker slot's sockets for `config`'s listeners, in listener order: the groups a
+    /// live generation already has for the same address and port (grown if `processes`
+    /// grew), an inherited socket bound there, or new ones. Sockets this call bound are
+    /// closed again if a later one fails.
+    func bindListeners(of config: GatewayConfig, inherited: [CInt] = []) throws(GatewayError) -> [[ListeningSocket]] {
+        var groups: [String: [ListeningSocket]] = [:]
         var fresh: [ListeningSocket] = []
         var unclaimed = inherited
-        for (index, listener) in config.listeners.enumerated() {
-            let key = ListeningSocket.key(of: listener)
-            if let existing = sockets[key] {
-                result.append(existing)
-                continue
-            }
-            let socket: ListeningSocket
-            if let match = unclaimed.firstIndex(where: {
-                ListeningSocket.adopt(descriptor: $0, key: key).isBound(to: listener)
-            }) {
-                socket = ListeningSocket.adopt(descriptor: unclaimed.remove(at: match), key: key)
-                socket.configure(for: listener)
-                logger.info("using the socket passed for \(key) (fd \(socket.descriptor))")
-            } else {
-                do throws(GatewayError) {
-                    socket = try ListeningSocket.bind(listener, index: index)
-                } catch {
-                    fresh.forEach { $0.close() }
-                    throw error
+        do throws(GatewayError) {
+            for (index, listener) in config.listeners.enumerated() {
+                let key = ListeningSocket.key(of: listener, index: index)
+                var group = socketGroups[key] ?? []
+                if group.isEmpty, let match = unclaimed.firstIndex(where: {
+                    ListeningSocket.adopt(descriptor: $0, key: key).isBound(to: listener)
+                }) {
+                    let socket = ListeningSocket.adopt(descriptor: unclaimed.remove(at: match), key: key)
+                    socket.configure(for: listener)
+                    logger.info("using the socket passed for \(key) (fd \(socket.descriptor))")
+                    group = [socket]
+                    fresh.append(socket)
                 }
+                if group.isEmpty {
+                    group = try ListeningSocket.bindGroup(listener, index: index, count: config.processes)
+                    fresh += group
+                }
+                while group.count < config.processes {
+                    guard group[0].reusesPort else {
+                        // A passed socket without SO_REUSEPORT: every worker shares it.
+                        logger.warning("""
+                            the socket passed for \(key) has no SO_REUSEPORT (ReusePort=yes in the socket unit): \
+                            the \(config.processes) workers share one socket
+                            """)
+                        group += Array(repeating: group[0], count: config.processes - group.count)
+                        break
+                    }
+                    let joined = try ListeningSocket.join(group[0], for: listener, index: index)
+                    fresh.append(joined)
+                    group.append(joined)
+                }
+                groups[key] = group
             }
-            fresh.append(socket)
-            result.append(socket)
+        } catch {
+            fresh.forEach { $0.close() }
+            throw error
         }
         for descriptor in unclaimed {
             logger.warning("an inherited socket (fd \(descriptor)) matches no listener; closing it")
             close(descriptor)
         }
-        for socket in fresh {
-            sockets[socket.key] = socket
-            logger.info("listening on \(socket.boundAddress.contains(":") ? "[\(socket.boundAddress)]" : socket.boundAddress):\(socket.boundPort)")
+        for (key, group) in groups {
+            if socketGroups[key] == nil, let first = group.first {
+                let address = first.boundAddress.contains(":") ? "[\(first.boundAddress)]" : first.boundAddress
+                logger.info("listening on \(address):\(first.boundPort)")
+            }
+            socketGroups[key] = group
         }
-        return result
+        let keys = config.listeners.enumerated().map { ListeningSocket.key(of: $1, index: $0) }
+        return (0..<config.processes).map { slot in keys.map { groups[$0]![slot] } }
     }
 
-    /// Closes the sockets no remaining generation listens on.
-    private func releaseUnusedSockets() {
-        let used = Set(generations.values.flatMap { $0.sockets.map(\.key) })
-        for (key, socket) in sockets where !used.contains(key) {
-            logger.info("no longer listening on \(key)")
-            socket.close()
-            sockets[key] = nil
+    /// Closes every socket that no generation serving or starting has and no worker may still
+    /// accept from: a removed listener, or the slots of a `processes` that shrank. Only
+    /// sockets at the end of a group go, so a socket's index stays its slot.
+    func closeUnusedSockets() {
+        var used = Set<ObjectIdentifier>()
+        for user in machine.socketUsers {
+            generations[user.generation]?.slots[user.slot].forEach { used.insert(ObjectIdentifier($0)) }
+        }
+        for (key, group) in socketGroups {
+            var kept = group
+            while let last = kept.last, !used.contains(ObjectIdentifier(last)) {
+                kept.removeLast()
+                if !kept.contains(where: { $0 === last }) { last.close() }
+            }
+            if kept.isEmpty {
+                logger.info("no longer listening on \(key)")
+                socketGroups[key] = nil
+            } else {
+                socketGroups[key] = kept
+            }
         }
     }
 
     // MARK: Workers
 
     private func spawnWorker(generation number: Int, slot: Int) {
-        guard let (config, bound) = generations[number] else { return }
+        guard let (config, slots) = generations[number], slot < slots.count else { return }
         var pair: [CInt] = [0, 0]
         guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             perform(machine.spawnFailed(generation: number, slot: slot, reason: "socketpair: \(ListeningSocket.errorText())",
@@ -170,7 +200,8 @@ public final class Supervisor: @unchecked Sendable {
         let pid: pid_t
         do throws(ProcessSpawner.Failure) {
             pid = try ProcessSpawner.spawn("/proc/self/exe", arguments: arguments, name: "wharf",
-                                           descriptors: [pair[1]] + bound.map(\.descriptor))
+                                           descriptors: [pair[1]] + slots[slot].map(\.descriptor),
+                                           environment: Self.workerEnvironment)
         } catch {
             close(pair[0])
             close(pair[1])
@@ -195,6 +226,22 @@ public final class Supervisor: @unchecked Sendable {
         logger.debug("started worker \(pid) (generation \(number), slot \(slot))")
         perform(machine.spawned(pid: pid, generation: number, slot: slot, at: .now()))
     }
+
+    /// The supervisor's environment, with Swift's crash backtracer off unless the operator
+    /// set it: symbolicating a crashed plugin's stack takes seconds, during which the dead
+    /// worker's connections hang and its replacement cannot start. Core dumps still work.
+    static let workerEnvironment: [String] = {
+        var environment: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            environment.append(String(cString: pointer))
+            entry += 1
+        }
+        if !environment.contains(where: { $0.hasPrefix("SWIFT_BACKTRACE=") }) {
+            environment.append("SWIFT_BACKTRACE=enable=no")
+        }
+        return environment
+    }()
 
     private func send(_ text: String, to pid: pid_t) {
         controlChannels[pid]?.whenSuccess { $0.writeAndFlush(ByteBuffer(string: text), promise: nil) }
@@ -234,7 +281,9 @@ public final class Supervisor: @unchecked Sendable {
                 generationFailed(generation, reason: reason)
             case let .release(generation):
                 generations[generation] = nil
-                releaseUnusedSockets()
+                closeUnusedSockets()
+            case .closeUnusedSockets:
+                closeUnusedSockets()
             case let .log(level, message):
                 logger.log(level: level, "\(message)")
             case let .exit(code):
@@ -244,8 +293,8 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     private func generationServes(_ number: Int, replacing replaced: Int?) {
-        guard let (config, bound) = generations[number] else { return }
-        let listeners = zip(config.listeners, bound).map { listener, socket in
+        guard let (config, slots) = generations[number] else { return }
+        let listeners = zip(config.listeners, slots[0]).map { listener, socket in
             BoundListener(config: listener, address: socket.boundAddress, port: socket.boundPort, pluginSummary: "")
         }
         let summary = "generation \(number): \(config.processes) worker process(es), \(config.eventLoops) event loop(s) each"
@@ -280,8 +329,8 @@ public final class Supervisor: @unchecked Sendable {
         tick?.cancel()
         controlServer?.close(promise: nil)
         if let path = generations.values.first?.config.controlSocket { unlink(path) }
-        sockets.values.forEach { $0.close() }
-        sockets.removeAll()
+        socketGroups.values.joined().forEach { $0.close() }
+        socketGroups.removeAll()
         exited.signal()
     }
 }

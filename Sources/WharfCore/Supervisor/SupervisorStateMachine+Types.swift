@@ -13,6 +13,8 @@ public enum SupervisorAction: Equatable, Sendable {
     case spawn(generation: Int, slot: Int)
     /// Say this on the worker's control channel.
     case send(SupervisorMessage, to: pid_t)
+    /// A worker stopped accepting or exited: close the sockets nobody can accept from.
+    case closeUnusedSockets
     /// SIGKILL: the worker does not answer (stalled, or past its drain deadline).
     case kill(pid_t)
     /// Every worker of `generation` is ready; `replaced` (if any) now drains. The first time
@@ -76,6 +78,12 @@ extension SupervisorStateMachine {
         let startedAt: NIODeadline
         var state: State
         var lastAlive: NIODeadline
+        /// Told to accept from its slot's sockets (it starts paused).
+        var accepting = false
+        /// Ready, waiting for the worker it replaces in its slot to stop accepting, since then.
+        var waitingToAccept: NIODeadline?
+        /// Said it stopped accepting (or never accepted): its slot's sockets are free of it.
+        var released = false
     }
 
     struct Generation {

@@ -20,6 +20,8 @@ public struct SupervisorStateMachine {
     /// A draining worker stops itself at drain_timeout_ms plus two seconds; this is the
     /// margin after which the supervisor stops waiting.
     public static let leaveMargin = TimeAmount.seconds(5)
+    /// A new worker waits this long at most for the old one in its slot to stop accepting.
+    public static let handoverTimeout = TimeAmount.seconds(2)
 
     public private(set) var phase = Phase.starting
     private var generations: [Int: Generation] = [:]
@@ -39,6 +41,24 @@ public struct SupervisorStateMachine {
     }
 
     public func generation(of pid: pid_t) -> Int? { workers[pid]?.generation }
+
+    /// The (generation, slot) pairs whose sockets must stay open: every slot of a generation
+    /// that serves or starts, and the slot of every worker that may still be accepting.
+    public var socketUsers: Set<SocketUser> {
+        var users = Set<SocketUser>()
+        for (number, generation) in generations where generation.state == .serving || generation.state == .starting {
+            for slot in 0..<generation.settings.processes { users.insert(SocketUser(generation: number, slot: slot)) }
+        }
+        for worker in workers.values where worker.accepting && !worker.released {
+            users.insert(SocketUser(generation: worker.generation, slot: worker.slot))
+        }
+        return users
+    }
+
+    public struct SocketUser: Hashable, Sendable {
+        public let generation: Int
+        public let slot: Int
+    }
 
     /// Whether every serving worker sent a heartbeat within `interval` (systemd's watchdog).
     public func workersAlive(at now: NIODeadline, within interval: TimeAmount) -> Bool {
@@ -96,6 +116,9 @@ public struct SupervisorStateMachine {
         case .alive:
             workers[pid]?.lastAlive = now
             return []
+        case .released:
+            workers[pid]?.released = true
+            return admitWaiting(slot: worker.slot, at: now) + [.closeUnusedSockets]
         case let .failed(kind, reason):
             guard case .starting = worker.state else { return [] }
             if generations[worker.generation]?.state == .starting {
@@ -133,7 +156,8 @@ public struct SupervisorStateMachine {
                 }
             }
         }
-        return actions + collect(worker.generation, at: now)
+        return actions + admitWaiting(slot: worker.slot, at: now) + [.closeUnusedSockets]
+            + collect(worker.generation, at: now)
     }
 
     /// SIGTERM/SIGINT: drain everything. A second one: close everything now.
@@ -176,6 +200,11 @@ public struct SupervisorStateMachine {
         }
         for pid in workers.keys.sorted() {
             let worker = workers[pid]!
+            if let since = worker.waitingToAccept, now - since >= Self.handoverTimeout {
+                actions.append(.log(.warning, "worker \(pid) starts accepting although the worker it replaces in slot "
+                    + "\(worker.slot) has not said it stopped"))
+                actions += accept(pid)
+            }
             switch worker.state {
             case let .starting(deadline) where deadline <= now:
                 actions += [.log(.error, "worker \(pid) did not report ready within "
@@ -206,6 +235,7 @@ public struct SupervisorStateMachine {
         switch generation.state {
         case .serving:
             return [.log(.notice, "worker \(worker.pid) is back (generation \(worker.generation), slot \(worker.slot))")]
+                + admit(worker.pid, at: now)
         case .starting:
             let ready = workers.values.filter { $0.generation == worker.generation && $0.state == .serving }.count
             guard ready == generation.settings.processes else { return [] }
@@ -229,6 +259,9 @@ public struct SupervisorStateMachine {
             }
             actions += collect(replaced, at: now)
         }
+        for pid in workers.keys.sorted() where workers[pid]!.generation == number {
+            actions += admit(pid, at: now)
+        }
         // Long-lived connections must not pile up generations without bound.
         let maximum = generations[number]!.settings.maxGenerations
         let draining = generations.filter { $0.value.state == .draining }.keys.sorted()
@@ -240,6 +273,31 @@ public struct SupervisorStateMachine {
             }
         }
         return actions
+    }
+
+    /// Lets a ready worker accept, unless a worker of another generation may still be
+    /// accepting from its slot's sockets; then it waits for that one's `released` (or exit).
+    private mutating func admit(_ pid: pid_t, at now: NIODeadline) -> [SupervisorAction] {
+        guard let worker = workers[pid], !worker.accepting else { return [] }
+        let occupied = workers.values.contains {
+            $0.slot == worker.slot && $0.generation != worker.generation && $0.accepting && !$0.released
+        }
+        if occupied {
+            workers[pid]!.waitingToAccept = now
+            return []
+        }
+        return accept(pid)
+    }
+
+    private mutating func accept(_ pid: pid_t) -> [SupervisorAction] {
+        workers[pid]!.accepting = true
+        workers[pid]!.waitingToAccept = nil
+        return [.send(.accept, to: pid)]
+    }
+
+    private mutating func admitWaiting(slot: Int, at now: NIODeadline) -> [SupervisorAction] {
+        workers.values.filter { $0.slot == slot && $0.waitingToAccept != nil }.map(\.pid).sorted()
+            .flatMap { admit($0, at: now) }
     }
 
     private mutating func fail(_ number: Int, _ kind: GatewayError.Kind, _ reason: String,

@@ -66,12 +66,14 @@ public final class WorkerProcess: @unchecked Sendable {
         logger[metadataKey: "worker"] = "\(getpid())"
         let sockets = config.listeners.enumerated().map { index, listener in
             ListeningSocket.adopt(descriptor: Self.firstListenerDescriptor + CInt(index),
-                                  key: ListeningSocket.key(of: listener))
+                                  key: ListeningSocket.key(of: listener, index: index))
         }
         let gateway: Gateway
         do throws(GatewayError) {
             gateway = try Gateway(config: config, logger: logger)
-            let listeners = try gateway.start(sockets: sockets)
+            // Paused until the supervisor says `accept`: the worker this one replaces may
+            // still be accepting from the same sockets.
+            let listeners = try gateway.start(sockets: sockets, accepting: false)
             // One worker of each generation says which plugin code serves where.
             if identity.slot == 0 {
                 for listener in listeners {
@@ -88,6 +90,8 @@ public final class WorkerProcess: @unchecked Sendable {
         startHeartbeat(gateway.eventLoops)
 
         leave.wait()
+        gateway.stopAccepting()
+        control?.writeAndFlush(ByteBuffer(string: WorkerMessage.released.line), promise: nil)
         gateway.shutdown()
         return 0
     }
@@ -123,6 +127,7 @@ public final class WorkerProcess: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
                         onLine: { line in
                             switch SupervisorMessage(rawValue: String(line)) {
+                            case .accept: self.gateway?.startAccepting()
                             case .drain: self.requestStop(now: false)
                             case .stop: self.requestStop(now: true)
                             case nil: self.logger.warning("unknown control message '\(line)'")

@@ -105,17 +105,27 @@ final class RunningWharf {
     private(set) var portList: [Int] = []
 
     /// `config` is the YAML text; `{plugins}` in it expands to the products folder.
-    init(config: String, extraArguments: [String] = []) throws {
-        scratch = try TemporaryDirectory()
-        let configFile = try scratch.write("wharf.yaml", config)
-        let ready = scratch.path("ready.json")
-        process.executableURL = URL(fileURLWithPath: Products.wharf)
-        process.arguments = ["run", "--config", configFile, "--ready-file", ready] + extraArguments
-        let err = scratch.path("stderr")
+    /// `environment` entries are added to the test's own; `launcher` (a shell line) starts
+    /// wharf instead of running it directly, with `WHARF` and `ARGS` set.
+    init(config: String, extraArguments: [String] = [], environment: [String: String] = [:],
+         standardInput: FileHandle = .nullDevice, launcher: String? = nil, scratch: TemporaryDirectory? = nil) throws {
+        self.scratch = try scratch ?? TemporaryDirectory()
+        let configFile = try self.scratch.write("wharf.yaml", config)
+        let ready = self.scratch.path("ready.json")
+        let arguments = ["run", "--config", configFile, "--ready-file", ready] + extraArguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let launcher {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", launcher + " \"$0\" \"$@\"", Products.wharf] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Products.wharf)
+            process.arguments = arguments
+        }
+        let err = self.scratch.path("stderr")
         _ = FileManager.default.createFile(atPath: err, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
         process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = standardInput
         try process.run()
         let deadline = Date().addingTimeInterval(20)
         while !FileManager.default.fileExists(atPath: ready) {
@@ -128,13 +138,25 @@ final class RunningWharf {
             }
             usleep(10_000)
         }
-        let data = try Data(contentsOf: URL(fileURLWithPath: ready))
-        let listeners = try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
-        for listener in listeners {
+        for listener in try readyListeners() {
             guard let port = listener["port"] as? Int else { continue }
             portList.append(port)
             if let plugin = listener["plugin"] as? String, ports[plugin] == nil { ports[plugin] = port }
         }
+    }
+
+    /// The ready file's entries (rewritten by every reload that succeeds).
+    func readyListeners() throws -> [[String: Any]] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: scratch.path("ready.json")))
+        return try JSONSerialization.jsonObject(with: data) as? [[String: Any]] ?? []
+    }
+
+    /// The port of the listener named `name`, as the ready file says now.
+    func port(named name: String) throws -> Int {
+        guard let port = try readyListeners().first(where: { $0["name"] as? String == name })?["port"] as? Int else {
+            throw TestError.failed("no listener named \(name)")
+        }
+        return port
     }
 
     var stderr: String { (try? String(contentsOfFile: scratch.path("stderr"), encoding: .utf8)) ?? "" }
@@ -151,6 +173,18 @@ final class RunningWharf {
     func port(_ plugin: String) throws -> Int {
         guard let port = ports[plugin] else { throw TestError.failed("no listener for \(plugin)") }
         return port
+    }
+
+    var configPath: String { scratch.path("wharf.yaml") }
+
+    /// Rewrites the config file (for a reload).
+    func rewriteConfig(_ text: String) throws { _ = try scratch.write("wharf.yaml", text) }
+
+    /// Waits (bounded) until the supervisor has exited; true if it did.
+    func waitForExit(seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        return !process.isRunning
     }
 
     /// SIGTERM and wait (bounded); returns the exit status.

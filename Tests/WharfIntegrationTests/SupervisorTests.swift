@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import WharfTestSupport
+
+/// The supervisor and its worker processes, through the real binary: crashes, stalls, the
+/// supervisor's own death, signals.
+@Suite(.serialized) struct SupervisorTests {
+    /// Opens connections until both workers of a `processes: 2` wharf hold some.
+    private func connectionsOnBothWorkers(_ port: Int) throws -> [Int32: [TestSocket]] {
+        var byWorker: [Int32: [TestSocket]] = [:]
+        for attempt in 0..<200 where byWorker.count < 2 || byWorker.values.contains(where: { $0.count < 3 }) {
+            let socket = try TestSocket(port: port)
+            byWorker[try socket.ask("who \(attempt)").pid, default: []].append(socket)
+        }
+        guard byWorker.count == 2 else { throw TestError.failed("connections all went to \(byWorker.keys)") }
+        return byWorker
+    }
+
+    @Test func aCrashingPluginCostsOnlyItsWorkersConnections() throws {
+        let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a"))
+        let port = try wharf.port(named: "main")
+        let byWorker = try connectionsOnBothWorkers(port)
+        let (victim, survivor) = (byWorker.keys.min()!, byWorker.keys.max()!)
+        #expect(Set(wharf.workerPIDs) == Set(byWorker.keys))
+
+        let crashedAt = Date()
+        try byWorker[victim]![0].send("crash\n")
+        for socket in byWorker[victim]! { #expect(socket.isClosedByPeer(), "the crashed worker's connections end") }
+        // New connections are never refused, even before the replacement is up.
+        for index in 0..<20 {
+            let socket = try TestSocket(port: port)
+            #expect(try socket.ask("new \(index)").pid != victim)
+        }
+        for socket in byWorker[survivor]! {
+            #expect(try socket.ask("still there").pid == survivor, "the other worker's connections see nothing")
+        }
+        #expect(eventually(seconds: 5) { wharf.workerPIDs.count == 2 && !wharf.workerPIDs.contains(victim) })
+        #expect(eventually(seconds: 5) { wharf.stderr.contains("worker \(victim) is back") || wharf.stderr.contains("is back") })
+        let back = Date().timeIntervalSince(crashedAt)
+        #expect(back < 1.5, "replaced in \(back) s")
+        #expect(wharf.stderr.contains("worker \(victim) (generation 1, slot"))
+        #expect(wharf.stderr.contains("killed by SIGSEGV"))
+        #expect(wharf.stop() == 0)
+    }
+
+    @Test func aCrashLoopBacksOffAndTheSlotComesBack() throws {
+        let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a",
+                                                                  processes: 1))
+        let port = try wharf.port(named: "main")
+        for round in 0..<5 {
+            let socket = try TestSocket(port: port)
+            #expect(try socket.ask("round \(round)").version == "v1")
+            try socket.send("crash\n")
+            #expect(socket.isClosedByPeer())
+        }
+        #expect(eventually(seconds: 5) { wharf.stderr.contains("is crash-looping (5 crashes in 10 s): next start in 1000 ms") })
+        // The connection waits in the backlog through the back-off and is served after it.
+        let waiting = Date()
+        let socket = try TestSocket(port: port)
+        #expect(try socket.ask("after").version == "v1")
+        #expect(Date().timeIntervalSince(waiting) > 0.5, "served only after the back-off")
+        #expect(wharf.stop() == 0)
+    }
+
+    @Test func aStuckWorkerIsKilledAndReplaced() throws {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a",
+                                          extra: "worker_stall_timeout_ms: 1500\n")
+        let wharf = try RunningWharf(config: config)
+        let port = try wharf.port(named: "main")
+        let byWorker = try connectionsOnBothWorkers(port)
+        let (victim, survivor) = (byWorker.keys.min()!, byWorker.keys.max()!)
+        try byWorker[victim]![0].send("spin\n")
+        #expect(eventually(seconds: 6) { wharf.stderr.contains("worker \(victim) (generation 1, slot") &&
+            wharf.stderr.contains("stopped answering") })
+        #expect(eventually(seconds: 5) { wharf.workerPIDs.count == 2 && !wharf.workerPIDs.contains(victim) })
+        #expect(try byWorker[survivor]![0].ask("fine").pid == survivor)
+        #expect(wharf.stop() == 0)
+    }
+
+    @Test func killingTheSupervisorLeavesNoOrphans() throws {
+        let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a"))
+        let port = try wharf.port(named: "main")
+        let workers = wharf.workerPIDs
+        #expect(workers.count == 2)
+        let busy = try TestSocket(port: port)
+        try busy.send("half a li")
+        kill(wharf.process.processIdentifier, SIGKILL)
+        // The workers see their control channel close, stop accepting and drain.
+        try busy.send("ne\n")
+        #expect(try WorkerReply(busy.receiveLine()).config.contains("a"), "a request in flight is still answered")
+        #expect(eventually(seconds: 10) { workers.allSatisfy { !processExists($0) } }, "workers left: \(workers)")
+        #expect(wharf.stderr.contains("the supervisor is gone: draining"))
+    }
+
+    @Test func signalsOperatorsSendDoNotKill() throws {
+        let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a"))
+        let port = try wharf.port(named: "main")
+        let supervisor = wharf.process.processIdentifier
+        for signal in [SIGUSR1, SIGUSR2, SIGHUP] {
+            kill(supervisor, signal)
+            for worker in wharf.workerPIDs { kill(worker, signal) }
+            usleep(200_000)
+            #expect(wharf.process.isRunning, "signal \(signal)")
+            #expect(try TestSocket(port: port).ask().version == "v1")
+        }
+        #expect(eventually { wharf.stderr.contains("reloaded: generation 2") }, "SIGHUP reloads")
+        #expect(wharf.stderr.contains("SIGUSR1"))
+        #expect(wharf.stop() == 0)
+    }
+
+    @Test func sigtermExitsAsSoonAsTheLastConnectionCloses() throws {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", extra: "drain_timeout_ms: 30000\n")
+        let wharf = try RunningWharf(config: config)
+        let port = try wharf.port(named: "main")
+        let busy = try TestSocket(port: port)
+        try busy.send("sent before the signal, unfinished")
+        usleep(100_000)
+        kill(wharf.process.processIdentifier, SIGTERM)
+        usleep(300_000)
+        #expect((try? TestSocket(port: port, timeout: 1)) == nil, "no new connections while draining: \(wharf.stderr)")
+        try busy.send("\n")
+        #expect(try WorkerReply(busy.receiveLine()).version == "v1", "the reply to a request sent before SIGTERM arrives")
+        #expect(busy.isClosedByPeer())
+        let closed = Date()
+        #expect(wharf.waitForExit(seconds: 5))
+        #expect(Date().timeIntervalSince(closed) < 2, "exits when the last connection closes, not after drain_timeout_ms")
+        #expect(wharf.process.terminationStatus == 0)
+    }
+
+    @Test func aSecondSigtermStopsAtOnce() throws {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", extra: "drain_timeout_ms: 30000\n")
+        let wharf = try RunningWharf(config: config)
+        let busy = try TestSocket(port: try wharf.port(named: "main"))
+        try busy.send("unfinished")
+        usleep(100_000)
+        kill(wharf.process.processIdentifier, SIGTERM)
+        usleep(200_000)
+        #expect(wharf.process.isRunning, "draining the busy connection")
+        kill(wharf.process.processIdentifier, SIGTERM)
+        #expect(wharf.waitForExit(seconds: 3))
+        #expect(busy.isClosedByPeer())
+        #expect(wharf.stderr.contains("second stop signal"))
+    }
+}
+
+func processExists(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+    // A zombie is gone for every purpose here.
+    return !(stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? true)
+}

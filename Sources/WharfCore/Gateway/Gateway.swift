@@ -147,15 +147,16 @@ public final class Gateway: @unchecked Sendable {
         for channel in channels { try? channel.close().wait() }
     }
 
-    /// Graceful stop: stop accepting; every stream closes itself as soon as it is idle
-    /// (waiting for a new message with nothing buffered); busy ones get `drain_timeout_ms`
-    /// (or less, if `closeAllNow` cuts the drain short); then what is left is closed, the
-    /// plugins' shutdown hooks run and the loops stop. Returns how many connections had to
-    /// be cut.
+    /// Graceful stop: stop accepting; with `quiesce`, every stream closes itself as soon as
+    /// it is idle (waiting for a new message with nothing buffered), otherwise streams run on
+    /// (a reload retired this worker); what is still open after `drain_timeout_ms` (or when
+    /// `closeAllNow` cuts the drain short) is closed, the plugins' shutdown hooks run and the
+    /// loops stop. Returns how many connections had to be cut.
     @discardableResult
-    public func shutdown() -> Int {
+    public func shutdown(quiesce: Bool = true) -> Int {
         stopAccepting()
         let grace = TimeAmount.milliseconds(Int64(config.drainTimeoutMilliseconds))
+        if quiesce { quiesceAll() }
         let drained = loops.map { Self.drain($0.loop, within: grace, cut: forcedCloses) }
         drained.forEach { _ = try? $0.wait() }
         let cut = forcedCloses.withLockedValue { $0 }
@@ -172,6 +173,17 @@ public final class Gateway: @unchecked Sendable {
         stopped.withLockedValue { $0 = true }
         try? group.syncShutdownGracefully()
         return cut
+    }
+
+    /// Asks every stream to close at its next message boundary. Safe from any thread.
+    public func quiesceAll() {
+        stopped.withLockedValue { stopped in
+            guard !stopped else { return }
+            for pluginLoop in loops {
+                let loop = pluginLoop.loop
+                loop.eventLoop.execute { loop.dispatch { loop.streams.all.forEach { $0.quiesce() } } }
+            }
+        }
     }
 
     /// Ends a drain early (a second SIGTERM): every connection still open is closed now.
@@ -193,14 +205,12 @@ public final class Gateway: @unchecked Sendable {
         loop.dispatch { loop.streams.all.forEach { $0.close(reason: .shuttingDown, graceful: false) } }
     }
 
-    /// Quiesces every stream on `loop`; the future completes once none is left. Past the
-    /// grace period the rest are closed at once (and counted in `cut`), and get two more
-    /// seconds to finish.
+    /// Completes once no stream is left on `loop`. Past the grace period the rest are closed
+    /// at once (and counted in `cut`), and get two more seconds to finish.
     private static func drain(_ loop: LoopContext, within grace: TimeAmount,
                               cut: NIOLockedValueBox<Int>) -> EventLoopFuture<Void> {
         let done = loop.eventLoop.makePromise(of: Void.self)
         loop.eventLoop.execute {
-            loop.dispatch { loop.streams.all.forEach { $0.quiesce() } }
             let forceClose = loop.eventLoop.assumeIsolated().scheduleTask(in: grace) { closeAll(on: loop, counting: cut) }
             let giveUp = loop.eventLoop.assumeIsolated().scheduleTask(in: grace + .seconds(2)) { done.succeed() }
             loop.whenNoStreams {

@@ -44,7 +44,11 @@ public enum SupervisorMessage: String, Sendable {
     /// Start accepting: a worker starts paused, so two processes never accept from one
     /// socket (the one it replaces has released it, or there was none).
     case accept
-    /// Stop accepting; finish open connections within drain_timeout_ms; exit.
+    /// A reload replaced this worker: stop accepting; keep serving open connections until
+    /// they end or drain_timeout_ms passes; exit.
+    case retire
+    /// The gateway stops: stop accepting; close each connection at its next message
+    /// boundary (idle), the rest when drain_timeout_ms passes; exit.
     case drain
     /// Close every connection now and exit.
     case stop

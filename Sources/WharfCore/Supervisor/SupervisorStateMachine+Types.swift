@@ -82,8 +82,10 @@ extension SupervisorStateMachine {
         var accepting = false
         /// Ready, waiting for the worker it replaces in its slot to stop accepting, since then.
         var waitingToAccept: NIODeadline?
-        /// Said it stopped accepting (or never accepted): its slot's sockets are free of it.
+        /// Said it stopped accepting: its slot's sockets are free of it.
         var released = false
+        /// What it was last told to do (retire, drain or stop).
+        var told: SupervisorMessage?
     }
 
     struct Generation {
@@ -100,6 +102,9 @@ extension SupervisorStateMachine {
         var restarts: [RestartPolicy]
         /// Slots whose worker crashed, with when to start the next one.
         var respawnAt: [Int: NIODeadline] = [:]
+        /// Serving since `since`, not yet announced: the workers it replaces may still be
+        /// accepting. Announced (`.serving`) once they all let go.
+        var pendingAnnouncement: (replaced: Int?, since: NIODeadline)?
 
         init(settings: GenerationSettings) {
             self.settings = settings

@@ -118,7 +118,8 @@ public struct SupervisorStateMachine {
             return []
         case .released:
             workers[pid]?.released = true
-            return admitWaiting(slot: worker.slot, at: now) + [.closeUnusedSockets]
+            // Close removed listeners' sockets before anyone is told the reload is done.
+            return [.closeUnusedSockets] + admitWaiting(slot: worker.slot, at: now) + announceHandovers(at: now)
         case let .failed(kind, reason):
             guard case .starting = worker.state else { return [] }
             if generations[worker.generation]?.state == .starting {
@@ -156,7 +157,7 @@ public struct SupervisorStateMachine {
                 }
             }
         }
-        return actions + admitWaiting(slot: worker.slot, at: now) + [.closeUnusedSockets]
+        return actions + [.closeUnusedSockets] + admitWaiting(slot: worker.slot, at: now) + announceHandovers(at: now)
             + collect(worker.generation, at: now)
     }
 
@@ -225,7 +226,7 @@ public struct SupervisorStateMachine {
                 continue
             }
         }
-        return actions
+        return actions + announceHandovers(at: now)
     }
 
     // MARK: Transitions
@@ -250,12 +251,13 @@ public struct SupervisorStateMachine {
         let replaced = servingGeneration
         generations[number]?.state = .serving
         phase = .running
-        var actions: [SupervisorAction] = [.serving(generation: number, replaced: replaced)]
+        generations[number]?.pendingAnnouncement = (replaced, now)
+        var actions: [SupervisorAction] = []
         if let replaced {
             generations[replaced]?.state = .draining
             generations[replaced]?.respawnAt.removeAll()
             for pid in workers.keys.sorted() where workers[pid]!.generation == replaced {
-                actions += leave(pid, .drain, at: now)
+                actions += leave(pid, .retire, at: now)
             }
             actions += collect(replaced, at: now)
         }
@@ -271,6 +273,23 @@ public struct SupervisorStateMachine {
             for pid in workers.keys.sorted() where workers[pid]!.generation == old {
                 actions += leave(pid, .stop, at: now)
             }
+        }
+        return actions + announceHandovers(at: now)
+    }
+
+    /// A reload is done (and `wharf reload` answers) when the new generation accepts
+    /// everywhere and nothing older still does, so a connection made after the answer meets
+    /// the new config. A worker that does not let go in time is not waited for.
+    private mutating func announceHandovers(at now: NIODeadline) -> [SupervisorAction] {
+        var actions: [SupervisorAction] = []
+        for number in generations.keys.sorted() {
+            guard let pending = generations[number]?.pendingAnnouncement else { continue }
+            let own = workers.values.filter { $0.generation == number }
+            let handedOver = own.count == generations[number]!.settings.processes && own.allSatisfy(\.accepting)
+                && !workers.values.contains { $0.generation != number && $0.accepting && !$0.released }
+            guard handedOver || now - pending.since >= Self.handoverTimeout else { continue }
+            generations[number]?.pendingAnnouncement = nil
+            actions.append(.serving(generation: number, replaced: pending.replaced))
         }
         return actions
     }
@@ -332,13 +351,22 @@ public struct SupervisorStateMachine {
         return actions
     }
 
-    /// Tells a worker to go (drain or stop) and gives it until a deadline.
+    /// Tells a worker to go (retire, drain or stop) and gives it until a deadline. Each
+    /// message is firmer than the one before it; a softer one after a firmer one is moot.
     private mutating func leave(_ pid: pid_t, _ message: SupervisorMessage, at now: NIODeadline) -> [SupervisorAction] {
         guard let worker = workers[pid] else { return [] }
+        let firmness: [SupervisorMessage: Int] = [.retire: 1, .drain: 2, .stop: 3]
+        if let told = worker.told, firmness[told, default: 0] >= firmness[message, default: 0], message != .stop {
+            return []
+        }
         let drain = generations[worker.generation]?.settings.drainTimeout ?? .zero
-        let deadline = now + (message == .drain ? drain : .zero) + Self.leaveMargin
-        if message == .drain, case .leaving = worker.state { return [] }
-        workers[pid]!.state = .leaving(deadline: deadline)
+        let deadline = now + (message == .stop ? .zero : drain) + Self.leaveMargin
+        if case let .leaving(earlier) = worker.state, earlier < deadline {
+            workers[pid]!.state = .leaving(deadline: earlier)
+        } else {
+            workers[pid]!.state = .leaving(deadline: deadline)
+        }
+        workers[pid]!.told = message
         return [.send(message, to: pid)]
     }
 

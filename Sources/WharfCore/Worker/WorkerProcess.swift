@@ -42,6 +42,8 @@ public final class WorkerProcess: @unchecked Sendable {
     private var logger = Logger(label: "wharf")
     private let leave = DispatchSemaphore(value: 0)
     private let stopRequests = NIOLockedValueBox(0)
+    /// Whether leaving closes idle connections (a stop) or lets them run (a reload's retire).
+    private let quiesce = NIOLockedValueBox(true)
     private var gateway: Gateway?
     private var control: (any Channel)?
 
@@ -92,25 +94,40 @@ public final class WorkerProcess: @unchecked Sendable {
         leave.wait()
         gateway.stopAccepting()
         control?.writeAndFlush(ByteBuffer(string: WorkerMessage.released.line), promise: nil)
-        gateway.shutdown()
+        gateway.shutdown(quiesce: quiesce.withLockedValue { $0 })
         return 0
     }
 
-    /// The first request starts the drain; `stop`, or any later request, cuts it short.
-    private func requestStop(now: Bool) {
+    /// The first request starts leaving; `drain` after `retire` closes idle connections too;
+    /// `stop`, or a second signal, closes everything now.
+    private func requestLeave(_ message: SupervisorMessage) {
         let first = stopRequests.withLockedValue { count in
             count += 1
             return count == 1
         }
+        switch message {
+        case .retire:
+            if first { quiesce.withLockedValue { $0 = false } }
+        case .drain:
+            if !first { gateway?.quiesceAll() }
+        case .stop:
+            gateway?.closeAllNow()
+        case .accept:
+            return
+        }
         if first { leave.signal() }
-        if now || !first { gateway?.closeAllNow() }
+    }
+
+    /// SIGTERM/SIGINT: drain; a second one stops.
+    private func signalled() {
+        requestLeave(stopRequests.withLockedValue { $0 } == 0 ? .drain : .stop)
     }
 
     private func installSignalHandlers() {
         for number in [SIGTERM, SIGINT] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { self.requestStop(now: false) }
+            source.setEventHandler { self.signalled() }
             source.resume()
             signalSources.append(source)
         }
@@ -128,8 +145,7 @@ public final class WorkerProcess: @unchecked Sendable {
                         onLine: { line in
                             switch SupervisorMessage(rawValue: String(line)) {
                             case .accept: self.gateway?.startAccepting()
-                            case .drain: self.requestStop(now: false)
-                            case .stop: self.requestStop(now: true)
+                            case let message?: self.requestLeave(message)
                             case nil: self.logger.warning("unknown control message '\(line)'")
                             }
                         },
@@ -137,7 +153,7 @@ public final class WorkerProcess: @unchecked Sendable {
                             // Our own shutdown closes it too; only an unasked close means the supervisor died.
                             guard self.stopRequests.withLockedValue({ $0 }) == 0 else { return }
                             self.logger.notice("the supervisor is gone: draining")
-                            self.requestStop(now: false)
+                            self.requestLeave(.drain)
                         }))
                 }
             }

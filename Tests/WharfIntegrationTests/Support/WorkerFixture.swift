@@ -65,7 +65,7 @@ final class PingPongLoad: @unchecked Sendable {
                 let first = try socket.ask("hello \(index)")
                 while isRunning {
                     let reply = try socket.ask("round \(index)")
-                    guard reply.config == first.config, reply.pid == first.pid else {
+                    guard reply == first else {
                         throw TestError.failed("connection \(index) moved from \(first) to \(reply)")
                     }
                     count { roundTrips += 1 }

@@ -127,6 +127,21 @@ import WharfTestSupport
         #expect(wharf.process.terminationStatus == 0)
     }
 
+    @Test(.enabled(if: getuid() == 0, "needs root to switch users"))
+    func workersDropPrivilegesTheSupervisorKeepsThem() throws {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", extra: "user: nobody\n")
+        let wharf = try RunningWharf(config: config)
+        #expect(try TestSocket(port: try wharf.port(named: "main")).ask().version == "v1")
+        let nobody = getpwnam("nobody")!.pointee.pw_uid
+        func uid(_ pid: Int32) throws -> UInt32? {
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            return status.split(separator: "\n").first { $0.hasPrefix("Uid:") }.flatMap { UInt32($0.split(separator: "\t")[1]) }
+        }
+        for worker in wharf.workerPIDs { #expect(try uid(worker) == nobody) }
+        #expect(try uid(wharf.process.processIdentifier) == 0, "the supervisor can still bind on reload")
+        #expect(wharf.stop() == 0)
+    }
+
     @Test func aSecondSigtermStopsAtOnce() throws {
         let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", extra: "drain_timeout_ms: 30000\n")
         let wharf = try RunningWharf(config: config)

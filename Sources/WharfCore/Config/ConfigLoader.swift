@@ -12,7 +12,7 @@ import Musl
 /// column and key path; nothing is defaulted silently except what the docs say.
 public enum ConfigLoader {
     static let topLevelKeys = ["processes", "event_loops", "plugin_dirs", "plugins", "listeners", "drain_timeout_ms",
-                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket"]
+                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user", "group"]
     /// Keys of older releases, with what replaced them.
     static let renamedTopLevelKeys = [
         "workers": "use 'event_loops' (event-loop threads in each worker process); 'processes' is the number of "
@@ -58,6 +58,8 @@ public enum ConfigLoader {
             case "worker_stall_timeout_ms":
                 config.workerStallTimeoutMilliseconds = try reader.int(node, key, in: 0...3_600_000)
             case "control_socket": config.controlSocket = try reader.string(node, key)
+            case "user": config.user = try account(node, key, reader: reader, exists: { getpwnam($0) != nil })
+            case "group": config.group = try account(node, key, reader: reader, exists: { getgrnam($0) != nil })
             case "plugins": pluginsNode = node
             default: listenersNode = node
             }
@@ -72,6 +74,14 @@ public enum ConfigLoader {
             config.controlSocket = baseDirectory + "/" + socket
         }
         return config
+    }
+
+    /// A user or group name that exists on this machine.
+    private static func account(_ node: Node, _ key: String, reader: YAMLReader,
+                                exists: (String) -> Bool) throws(ConfigError) -> String {
+        let name = try reader.string(node, key)
+        guard exists(name) else { throw reader.fail(node, key, "no \(key) named '\(name)' on this machine") }
+        return name
     }
 
     /// `processes: N` or `auto` (one per core).

@@ -52,6 +52,10 @@ public struct GatewayConfig: Sendable {
     public var workerStallTimeoutMilliseconds = 10_000
     /// The Unix socket `wharf reload` talks to (absolute, or relative to the config file).
     public var controlSocket: String?
+    /// Worker processes switch to this user and group before loading any plugin; the
+    /// supervisor keeps its privileges to bind new listeners on reload.
+    public var user: String?
+    public var group: String?
     public var plugins: [PluginInstanceConfig] = []
     public var listeners: [ListenerConfig] = []
 

@@ -66,6 +66,10 @@ public final class WorkerProcess: @unchecked Sendable {
         configure(config)
         logger = Logger(label: "wharf")
         logger[metadataKey: "worker"] = "\(getpid())"
+        if let failure = Privileges.drop(user: config.user, group: config.group) {
+            report(.failed(.plugin, failure))
+            return 2
+        }
         let sockets = config.listeners.enumerated().map { index, listener in
             ListeningSocket.adopt(descriptor: Self.firstListenerDescriptor + CInt(index),
                                   key: ListeningSocket.key(of: listener, index: index))
@@ -186,6 +190,31 @@ public final class WorkerProcess: @unchecked Sendable {
             if written <= 0 { return }
             bytes = bytes.dropFirst(written)
         }
+    }
+}
+
+/// `user`/`group`: a worker gives up root before it loads a plugin.
+enum Privileges {
+    /// nil on success, else what failed.
+    static func drop(user: String?, group: String?) -> String? {
+        guard user != nil || group != nil else { return nil }
+        let account = user.flatMap { getpwnam($0)?.pointee }
+        guard user == nil || account != nil else { return "no user named '\(user!)'" }
+        var groupID = account?.pw_gid
+        if let group {
+            guard let entry = getgrnam(group)?.pointee else { return "no group named '\(group)'" }
+            groupID = entry.gr_gid
+        }
+        if let groupID {
+            let supplementary = account.map { initgroups($0.pw_name, groupID) } ?? setgroups(0, nil)
+            guard supplementary == 0, setgid(groupID) == 0 else {
+                return "cannot switch to group \(group ?? "\(groupID)"): \(String(cString: strerror(errno)))"
+            }
+        }
+        if let account, setuid(account.pw_uid) != 0 {
+            return "cannot switch to user \(user!): \(String(cString: strerror(errno)))"
+        }
+        return nil
     }
 }
 

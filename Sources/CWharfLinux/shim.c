@@ -10,3 +10,7 @@ void cwharf_name_current_thread(const char *name) {
     truncated[i] = '\0';
     pthread_setname_np(pthread_self(), truncated);
 }
+
+int cwharf_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}

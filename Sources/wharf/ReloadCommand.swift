@@ -30,24 +30,36 @@ struct ReloadCommand: ParsableCommand {
     var timeout: Int = 60
 
     func run() throws {
-        guard let path = try controlSocket ?? ConfigSource.load(config).controlSocket else {
-            FileHandleOutput.standardError("wharf: \(config ?? "the embedded default config") sets no control_socket; "
-                + "add one (e.g. control_socket: /run/wharf/control.sock), or send SIGHUP to the supervisor")
-            throw ExitStatus.configError
-        }
-        let reply: String
-        do {
-            reply = try ControlClient.request("reload", at: path, timeoutSeconds: timeout)
-        } catch {
-            FileHandleOutput.standardError("wharf: \(error)")
-            throw ExitStatus.runtimeFailure
-        }
-        if reply.hasPrefix("ok ") {
-            print("reloaded: \(reply.dropFirst(3))")
-        } else {
-            FileHandleOutput.standardError("wharf: reload failed: \(reply.hasPrefix("failed ") ? String(reply.dropFirst(7)) : reply)")
-            throw ExitStatus.runtimeFailure
-        }
+        let reply = try ControlClient.ask("reload", config: config, controlSocket: controlSocket, timeout: timeout)
+        print("reloaded: \(reply)")
+    }
+}
+
+/// `wharf upgrade`: asks the running supervisor to start the wharf executable now at its
+/// path (a new build) with the same sockets, and to hand over to it.
+struct UpgradeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upgrade",
+        abstract: "Replace a running wharf with the executable now at its path, without closing a socket.",
+        discussion: """
+            The new executable gets the same listening sockets and starts its workers; when they are \
+            ready, the old workers stop accepting and finish their connections, then the old \
+            supervisor exits. Exits 0 once the new one serves; 1 if it could not start (the old one \
+            keeps serving). Same as SIGUSR2, with an answer.
+            """
+    )
+
+    @Option(name: [.short, .long], help: "The config file the running wharf serves (for its control_socket).")
+    var config: String?
+
+    @Option(name: .long, help: "The control socket, instead of reading it from the config.")
+    var controlSocket: String?
+
+    @Option(name: .long, help: "Seconds to wait for the result.")
+    var timeout: Int = 60
+
+    func run() throws {
+        print("upgraded: \(try ControlClient.ask("upgrade", config: config, controlSocket: controlSocket, timeout: timeout))")
     }
 }
 
@@ -55,6 +67,30 @@ struct ReloadCommand: ParsableCommand {
 enum ControlClient {
     struct Failure: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// Sends `command` to the supervisor named by `controlSocket` or `config`'s
+    /// control_socket and returns what follows its "ok"; prints the failure and exits 1 (2
+    /// without a control socket) otherwise.
+    static func ask(_ command: String, config: String?, controlSocket: String?, timeout: Int) throws -> String {
+        guard let path = try controlSocket ?? ConfigSource.load(config).controlSocket else {
+            FileHandleOutput.standardError("wharf: \(config ?? "the embedded default config") sets no control_socket; "
+                + "add one (e.g. control_socket: /run/wharf/control.sock), or signal the supervisor")
+            throw ExitStatus.configError
+        }
+        let reply: String
+        do {
+            reply = try request(command, at: path, timeoutSeconds: timeout)
+        } catch {
+            FileHandleOutput.standardError("wharf: \(error)")
+            throw ExitStatus.runtimeFailure
+        }
+        guard reply.hasPrefix("ok ") else {
+            let reason = reply.hasPrefix("failed ") ? String(reply.dropFirst(7)) : reply
+            FileHandleOutput.standardError("wharf: \(command) failed: \(reason)")
+            throw ExitStatus.runtimeFailure
+        }
+        return String(reply.dropFirst(3))
     }
 
     static func request(_ command: String, at path: String, timeoutSeconds: Int) throws -> String {

@@ -49,7 +49,8 @@ struct RunCommand: ParsableCommand {
         let logger = Logger(label: "wharf")
         if singleProcess { return try SingleProcess.run(gatewayConfig, readyFile: readyFile, logger: logger) }
 
-        let options = SupervisorOptions(configPath: config, logLevel: logLevel, readyFile: readyFile)
+        let options = SupervisorOptions(configPath: config, logLevel: logLevel, readyFile: readyFile,
+                                        arguments: Array(CommandLine.arguments.dropFirst()))
         let supervisor = Supervisor(options: options, logger: logger)
         let status = supervisor.run(gatewayConfig)
         if status != 0, let failure = supervisor.startupFailure {

@@ -1,3 +1,5 @@
+import CWharfLinux
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,7 @@ import Musl
 #endif
 
 /// Starts a program with chosen descriptors at fixed numbers (`descriptors[i]` becomes fd
-/// `3 + i`) and nothing else inherited: posix_spawn, never a bare fork, because the
+/// `3 + i`) and nothing else above 2 inherited: posix_spawn, never a bare fork, because the
 /// supervisor is a multi-threaded Swift process. Signals start at their defaults and unblocked
 /// whatever the supervisor did with them.
 public enum ProcessSpawner {
@@ -13,8 +15,6 @@ public enum ProcessSpawner {
         public let description: String
     }
 
-    /// Every other descriptor the supervisor holds is close-on-exec, so only these reach the
-    /// child.
     /// `name` is the child's argv[0] (what `ps` shows), by default `executable`.
     public static func spawn(_ executable: String, arguments: [String], name: String? = nil, descriptors: [CInt],
                              environment: [String]? = nil) throws(Failure) -> pid_t {
@@ -29,8 +29,10 @@ public enum ProcessSpawner {
         }
         for index in descriptors.indices {
             posix_spawn_file_actions_adddup2(&actions, parking + CInt(index), 3 + CInt(index))
-            posix_spawn_file_actions_addclose(&actions, parking + CInt(index))
         }
+        // Whatever else is open without close-on-exec (inherited by this process, e.g. a
+        // test harness's exit-watch socket) must not outlive it in the child.
+        cwharf_spawn_close_from(&actions, 3 + CInt(descriptors.count))
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -10,16 +10,16 @@ import Musl
 
 /// Signals, reloads and the control socket.
 extension Supervisor {
-    /// SIGTERM/SIGINT drain (a second one stops at once), SIGHUP reloads, SIGUSR1 and SIGUSR2
-    /// are logged and otherwise ignored: no signal an operator commonly sends kills Wharf by
-    /// accident.
+    /// SIGTERM/SIGINT drain (a second one stops at once), SIGHUP reloads, SIGUSR2 upgrades the
+    /// binary, SIGUSR1 is logged and otherwise ignored: no signal an operator commonly sends
+    /// kills Wharf by accident.
     func installSignalHandlers() {
         let handlers: [(CInt, @Sendable () -> Void)] = [
             (SIGTERM, { self.stop() }),
             (SIGINT, { self.stop() }),
             (SIGHUP, { self.reload { _ in } }),
             (SIGUSR1, { self.logger.notice("SIGUSR1: logs go to standard error; there is no log file to reopen") }),
-            (SIGUSR2, { self.logger.notice("SIGUSR2 ignored: upgrade the binary with a restart (see the README)") }),
+            (SIGUSR2, { self.startUpgrade { _ in } }),
         ]
         signalSources = handlers.map { number, handler in
             signal(number, SIG_IGN)
@@ -83,22 +83,40 @@ extension Supervisor {
         done(.failed(reason))
     }
 
-    /// The Unix socket `wharf reload` talks to: one line in (`reload` or `status`), one line
-    /// out, then close.
+    /// The Unix socket `wharf reload` and `wharf upgrade` talk to: one line in (`reload`,
+    /// `upgrade` or `status`), one line out, then close. Bound here rather than by NIO, which
+    /// would unlink the path when the channel closes, even after a binary upgrade gave the
+    /// path to the new supervisor.
     func startControlServer(at path: String) {
+        let fd = socket(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        var existing = stat()
+        if lstat(path, &existing) == 0, existing.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            logger.error("cannot open the control socket \(path): path too long; `wharf reload` will not work")
+            return
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else {
+            logger.error("cannot open the control socket \(path): \(ListeningSocket.errorText()); `wharf reload` will not work")
+            close(fd)
+            return
+        }
         let bootstrap = ServerBootstrap(group: eventLoop).childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
                     onLine: { line in self.answer(String(line), on: channel) }, onClose: {}))
             }
         }
-        bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).whenComplete { result in
+        bootstrap.withBoundSocket(fd).whenComplete { result in
             switch result {
-            case let .success(channel):
-                self.controlServer = channel
-                chmod(path, 0o600)
-            case let .failure(error):
-                self.logger.error("cannot open the control socket \(path): \(error); `wharf reload` will not work")
+            case let .success(channel): self.controlServer = channel
+            case let .failure(error): self.logger.error("cannot serve the control socket \(path): \(error)")
             }
         }
     }
@@ -115,11 +133,18 @@ extension Supervisor {
                 case let .failed(reason): reply("failed \(reason)")
                 }
             }
+        case "upgrade":
+            startUpgrade { result in
+                switch result {
+                case let .success(pid): reply("ok wharf pid \(pid) serves; pid \(getpid()) drains and exits")
+                case let .failure(failure): reply("failed \(failure)")
+                }
+            }
         case "status":
             let serving = machine.servingGeneration.map(String.init) ?? "none"
             reply("ok pid \(getpid()) generation \(serving) live \(machine.liveGenerations) workers \(machine.workerIDs)")
         default:
-            reply("failed unknown command '\(command)' (expected reload or status)")
+            reply("failed unknown command '\(command)' (expected reload, upgrade or status)")
         }
     }
 }

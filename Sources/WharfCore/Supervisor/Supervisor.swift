@@ -18,11 +18,14 @@ public struct SupervisorOptions: Sendable {
     public var logLevel: String?
     /// Where to write the listeners' addresses once the first generation serves.
     public var readyFile: String?
+    /// The command line after the executable, for a binary upgrade to start the new one alike.
+    public var arguments: [String]
 
-    public init(configPath: String?, logLevel: String?, readyFile: String?) {
+    public init(configPath: String?, logLevel: String?, readyFile: String?, arguments: [String]) {
         self.configPath = configPath
         self.logLevel = logLevel
         self.readyFile = readyFile
+        self.arguments = arguments
     }
 }
 
@@ -56,6 +59,13 @@ public final class Supervisor: @unchecked Sendable {
     var signalSources: [any DispatchSourceSignal] = []
     var controlServer: (any Channel)?
     var tick: RepeatedTask?
+    /// This supervisor is handing over to a new binary (old side).
+    var upgrade: UpgradeInProgress?
+    /// This supervisor was started by a binary upgrade (new side): the old one's channel.
+    var handover: EventLoopFuture<any Channel>?
+    /// The file this executable was started from, read at startup (a binary upgrade starts
+    /// whatever is at that path then).
+    let executablePath = Supervisor.resolveExecutable()
 
     public init(options: SupervisorOptions, logger: Logger) {
         self.options = options
@@ -75,6 +85,7 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     private func start(_ config: GatewayConfig, inherited: [CInt]) {
+        let handedOver = takeHandover()
         do throws(GatewayError) {
             generations[1] = (config, try bindListeners(of: config, inherited: inherited))
         } catch {
@@ -96,7 +107,7 @@ public final class Supervisor: @unchecked Sendable {
             }
         }
         nextGeneration = 2
-        perform(machine.start(GenerationSettings(number: 1, config: config)))
+        perform(machine.start(GenerationSettings(number: 1, config: config), holdAccept: handedOver))
     }
 
     // MARK: Listening sockets
@@ -231,12 +242,7 @@ public final class Supervisor: @unchecked Sendable {
     /// set it: symbolicating a crashed plugin's stack takes seconds, during which the dead
     /// worker's connections hang and its replacement cannot start. Core dumps still work.
     static let workerEnvironment: [String] = {
-        var environment: [String] = []
-        var entry = environ
-        while let pointer = entry.pointee {
-            environment.append(String(cString: pointer))
-            entry += 1
-        }
+        var environment = currentEnvironment
         if !environment.contains(where: { $0.hasPrefix("SWIFT_BACKTRACE=") }) {
             environment.append("SWIFT_BACKTRACE=enable=no")
         }
@@ -259,6 +265,10 @@ public final class Supervisor: @unchecked Sendable {
             var status: CInt = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return }
+            if pid == upgrade?.pid {
+                upgradeEnded(status: status)
+                continue
+            }
             controlChannels.removeValue(forKey: pid)?.whenSuccess { $0.close(promise: nil) }
             perform(machine.exited(pid: pid, status: status, at: .now()))
         }
@@ -284,12 +294,15 @@ public final class Supervisor: @unchecked Sendable {
                 closeUnusedSockets()
             case .closeUnusedSockets:
                 closeUnusedSockets()
+            case .handoverReady:
+                handover?.whenSuccess { $0.writeAndFlush(ByteBuffer(string: "ready\n"), promise: nil) }
             case let .log(level, message):
                 logger.log(level: level, "\(message)")
             case let .exit(code):
                 finish(code)
             }
         }
+        if upgrade != nil { upgradeProgressed() }
     }
 
     private func generationServes(_ number: Int, replacing replaced: Int?) {
@@ -328,7 +341,8 @@ public final class Supervisor: @unchecked Sendable {
         exitCode = code
         tick?.cancel()
         controlServer?.close(promise: nil)
-        if let path = generations.values.first?.config.controlSocket { unlink(path) }
+        // After an upgrade the path is the new supervisor's.
+        if upgrade == nil, let path = generations.values.first?.config.controlSocket { unlink(path) }
         socketGroups.values.joined().forEach { $0.close() }
         socketGroups.removeAll()
         exited.signal()

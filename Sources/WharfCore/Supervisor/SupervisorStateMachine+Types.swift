@@ -20,6 +20,9 @@ public enum SupervisorAction: Equatable, Sendable {
     /// Every worker of `generation` is ready; `replaced` (if any) now drains. The first time
     /// this is startup: notify systemd, write the ready file. Later it is a reload's success.
     case serving(generation: Int, replaced: Int?)
+    /// Started by a binary upgrade: every worker is ready but waits, paused, until the old
+    /// supervisor's workers stopped accepting (`releaseHandover`).
+    case handoverReady
     /// `generation` could not start; whatever served before keeps serving.
     case failed(generation: Int, GatewayError.Kind, String)
     /// No worker of `generation` is left: close the sockets no live generation uses.

@@ -24,6 +24,8 @@ public struct SupervisorStateMachine {
     public static let handoverTimeout = TimeAmount.seconds(2)
 
     public private(set) var phase = Phase.starting
+    /// Started by a binary upgrade and the old supervisor's workers may still accept.
+    public private(set) var holdingForHandover = false
     private var generations: [Int: Generation] = [:]
     private var workers: [pid_t: Worker] = [:]
     private var exitCode: Int32 = 0
@@ -67,11 +69,43 @@ public struct SupervisorStateMachine {
 
     // MARK: Events
 
-    /// Starts the first generation.
-    public mutating func start(_ settings: GenerationSettings) -> [SupervisorAction] {
+    /// Starts the first generation. `holdAccept`: a binary upgrade, whose workers may accept
+    /// only after `releaseHandover`.
+    public mutating func start(_ settings: GenerationSettings, holdAccept: Bool = false) -> [SupervisorAction] {
         precondition(generations.isEmpty, "start once")
+        holdingForHandover = holdAccept
         return begin(settings)
     }
+
+    /// The old supervisor's workers stopped accepting (or it is gone): ours may begin.
+    public mutating func releaseHandover(at now: NIODeadline) -> [SupervisorAction] {
+        guard holdingForHandover else { return [] }
+        holdingForHandover = false
+        var actions: [SupervisorAction] = []
+        for pid in workers.keys.sorted() where workers[pid]!.state == .serving {
+            actions += admit(pid, at: now)
+        }
+        return actions + announceHandovers(at: now)
+    }
+
+    /// A binary upgrade: the new supervisor serves, so every worker retires (keeps its
+    /// connections until they end or drain_timeout_ms) and this supervisor exits after the
+    /// last one.
+    public mutating func retireAll(at now: NIODeadline) -> [SupervisorAction] {
+        guard phase == .running else { return [] }
+        phase = .stopping
+        var actions: [SupervisorAction] = []
+        for number in generations.keys.sorted() {
+            generations[number]?.respawnAt.removeAll()
+        }
+        for pid in workers.keys.sorted() {
+            actions += leave(pid, .retire, at: now)
+        }
+        return actions + finishIfEmpty()
+    }
+
+    /// No worker may still be accepting.
+    public var everyWorkerReleased: Bool { workers.values.allSatisfy { !$0.accepting || $0.released } }
 
     /// Starts `settings` beside the serving generation. Only while running and not already
     /// reloading; the caller checks `canReload` first.
@@ -261,8 +295,12 @@ public struct SupervisorStateMachine {
             }
             actions += collect(replaced, at: now)
         }
-        for pid in workers.keys.sorted() where workers[pid]!.generation == number {
-            actions += admit(pid, at: now)
+        if holdingForHandover {
+            actions.append(.handoverReady)
+        } else {
+            for pid in workers.keys.sorted() where workers[pid]!.generation == number {
+                actions += admit(pid, at: now)
+            }
         }
         // Long-lived connections must not pile up generations without bound.
         let maximum = generations[number]!.settings.maxGenerations
@@ -297,7 +335,7 @@ public struct SupervisorStateMachine {
     /// Lets a ready worker accept, unless a worker of another generation may still be
     /// accepting from its slot's sockets; then it waits for that one's `released` (or exit).
     private mutating func admit(_ pid: pid_t, at now: NIODeadline) -> [SupervisorAction] {
-        guard let worker = workers[pid], !worker.accepting else { return [] }
+        guard let worker = workers[pid], !worker.accepting, !holdingForHandover else { return [] }
         let occupied = workers.values.contains {
             $0.slot == worker.slot && $0.generation != worker.generation && $0.accepting && !$0.released
         }

@@ -10,6 +10,8 @@ import Musl
 /// that cannot be sent at once is dropped, never waited for.
 public final class SystemdNotifier: @unchecked Sendable {
     private let descriptor: CInt
+    /// `NOTIFY_SOCKET` as given (a binary upgrade passes it on).
+    public let path: String
     private var address = sockaddr_un()
     private let addressLength: socklen_t
     /// `WATCHDOG_USEC`: systemd expects `WATCHDOG=1` at least this often.
@@ -29,6 +31,7 @@ public final class SystemdNotifier: @unchecked Sendable {
     }
 
     init?(path: String, watchdogMicroseconds: Int64?) {
+        self.path = path
         var bytes = Array(path.utf8)
         if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }

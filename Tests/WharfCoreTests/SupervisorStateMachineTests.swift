@@ -78,8 +78,13 @@ import Testing
         let (rest, spawned) = run(machine.exited(pid: pid, status: 11, at: now))
         #expect(spawned.isEmpty, "the fifth crash in 10 s waits")
         #expect(rest.contains { if case .log(.critical, let text) = $0 { text.contains("next start in 1000 ms") } else { false } })
+        #expect(machine.crashLooping(at: now).map(\.slot) == [0])
         #expect(run(machine.tick(at: now + .milliseconds(900))).spawned.isEmpty)
-        #expect(run(machine.tick(at: now + .milliseconds(1000))).spawned.count == 1)
+        let back = run(machine.tick(at: now + .milliseconds(1000))).spawned
+        #expect(back.count == 1)
+        _ = machine.received(.ready, from: back[0], at: now + .seconds(1))
+        #expect(machine.crashLooping(at: now + .seconds(20)).map(\.slot) == [0], "not yet up for 30 s")
+        #expect(machine.crashLooping(at: now + .seconds(32)).isEmpty, "up for 30 s: the loop is over")
     }
 
     @Test func restartPolicyDoublesUntilAWorkerStaysUp() {

@@ -44,9 +44,13 @@ import WharfTestSupport
     }
 
     @Test func aCrashLoopBacksOffAndTheSlotComesBack() throws {
+        let scratch = try TemporaryDirectory()
+        let control = scratch.path("control.sock")
         let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a",
-                                                                  processes: 1))
+                                                                  processes: 1, extra: "control_socket: \(control)\n"),
+                                     scratch: scratch)
         let port = try wharf.port(named: "main")
+        #expect(try runWharf(["status", "--control-socket", control]).stdout.contains("crash_looping []"))
         for round in 0..<5 {
             let socket = try TestSocket(port: port)
             #expect(try socket.ask("round \(round)").version == "v1")
@@ -54,6 +58,7 @@ import WharfTestSupport
             #expect(socket.isClosedByPeer())
         }
         #expect(eventually(seconds: 5) { wharf.stderr.contains("is crash-looping (5 crashes in 10 s): next start in 1000 ms") })
+        #expect(try runWharf(["status", "--control-socket", control]).stdout.contains("crash_looping [1:0]"))
         // The connection waits in the backlog through the back-off and is served after it.
         let waiting = Date()
         let socket = try TestSocket(port: port)

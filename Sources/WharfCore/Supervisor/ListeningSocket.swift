@@ -129,9 +129,9 @@ public final class ListeningSocket: @unchecked Sendable {
         return listen(descriptor, CInt(listener.backlog)) == 0
     }
 
-    /// Whether the socket is bound to what `address` resolves to (socket activation matches
-    /// the sockets systemd passed to the configured listeners this way).
-    public func isBound(to listener: ListenerConfig) -> Bool {
+    /// Whether `descriptor` is bound to what the listener's address resolves to (socket
+    /// activation matches the sockets systemd passed to the configured listeners this way).
+    public static func isBound(_ descriptor: CInt, to listener: ListenerConfig) -> Bool {
         guard let local = try? SocketAddress(localAddressOf: descriptor),
               let wanted = try? SocketAddress.makeAddressResolvingHost(listener.address, port: listener.port) else {
             return false

@@ -142,7 +142,9 @@ extension Supervisor {
             }
         case "status":
             let serving = machine.servingGeneration.map(String.init) ?? "none"
-            reply("ok pid \(getpid()) generation \(serving) live \(machine.liveGenerations) workers \(machine.workerIDs)")
+            let looping = machine.crashLooping(at: .now()).map { "\($0.generation):\($0.slot)" }.joined(separator: ",")
+            reply("ok pid \(getpid()) generation \(serving) live \(machine.liveGenerations) workers \(machine.workerIDs)"
+                + " crash_looping [\(looping)]")
         default:
             reply("failed unknown command '\(command)' (expected reload, upgrade or status)")
         }

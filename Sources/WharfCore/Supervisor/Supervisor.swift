@@ -59,6 +59,8 @@ public final class Supervisor: @unchecked Sendable {
     var signalSources: [any DispatchSourceSignal] = []
     var controlServer: (any Channel)?
     var tick: RepeatedTask?
+    /// The first generation's failure, for the message `wharf run` prints.
+    public private(set) var startupFailure: String?
     /// This supervisor is handing over to a new binary (old side).
     var upgrade: UpgradeInProgress?
     /// This supervisor was started by a binary upgrade (new side): the old one's channel.
@@ -124,9 +126,7 @@ public final class Supervisor: @unchecked Sendable {
             for (index, listener) in config.listeners.enumerated() {
                 let key = ListeningSocket.key(of: listener, index: index)
                 var group = socketGroups[key] ?? []
-                if group.isEmpty, let match = unclaimed.firstIndex(where: {
-                    ListeningSocket.adopt(descriptor: $0, key: key).isBound(to: listener)
-                }) {
+                if group.isEmpty, let match = unclaimed.firstIndex(where: { ListeningSocket.isBound($0, to: listener) }) {
                     let socket = ListeningSocket.adopt(descriptor: unclaimed.remove(at: match), key: key)
                     socket.configure(for: listener)
                     logger.info("using the socket passed for \(key) (fd \(socket.descriptor))")
@@ -333,9 +333,6 @@ public final class Supervisor: @unchecked Sendable {
         }
         reloadWaiters.removeValue(forKey: number)?.forEach { $0(.failed(reason)) }
     }
-
-    /// The first generation's failure, for the message `wharf run` prints.
-    public private(set) var startupFailure: String?
 
     private func finish(_ code: Int32) {
         exitCode = code

@@ -23,11 +23,12 @@ public struct SupervisorStateMachine {
     /// A new worker waits this long at most for the old one in its slot to stop accepting.
     public static let handoverTimeout = TimeAmount.seconds(2)
 
-    public private(set) var phase = Phase.starting
+    public internal(set) var phase = Phase.starting
     /// Started by a binary upgrade and the old supervisor's workers may still accept.
-    public private(set) var holdingForHandover = false
-    private var generations: [Int: Generation] = [:]
-    private var workers: [pid_t: Worker] = [:]
+    public internal(set) var holdingForHandover = false
+    // Internal only so the extensions beside this file reach them; changed by events alone.
+    var generations: [Int: Generation] = [:]
+    var workers: [pid_t: Worker] = [:]
     private var exitCode: Int32 = 0
 
     public init() {}
@@ -57,6 +58,18 @@ public struct SupervisorStateMachine {
         return users
     }
 
+    /// Slots in a crash loop: waiting to start a worker again, or running one that has not
+    /// yet stayed up long enough to end the loop.
+    public func crashLooping(at now: NIODeadline) -> [SocketUser] {
+        generations.flatMap { number, generation in
+            generation.restarts.indices.filter { slot in
+                guard generation.restarts[slot].inCrashLoop else { return false }
+                let current = workers.values.first { $0.generation == number && $0.slot == slot }
+                return current.map { now - $0.startedAt < generation.restarts[slot].stableUptime } ?? true
+            }.map { SocketUser(generation: number, slot: $0) }
+        }.sorted { ($0.generation, $0.slot) < ($1.generation, $1.slot) }
+    }
+
     public struct SocketUser: Hashable, Sendable {
         public let generation: Int
         public let slot: Int
@@ -76,36 +89,6 @@ public struct SupervisorStateMachine {
         holdingForHandover = holdAccept
         return begin(settings)
     }
-
-    /// The old supervisor's workers stopped accepting (or it is gone): ours may begin.
-    public mutating func releaseHandover(at now: NIODeadline) -> [SupervisorAction] {
-        guard holdingForHandover else { return [] }
-        holdingForHandover = false
-        var actions: [SupervisorAction] = []
-        for pid in workers.keys.sorted() where workers[pid]!.state == .serving {
-            actions += admit(pid, at: now)
-        }
-        return actions + announceHandovers(at: now)
-    }
-
-    /// A binary upgrade: the new supervisor serves, so every worker retires (keeps its
-    /// connections until they end or drain_timeout_ms) and this supervisor exits after the
-    /// last one.
-    public mutating func retireAll(at now: NIODeadline) -> [SupervisorAction] {
-        guard phase == .running else { return [] }
-        phase = .stopping
-        var actions: [SupervisorAction] = []
-        for number in generations.keys.sorted() {
-            generations[number]?.respawnAt.removeAll()
-        }
-        for pid in workers.keys.sorted() {
-            actions += leave(pid, .retire, at: now)
-        }
-        return actions + finishIfEmpty()
-    }
-
-    /// No worker may still be accepting.
-    public var everyWorkerReleased: Bool { workers.values.allSatisfy { !$0.accepting || $0.released } }
 
     /// Starts `settings` beside the serving generation. Only while running and not already
     /// reloading; the caller checks `canReload` first.
@@ -315,48 +298,6 @@ public struct SupervisorStateMachine {
         return actions + announceHandovers(at: now)
     }
 
-    /// A reload is done (and `wharf reload` answers) when the new generation accepts
-    /// everywhere and nothing older still does, so a connection made after the answer meets
-    /// the new config. A worker that does not let go in time is not waited for.
-    private mutating func announceHandovers(at now: NIODeadline) -> [SupervisorAction] {
-        var actions: [SupervisorAction] = []
-        for number in generations.keys.sorted() {
-            guard let pending = generations[number]?.pendingAnnouncement else { continue }
-            let own = workers.values.filter { $0.generation == number }
-            let handedOver = own.count == generations[number]!.settings.processes && own.allSatisfy(\.accepting)
-                && !workers.values.contains { $0.generation != number && $0.accepting && !$0.released }
-            guard handedOver || now - pending.since >= Self.handoverTimeout else { continue }
-            generations[number]?.pendingAnnouncement = nil
-            actions.append(.serving(generation: number, replaced: pending.replaced))
-        }
-        return actions
-    }
-
-    /// Lets a ready worker accept, unless a worker of another generation may still be
-    /// accepting from its slot's sockets; then it waits for that one's `released` (or exit).
-    private mutating func admit(_ pid: pid_t, at now: NIODeadline) -> [SupervisorAction] {
-        guard let worker = workers[pid], !worker.accepting, !holdingForHandover else { return [] }
-        let occupied = workers.values.contains {
-            $0.slot == worker.slot && $0.generation != worker.generation && $0.accepting && !$0.released
-        }
-        if occupied {
-            workers[pid]!.waitingToAccept = now
-            return []
-        }
-        return accept(pid)
-    }
-
-    private mutating func accept(_ pid: pid_t) -> [SupervisorAction] {
-        workers[pid]!.accepting = true
-        workers[pid]!.waitingToAccept = nil
-        return [.send(.accept, to: pid)]
-    }
-
-    private mutating func admitWaiting(slot: Int, at now: NIODeadline) -> [SupervisorAction] {
-        workers.values.filter { $0.slot == slot && $0.waitingToAccept != nil }.map(\.pid).sorted()
-            .flatMap { admit($0, at: now) }
-    }
-
     private mutating func fail(_ number: Int, _ kind: GatewayError.Kind, _ reason: String,
                                at now: NIODeadline) -> [SupervisorAction] {
         guard generations[number]?.state == .starting else { return [] }
@@ -391,7 +332,7 @@ public struct SupervisorStateMachine {
 
     /// Tells a worker to go (retire, drain or stop) and gives it until a deadline. Each
     /// message is firmer than the one before it; a softer one after a firmer one is moot.
-    private mutating func leave(_ pid: pid_t, _ message: SupervisorMessage, at now: NIODeadline) -> [SupervisorAction] {
+    mutating func leave(_ pid: pid_t, _ message: SupervisorMessage, at now: NIODeadline) -> [SupervisorAction] {
         guard let worker = workers[pid] else { return [] }
         let firmness: [SupervisorMessage: Int] = [.retire: 1, .drain: 2, .stop: 3]
         if let told = worker.told, firmness[told, default: 0] >= firmness[message, default: 0], message != .stop {
@@ -419,7 +360,7 @@ public struct SupervisorStateMachine {
         return actions + finishIfEmpty()
     }
 
-    private mutating func finishIfEmpty() -> [SupervisorAction] {
+    mutating func finishIfEmpty() -> [SupervisorAction] {
         guard phase == .stopping, workers.isEmpty else { return [] }
         phase = .stopped
         return [.exit(exitCode)]

@@ -63,6 +63,24 @@ struct UpgradeCommand: ParsableCommand {
     }
 }
 
+/// `wharf status`: the running supervisor's generations and workers, in one line.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a running wharf's pid, generations, workers and crash-looping slots."
+    )
+
+    @Option(name: [.short, .long], help: "The config file the running wharf serves (for its control_socket).")
+    var config: String?
+
+    @Option(name: .long, help: "The control socket, instead of reading it from the config.")
+    var controlSocket: String?
+
+    func run() throws {
+        print(try ControlClient.ask("status", config: config, controlSocket: controlSocket, timeout: 10))
+    }
+}
+
 /// One request line to the supervisor's control socket, one reply line back.
 enum ControlClient {
     struct Failure: Error, CustomStringConvertible {

@@ -42,12 +42,15 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     if server == "wharf":
         config, ready = os.path.join(scratch, "w.yaml"), os.path.join(scratch, "r.json")
+        # One process: callgrind counts the serving code, not a supervisor beside it. (Builds
+        # before the supervisor have no --single-process and call event loops `workers`.)
+        help_text = subprocess.run([binary, "run", "--help"], capture_output=True, text=True).stdout
+        supervised = "--single-process" in help_text
         with open(config, "w") as f:
-            f.write("event_loops: 1\nlog_level: warning\nplugins:\n  echo: {path: echo}\n"
-                    "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo}\n")
-        # One process: callgrind counts the serving code, not a supervisor beside it.
-        process = subprocess.Popen(valgrind + [binary, "run", "--single-process", "--config", config,
-                                               "--ready-file", ready], stderr=subprocess.DEVNULL)
+            f.write(("event_loops" if supervised else "workers") + ": 1\nlog_level: warning\nplugins:\n"
+                    "  echo: {path: echo}\nlisteners:\n  - {address: 127.0.0.1, port: 0, plugin: echo}\n")
+        process = subprocess.Popen(valgrind + [binary, "run"] + (["--single-process"] if supervised else [])
+                                   + ["--config", config, "--ready-file", ready], stderr=subprocess.DEVNULL)
         while not os.path.exists(ready):
             time.sleep(0.1)
         with open(ready) as f:

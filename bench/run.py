@@ -72,6 +72,12 @@ def rss_kb(pid):
     return 0
 
 
+def supervised(release):
+    """Whether that build runs a supervisor with worker processes (it has --single-process)."""
+    help_text = subprocess.run([os.path.join(release, "wharf"), "run", "--help"], capture_output=True, text=True)
+    return "--single-process" in help_text.stdout
+
+
 def children(pid):
     """The child processes of pid (any of its threads may have started them)."""
     found = []
@@ -119,11 +125,13 @@ class Server:
                 plugin = f"echo: {{path: proxy, config: {{upstreams: [\"127.0.0.1:{self.backend.port}\"]}}}}"
             config = os.path.join(self.scratch, "wharf.yaml")
             ready = os.path.join(self.scratch, "ready.json")
+            release = BASELINE if name == "wharf-base" else RELEASE
+            # Builds before the supervisor (2026-11-30) called event loops `workers`.
+            loops_key = "event_loops" if supervised(release) else "workers"
             with open(config, "w") as f:
-                f.write(f"event_loops: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
+                f.write(f"{loops_key}: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
-            release = BASELINE if name == "wharf-base" else RELEASE
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
                                                                 "--ready-file", ready]), stderr=subprocess.DEVNULL)
             deadline = time.time() + 20

@@ -77,6 +77,7 @@ import Testing
         now = now + .milliseconds(100)
         let (rest, spawned) = run(machine.exited(pid: pid, status: 11, at: now))
         #expect(spawned.isEmpty, "the fifth crash in 10 s waits")
+        #expect(rest.contains(.suspend(generation: 1, slot: 0)), "its sockets close meanwhile")
         #expect(rest.contains { if case .log(.critical, let text) = $0 { text.contains("next start in 1000 ms") } else { false } })
         #expect(machine.crashLooping(at: now).map(\.slot) == [0])
         #expect(run(machine.tick(at: now + .milliseconds(900))).spawned.isEmpty)

@@ -21,7 +21,7 @@ public final class ListeningSocket: @unchecked Sendable {
     /// What was really bound (port 0 resolved).
     public let boundAddress: String
     public let boundPort: Int
-    private var closed = false
+    public private(set) var isClosed = false
 
     init(key: String, descriptor: CInt) {
         self.key = key
@@ -140,8 +140,8 @@ public final class ListeningSocket: @unchecked Sendable {
     }
 
     public func close() {
-        guard !closed else { return }
-        closed = true
+        guard !isClosed else { return }
+        isClosed = true
         Glibc.close(descriptor)
     }
 

@@ -197,7 +197,34 @@ public final class Supervisor: @unchecked Sendable {
 
     // MARK: Workers
 
+    /// Closes a waiting slot's sockets (see `SupervisorAction.suspend`).
+    private func suspend(generation number: Int, slot: Int) {
+        guard let slots = generations[number]?.slots, slot < slots.count else { return }
+        slots[slot].forEach { $0.close() }
+        logger.notice("slot \(slot) of generation \(number): its sockets are closed while it waits; new connections go to the other workers")
+    }
+
+    /// Binds a suspended slot's sockets again, into the same groups.
+    private func resume(generation number: Int, slot: Int) throws(GatewayError) {
+        guard let (config, slots) = generations[number], slots[slot].contains(where: \.isClosed) else { return }
+        for (index, listener) in config.listeners.enumerated() where slots[slot][index].isClosed {
+            let key = ListeningSocket.key(of: listener, index: index)
+            let socket = try ListeningSocket.join(slots[slot][index], for: listener, index: index)
+            generations[number]?.slots[slot][index] = socket
+            if var group = socketGroups[key], slot < group.count {
+                group[slot] = socket
+                socketGroups[key] = group
+            }
+        }
+    }
+
     private func spawnWorker(generation number: Int, slot: Int) {
+        do throws(GatewayError) {
+            try resume(generation: number, slot: slot)
+        } catch {
+            perform(machine.spawnFailed(generation: number, slot: slot, reason: error.message, at: .now()))
+            return
+        }
         guard let (config, slots) = generations[number], slot < slots.count else { return }
         var pair: [CInt] = [0, 0]
         guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
@@ -294,6 +321,8 @@ public final class Supervisor: @unchecked Sendable {
                 closeUnusedSockets()
             case .closeUnusedSockets:
                 closeUnusedSockets()
+            case let .suspend(generation, slot):
+                suspend(generation: generation, slot: slot)
             case .handoverReady:
                 handover?.whenSuccess { $0.writeAndFlush(ByteBuffer(string: "ready\n"), promise: nil) }
             case let .log(level, message):

@@ -15,6 +15,10 @@ public enum SupervisorAction: Equatable, Sendable {
     case send(SupervisorMessage, to: pid_t)
     /// A worker stopped accepting or exited: close the sockets nobody can accept from.
     case closeUnusedSockets
+    /// A crash-looping slot waits before its next start: close its sockets meanwhile, so new
+    /// connections go to the other workers instead of waiting in a queue nobody accepts
+    /// from (bound again when the slot starts).
+    case suspend(generation: Int, slot: Int)
     /// SIGKILL: the worker does not answer (stalled, or past its drain deadline).
     case kill(pid_t)
     /// Every worker of `generation` is ready; `replaced` (if any) now drains. The first time

@@ -322,6 +322,7 @@ public struct SupervisorStateMachine {
             actions.append(.spawn(generation: number, slot: slot))
         } else {
             generation.respawnAt[slot] = now + delay
+            actions.append(.suspend(generation: number, slot: slot))
             actions.append(.log(.critical, "slot \(slot) of generation \(number) is crash-looping "
                 + "(\(generation.restarts[slot].recentCrashCount) crashes in 10 s): next start in "
                 + "\(delay.nanoseconds / 1_000_000) ms; the other workers keep serving"))

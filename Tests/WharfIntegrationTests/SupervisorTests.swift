@@ -39,6 +39,7 @@ import WharfTestSupport
         let back = Date().timeIntervalSince(crashedAt)
         #expect(back < 1.5, "replaced in \(back) s")
         #expect(wharf.stderr.contains("worker \(victim) (generation 1, slot"))
+        #expect(wharf.stderr.contains("plugins fixture ("), "the crash report names the plugins")
         #expect(wharf.stderr.contains("killed by SIGSEGV"))
         #expect(wharf.stop() == 0)
     }

@@ -43,9 +43,13 @@ public struct GenerationSettings: Sendable, Equatable {
     /// nil: no stall detection.
     public var stallTimeout: TimeAmount?
     public var maxGenerations: Int
+    /// The plugin instances its workers run, for crash reports.
+    public var plugins: String
 
-    public init(number: Int, processes: Int, drainTimeout: TimeAmount, stallTimeout: TimeAmount?, maxGenerations: Int) {
+    public init(number: Int, processes: Int, drainTimeout: TimeAmount, stallTimeout: TimeAmount?, maxGenerations: Int,
+                plugins: String = "") {
         self.number = number
+        self.plugins = plugins
         self.processes = processes
         self.drainTimeout = drainTimeout
         self.stallTimeout = stallTimeout
@@ -56,7 +60,8 @@ public struct GenerationSettings: Sendable, Equatable {
         let stall = config.workerStallTimeoutMilliseconds
         self.init(number: number, processes: config.processes,
                   drainTimeout: .milliseconds(Int64(config.drainTimeoutMilliseconds)),
-                  stallTimeout: stall > 0 ? .milliseconds(Int64(stall)) : nil, maxGenerations: config.maxGenerations)
+                  stallTimeout: stall > 0 ? .milliseconds(Int64(stall)) : nil, maxGenerations: config.maxGenerations,
+                  plugins: config.plugins.map { "\($0.name) (\($0.path))" }.joined(separator: ", "))
     }
 }
 

@@ -165,8 +165,8 @@ public struct SupervisorStateMachine {
             case (.starting, .starting):
                 actions += fail(worker.generation, .listen, "worker \(pid) \(how) before it was ready", at: now)
             case (.starting, .serving), (.serving, .serving):
-                actions.append(.log(.error, "worker \(pid) (generation \(worker.generation), slot \(worker.slot)) "
-                    + "\(how); its connections are lost, the other workers' are not"))
+                actions.append(.log(.error, "worker \(pid) (generation \(worker.generation), slot \(worker.slot); "
+                    + "plugins \(generation.settings.plugins)) \(how); its connections are lost, the other workers' are not"))
                 actions += scheduleRespawn(worker.generation, slot: worker.slot, uptime: now - worker.startedAt, at: now)
             case (.leaving, _), (_, .draining), (_, .failed), (.serving, _):
                 if !ProcessSpawner.exitedCleanly(status: status) {

@@ -7,6 +7,23 @@ import Glibc
 import Musl
 #endif
 
+/// Which running wharf a control command talks to: the control_socket of its config, or a
+/// socket named directly.
+struct SupervisorAddress: ParsableArguments {
+    @Option(name: [.short, .long], help: "The config file the running wharf serves (for its control_socket).")
+    var config: String?
+
+    @Option(name: .long, help: "The control socket, instead of reading it from the config.")
+    var controlSocket: String?
+
+    @Option(name: .long, help: "Seconds to wait for the answer.")
+    var timeout: Int = 60
+
+    func ask(_ command: String) throws -> String {
+        try ControlClient.ask(command, config: config, controlSocket: controlSocket, timeout: timeout)
+    }
+}
+
 /// `wharf reload`: asks the running supervisor (through the config's control_socket) to load
 /// its config file again, and reports the result once the new generation serves or failed.
 struct ReloadCommand: ParsableCommand {
@@ -20,18 +37,10 @@ struct ReloadCommand: ParsableCommand {
             """
     )
 
-    @Option(name: [.short, .long], help: "The config file the running wharf serves (for its control_socket).")
-    var config: String?
-
-    @Option(name: .long, help: "The control socket, instead of reading it from the config.")
-    var controlSocket: String?
-
-    @Option(name: .long, help: "Seconds to wait for the result.")
-    var timeout: Int = 60
+    @OptionGroup var supervisor: SupervisorAddress
 
     func run() throws {
-        let reply = try ControlClient.ask("reload", config: config, controlSocket: controlSocket, timeout: timeout)
-        print("reloaded: \(reply)")
+        print("reloaded: \(try supervisor.ask("reload"))")
     }
 }
 
@@ -49,17 +58,10 @@ struct UpgradeCommand: ParsableCommand {
             """
     )
 
-    @Option(name: [.short, .long], help: "The config file the running wharf serves (for its control_socket).")
-    var config: String?
-
-    @Option(name: .long, help: "The control socket, instead of reading it from the config.")
-    var controlSocket: String?
-
-    @Option(name: .long, help: "Seconds to wait for the result.")
-    var timeout: Int = 60
+    @OptionGroup var supervisor: SupervisorAddress
 
     func run() throws {
-        print("upgraded: \(try ControlClient.ask("upgrade", config: config, controlSocket: controlSocket, timeout: timeout))")
+        print("upgraded: \(try supervisor.ask("upgrade"))")
     }
 }
 
@@ -70,14 +72,10 @@ struct StatusCommand: ParsableCommand {
         abstract: "Show a running wharf's pid, generations, workers and crash-looping slots."
     )
 
-    @Option(name: [.short, .long], help: "The config file the running wharf serves (for its control_socket).")
-    var config: String?
-
-    @Option(name: .long, help: "The control socket, instead of reading it from the config.")
-    var controlSocket: String?
+    @OptionGroup var supervisor: SupervisorAddress
 
     func run() throws {
-        print(try ControlClient.ask("status", config: config, controlSocket: controlSocket, timeout: 10))
+        print(try supervisor.ask("status"))
     }
 }
 

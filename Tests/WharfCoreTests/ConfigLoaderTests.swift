@@ -72,6 +72,27 @@ import Testing
         #expect(error("procesess: 1\n" + valid).hasPrefix("wharf.yaml:1:1: unknown key 'procesess' (did you mean 'processes'?)"))
     }
 
+    @Test func anAliasBombIsRefusedBeforeItExpands() {
+        var text = "plugins:\n  e:\n    path: echo\n    config:\n      a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+        for level in 1...9 {
+            text += "      a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 9).joined(separator: ", ") + "]\n"
+        }
+        text += "listeners: [{port: 1, plugin: e}]\n"
+        #expect(error(text) == "wharf.yaml:10:21: the document expands to more than 100000 values (aliases repeating aliases?)")
+    }
+
+    @Test func ordinaryAliasesStillWork() throws {
+        let text = "plugins:\n  e: {path: echo, config: {base: &limits {max_bytes: 64}, again: *limits}}\n"
+            + "listeners: [{port: 1, plugin: e}]\n"
+        let config = try ConfigLoader.parse(text, file: "wharf.yaml")
+        #expect(config.plugins[0].configJSON == #"{"base":{"max_bytes":64},"again":{"max_bytes":64}}"#)
+    }
+
+    @Test func theBudgetCountsWhatAliasesStandFor() throws {
+        #expect(throws: Never.self) { try YAMLBudget.check("a: &a [1, 2, 3]\nb: [*a, *a]\n", limit: 16) }
+        #expect(throws: YAMLBudget.Exceeded.self) { try YAMLBudget.check("a: &a [1, 2, 3]\nb: [*a, *a, *a]\n", limit: 16) }
+    }
+
     @Test func renamedKeysNameTheirReplacement() {
         #expect(error(valid.replacing("event_loops: 2", with: "workers: 2")) == "wharf.yaml:1:1: 'workers' was renamed: use "
             + "'event_loops' (event-loop threads in each worker process); 'processes' is the number of worker processes")

@@ -224,6 +224,9 @@ public enum ConfigLoader {
         return text
     }
 
+    /// A config is a few KiB; anything this big is a mistake (or /dev/zero).
+    static let maximumFileSize = 4 << 20
+
     private static func readFile(_ path: String) throws -> String {
         guard let file = fopen(path, "rb") else {
             throw FileError(message: String(cString: strerror(errno)))
@@ -234,6 +237,9 @@ public enum ConfigLoader {
         while true {
             let count = fread(&chunk, 1, chunk.count, file)
             if count > 0 { bytes.append(contentsOf: chunk[..<count]) }
+            if bytes.count > maximumFileSize {
+                throw FileError(message: "larger than \(maximumFileSize >> 20) MiB; is this a config file?")
+            }
             if count < chunk.count {
                 if ferror(file) != 0 { throw FileError(message: String(cString: strerror(errno))) }
                 break

@@ -13,6 +13,13 @@ struct YAMLReader {
     }()
 
     func compose(_ text: String) throws(ConfigError) -> Node? {
+        do throws(YAMLBudget.Exceeded) {
+            try YAMLBudget.check(text)
+        } catch {
+            throw ConfigError(SourceLocation(file: file, line: error.line, column: error.column), "",
+                              "the document expands to more than \(YAMLBudget.maximumValues) values "
+                                + "(aliases repeating aliases?)")
+        }
         do {
             return try Yams.compose(yaml: text, Self.resolver)
         } catch let error as YamlError {

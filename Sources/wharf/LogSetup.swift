@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import WharfCore
 
 /// swift-log is bootstrapped once, before the config is read; the level is applied to
 /// every logger made afterwards (the gateway's and each plugin instance's).
@@ -7,10 +8,9 @@ enum LogSetup {
     private static let level = NIOLockedValueBox(Logger.Level.info)
 
     static func bootstrap() {
+        // Through a queue and a writer thread: a slow standard error never blocks an event loop.
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level.withLockedValue { $0 }
-            return handler
+            QueuedLogHandler(label: label, level: level.withLockedValue { $0 })
         }
     }
 

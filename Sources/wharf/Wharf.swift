@@ -1,4 +1,5 @@
 import ArgumentParser
+import WharfCore
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +26,9 @@ struct ExitStatus: Error {
 }
 
 enum FileHandleOutput {
+    /// After the queued log lines, so the order on the terminal is the order of events.
     static func standardError(_ text: String) {
+        LogSink.standardError.flush()
         let line = text.hasSuffix("\n") ? text : text + "\n"
         // write(2) straight to fd 2: unbuffered, and no shared FILE* across threads.
         var bytes = Array(line.utf8)[...]

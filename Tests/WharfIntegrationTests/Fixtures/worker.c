@@ -1,6 +1,7 @@
 /* For the supervisor tests: answers each line with "v<VERSION> <config> pid=<pid> <line>",
  * so a test sees which build, which config and which worker process served it. The line
- * "crash" kills the worker with SIGSEGV; "spin" blocks its event loop for good. Config
+ * "crash" kills the worker with SIGSEGV; "spin" blocks its event loop for good; "log N"
+ * logs N long lines first. Config
  * {"refuse": true} makes init fail. Build with -DVERSION=N. Test fixture. */
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,13 @@ static void on_line(void *userdata, wharf_stream *stream, int32_t status, const 
     if (len >= 5 && memcmp(data, "crash", 5) == 0) raise(SIGSEGV);
     if (len >= 4 && memcmp(data, "spin", 4) == 0) {
         for (volatile unsigned long spins = 0;; spins++) {}
+    }
+    if (len >= 4 && memcmp(data, "log ", 4) == 0) {
+        int count = atoi((const char *)data + 4);
+        for (int i = 0; i < count; i++) {
+            wharf_logf(host, NULL, WHARF_LOG_INFO, "filler %d: %s", i,
+                       "........................................................................................");
+        }
     }
     char reply[512];
     int n = snprintf(reply, sizeof reply, "v" STRINGIFY(VERSION) " %s pid=%d %.*s", self->config, (int)getpid(),

@@ -109,9 +109,15 @@ public final class Gateway: @unchecked Sendable {
         let pluginName = listener.plugin
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
                                                                      fixed: listener.fixedReadChunks)
+        let logger = self.logger
         // The socket options accepted sockets inherit are on the listening socket already
         // (`ListeningSocket.configure`).
-        return ServerBootstrap(group: group).childChannelInitializer { channel in
+        return ServerBootstrap(group: group).serverChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandlers(AcceptBackoff.handlers(listener: listener.displayName,
+                                                                                      logger: logger))
+            }
+        }.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 guard let pluginLoop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
                       let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {

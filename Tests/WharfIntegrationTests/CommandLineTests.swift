@@ -35,6 +35,19 @@ import Testing
         }
     }
 
+    @Test func aDeviceOrAFIFOIsRefusedNotRead() throws {
+        let scratch = try TemporaryDirectory()
+        let fifo = scratch.path("fifo.yaml")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for path in ["/dev/zero", fifo] {
+            let started = Date()
+            let result = try runWharf(["check", "--config", path], timeout: 5)
+            #expect(result.status == 2)
+            #expect(result.stderr.contains("\(path):0:0: cannot read: not a regular file"), "\(result.stderr)")
+            #expect(Date().timeIntervalSince(started) < 1)
+        }
+    }
+
     @Test func unreadableConfigFile() throws {
         let result = try runWharf(["run", "--config", "/nonexistent/wharf.yaml"])
         #expect(result.status == 2)

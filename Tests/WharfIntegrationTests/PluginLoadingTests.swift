@@ -28,6 +28,7 @@ import Testing
         }
         #expect(wharf.stderr.contains("plugin=fixture"), "plugin log lines carry the instance name")
         #expect(wharf.stderr.contains("upper ready on loop 1 of 2"), "init runs once per loop")
+        #expect(wharf.stderr.contains("[fixture] upper ready on loop"), "a plugin's lines are tagged with its instance")
         #expect(wharf.stderr.contains("→ fixture (upper 0.3.1)"))
     }
 

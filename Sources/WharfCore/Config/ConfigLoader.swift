@@ -224,10 +224,15 @@ public enum ConfigLoader {
         return text
     }
 
-    /// A config is a few KiB; anything this big is a mistake (or /dev/zero).
+    /// A config is a few KiB; anything this big is a mistake.
     static let maximumFileSize = 4 << 20
 
+    /// A regular file of at most `maximumFileSize`: a device (/dev/zero) or a FIFO is refused
+    /// before it is read, not read until memory runs out or forever.
     private static func readFile(_ path: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw FileError(message: String(cString: strerror(errno))) }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw FileError(message: "not a regular file") }
         guard let file = fopen(path, "rb") else {
             throw FileError(message: String(cString: strerror(errno)))
         }

@@ -34,7 +34,7 @@ public enum HostAPI {
         api.log = { instance, level, message, length in
             guard let message else { return }
             let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
-            PluginLog.logger(for: instance).log(level: PluginLog.level(level), "\(text)")
+            PluginLog.log(text, level: level, instance: instance)
         }
         api.log_enabled = { instance, level in
             PluginLog.logger(for: instance).logLevel <= PluginLog.level(level) ? 1 : 0

@@ -23,7 +23,18 @@ enum PluginLog {
 
     static func logger(for instance: OpaquePointer?) -> Logger {
         guard let instance else { return anonymous }
-        return Unmanaged<PluginIdentity>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue().logger
+        return identity(instance).logger
+    }
+
+    /// A plugin's line is tagged with its instance name where a host line names its module,
+    /// so `[fixture]` says whose line it is (`[plugin]` when no instance was given).
+    static func log(_ text: String, level: Int32, instance: OpaquePointer?) {
+        logger(for: instance).log(level: Self.level(level), "\(text)",
+                                  source: instance.map { identity($0).name } ?? "plugin")
+    }
+
+    private static func identity(_ instance: OpaquePointer) -> PluginIdentity {
+        Unmanaged<PluginIdentity>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
     }
 
     static func level(_ level: Int32) -> Logger.Level {

@@ -82,6 +82,17 @@ import WharfTestSupport
         #expect(wharf.stop() == 0)
     }
 
+    @Test func aBlockedEventLoopIsReported() throws {
+        let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a",
+                                                                  processes: 1))
+        let client = try TestSocket(port: try wharf.port(named: "main"))
+        #expect(try client.ask("sleep 1600").version == "v1")
+        #expect(eventually { wharf.stderr.contains("runs again after a stall of about 1") })
+        #expect(wharf.stderr.contains("event loop 0 has not run for 1"))
+        #expect(wharf.stderr.contains("a plugin callback is blocking it"))
+        #expect(wharf.stop() == 0)
+    }
+
     @Test func killingTheSupervisorLeavesNoOrphans() throws {
         let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a"))
         let port = try wharf.port(named: "main")

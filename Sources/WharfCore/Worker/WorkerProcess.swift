@@ -180,7 +180,39 @@ public final class WorkerProcess: @unchecked Sendable {
             let fresh = stamps.withLockedValue { $0.allSatisfy { now - $0 < .seconds(1) } }
             if fresh { self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil) }
         }
+        watchForStalls(stamps)
     }
+
+    /// Off the loops (a dispatch timer): says when an event loop has not run for a second,
+    /// and how long the stall lasted once it runs again. Its connections wait meanwhile; past
+    /// worker_stall_timeout_ms the supervisor replaces the worker.
+    private func watchForStalls(_ stamps: NIOLockedValueBox<[NIODeadline]>) {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        var stalled: [Int: NIODeadline] = [:]
+        timer.setEventHandler { [logger] in
+            let now = NIODeadline.now()
+            let current: [NIODeadline] = stamps.withLockedValue { $0 }
+            for index in current.indices {
+                let stamp = current[index]
+                let late = now - stamp > Self.stallReport
+                if late, stalled[index] == nil {
+                    stalled[index] = stamp
+                    let milliseconds = (now - stamp).nanoseconds / 1_000_000
+                    logger.error("event loop \(index) has not run for \(milliseconds) ms: a plugin callback is blocking it; its connections wait")
+                } else if !late, let since = stalled.removeValue(forKey: index) {
+                    let milliseconds = (stamp - since).nanoseconds / 1_000_000
+                    logger.warning("event loop \(index) runs again after a stall of about \(milliseconds) ms")
+                }
+            }
+        }
+        timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
+        timer.resume()
+        stallTimer = timer
+    }
+
+    /// An event loop that has not run for this long is reported.
+    static let stallReport = TimeAmount.seconds(1)
+    private var stallTimer: (any DispatchSourceTimer)?
 
     /// Before the event loops exist: a plain blocking write of the one failure line.
     private func report(_ message: WorkerMessage) {

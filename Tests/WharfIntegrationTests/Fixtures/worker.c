@@ -1,12 +1,14 @@
 /* For the supervisor tests: answers each line with "v<VERSION> <config> pid=<pid> <line>",
  * so a test sees which build, which config and which worker process served it. The line
- * "crash" kills the worker with SIGSEGV; "spin" blocks its event loop for good; "log N"
- * logs N long lines first. Config
+ * "crash" kills the worker with SIGSEGV; "spin" blocks its event loop for good; "sleep MS"
+ * blocks it for MS milliseconds; "log N" logs N long lines first. Config
  * {"refuse": true} makes init fail. Build with -DVERSION=N. Test fixture. */
+#define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wharf.h"
@@ -29,6 +31,11 @@ static void on_line(void *userdata, wharf_stream *stream, int32_t status, const 
     if (len >= 5 && memcmp(data, "crash", 5) == 0) raise(SIGSEGV);
     if (len >= 4 && memcmp(data, "spin", 4) == 0) {
         for (volatile unsigned long spins = 0;; spins++) {}
+    }
+    if (len >= 6 && memcmp(data, "sleep ", 6) == 0) {
+        long ms = atol((const char *)data + 6);
+        struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+        nanosleep(&pause, NULL);
     }
     if (len >= 4 && memcmp(data, "log ", 4) == 0) {
         int count = atoi((const char *)data + 4);

@@ -99,6 +99,7 @@ import WharfTestSupport
         let workers = wharf.workerPIDs
         #expect(workers.count == 2)
         let busy = try TestSocket(port: port)
+        _ = try busy.ask("accepted") // not still in the backlog, which closes with the sockets
         try busy.send("half a li")
         kill(wharf.process.processIdentifier, SIGKILL)
         // The workers see their control channel close, stop accepting and drain.

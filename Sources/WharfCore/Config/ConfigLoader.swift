@@ -23,7 +23,7 @@ public enum ConfigLoader {
     static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
                                "proxy_protocol", "tls", "handshake_timeout_ms", "idle_timeout_ms",
-                               "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive"]
+                               "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
 
     public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
@@ -169,6 +169,8 @@ public enum ConfigLoader {
                 case "max_lifetime_ms":
                     listener.maxLifetimeMilliseconds = try reader.int(value, keyPath, in: 0...(365 * 86_400_000))
                 case "tcp_keepalive": listener.keepalive = try keepalive(value, keyPath, reader: reader)
+                case "allow": listener.access.allow = try networks(value, keyPath, reader: reader)
+                case "deny": listener.access.deny = try networks(value, keyPath, reader: reader)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)
                 }
             }
@@ -190,6 +192,23 @@ public enum ConfigLoader {
             listeners.append(listener)
         }
         return listeners
+    }
+
+    /// A list of addresses and CIDR networks.
+    private static func networks(_ node: Node, _ path: String, reader: YAMLReader) throws(ConfigError) -> [CIDR] {
+        guard case let .sequence(items) = node else {
+            throw reader.fail(node, path, "expected a list of addresses or networks, got \(reader.describe(node))")
+        }
+        var networks: [CIDR] = []
+        for (index, item) in items.enumerated() {
+            let text = try reader.string(item, "\(path)[\(index)]")
+            guard let network = CIDR(text) else {
+                throw reader.fail(item, "\(path)[\(index)]", "expected an address or a network like 10.0.0.0/8 or "
+                    + "2001:db8::/32, got \"\(text)\"")
+            }
+            networks.append(network)
+        }
+        return networks
     }
 
     /// `tcp_keepalive: off`, or `{idle_s, interval_s, count}` (each optional).

@@ -104,6 +104,8 @@ public struct ListenerConfig: Sendable {
     public var readTimeoutMilliseconds: Int
     public var maxLifetimeMilliseconds: Int
     public var keepalive: TCPKeepalive?
+    /// `allow` / `deny`: which clients may connect at all.
+    public var access = AccessList()
     public var tls: ServerTLS?
     public var location: SourceLocation
 

@@ -104,7 +104,9 @@ public final class Gateway: @unchecked Sendable {
         let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
         let awaiting: Preamble = [listener.proxyProtocolAccept ? .proxyHeader : [],
                                   acceptTLS != nil ? .tlsHandshake : []]
-        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting)
+        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, access: listener.access)
+        // Without a PROXY header the socket's peer is the client: refuse it before any work.
+        let checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
         listenerStats.withLockedValue { $0.append(stats) }
         let pluginName = listener.plugin
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
@@ -122,6 +124,10 @@ public final class Gateway: @unchecked Sendable {
                 guard let pluginLoop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
                       let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
                     throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
+                }
+                if checkAtAccept, !stats.admits(channel.remoteAddress) {
+                    channel.close(promise: nil)
+                    return
                 }
                 try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
                 let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor,

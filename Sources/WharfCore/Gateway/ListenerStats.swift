@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import Synchronization
 
 /// Per-listener counts of connections that ended before their plugin saw them: failed TLS
@@ -10,6 +11,11 @@ final class ListenerStats: Sendable {
     let tlsHandshakeFailures = Atomic<Int>(0)
     let proxyHeaderFailures = Atomic<Int>(0)
     let preambleTimeouts = Atomic<Int>(0)
+
+    let denied = Atomic<Int>(0)
+    /// When a refusal was last logged, and how many since (at most one line a second).
+    private let deniedReport = Mutex<(last: NIODeadline?, unreported: Int)>((nil, 0))
+    let access: AccessList
 
     let idleTimeouts = Atomic<Int>(0)
     let readTimeouts = Atomic<Int>(0)
@@ -34,10 +40,31 @@ final class ListenerStats: Sendable {
     /// What the listener's connections must finish before their plugin sees them.
     let awaiting: Preamble
 
-    init(name: String, logger: Logger, awaiting: Preamble) {
+    init(name: String, logger: Logger, awaiting: Preamble, access: AccessList = AccessList()) {
         self.name = name
         self.logger = logger
         self.awaiting = awaiting
+        self.access = access
+    }
+
+    /// Whether `client` may connect; a refusal is counted and logged (at most a line a second,
+    /// with how many it stands for).
+    func admits(_ client: SocketAddress?) -> Bool {
+        guard !access.permits(client) else { return true }
+        let total = denied.add(1, ordering: .relaxed).newValue
+        let now = NIODeadline.now()
+        let report: Int? = deniedReport.withLock { state in
+            state.unreported += 1
+            if let last = state.last, now - last < .seconds(1) { return nil }
+            defer { state = (now, 0) }
+            return state.unreported
+        }
+        if let report {
+            logger.notice("connection refused by the listener's allow/deny list",
+                          metadata: ["listener": "\(name)", "client": "\(client?.ipAddress ?? "?")",
+                                     "refused": "\(report)", "total": "\(total)"])
+        }
+        return false
     }
 
     func preambleFailed(_ reason: StreamError, _ error: (any Error)?) {

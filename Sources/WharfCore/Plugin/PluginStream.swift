@@ -96,7 +96,11 @@ final class PluginStream: StreamOwner {
         self.stream = stream
         handle = pluginLoop.register(self)
         switch role {
-        case let .accepted(instance, _):
+        case let .accepted(instance, stats):
+            // Behind a PROXY header the real client is known only now.
+            if stats.awaiting.contains(.proxyHeader), !stats.admits(stream.facts.proxied?.source ?? stream.remoteAddress) {
+                return false
+            }
             return instance.handleStream(handle) == WHARF_OK
         case let .connected(completion):
             connectPending = false

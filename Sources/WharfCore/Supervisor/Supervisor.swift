@@ -91,7 +91,7 @@ public final class Supervisor: @unchecked Sendable {
         do throws(GatewayError) {
             generations[1] = (config, try bindListeners(of: config, inherited: inherited))
         } catch {
-            logger.error("\(error.message)")
+            startupFailure = error.message
             finish(1)
             return
         }

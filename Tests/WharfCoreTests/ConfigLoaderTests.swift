@@ -68,7 +68,7 @@ import Testing
         #expect(error(text) == "wharf.yaml:10:5: listeners[0]: unknown key 'plugni' (did you mean 'plugin'?); "
             + "expected one of: name, address, port, plugin, backlog, reuse_port, tcp_nodelay, max_buffer_size, "
             + "read_chunk_size, fixed_read_chunks, close_linger_ms, proxy_protocol, tls, handshake_timeout_ms, "
-            + "idle_timeout_ms, read_timeout_ms, max_lifetime_ms, tcp_keepalive, allow, deny")
+            + "idle_timeout_ms, read_timeout_ms, max_lifetime_ms, tcp_keepalive, allow, deny, max_connections, on_limit")
         #expect(error("procesess: 1\n" + valid).hasPrefix("wharf.yaml:1:1: unknown key 'procesess' (did you mean 'processes'?)"))
     }
 
@@ -91,6 +91,13 @@ import Testing
     @Test func theBudgetCountsWhatAliasesStandFor() throws {
         #expect(throws: Never.self) { try YAMLBudget.check("a: &a [1, 2, 3]\nb: [*a, *a]\n", limit: 16) }
         #expect(throws: YAMLBudget.Exceeded.self) { try YAMLBudget.check("a: &a [1, 2, 3]\nb: [*a, *a, *a]\n", limit: 16) }
+    }
+
+    @Test func connectionLimits() throws {
+        let limited = try ConfigLoader.parse(valid.replacing("    backlog: 128", with: "    backlog: 128\n    max_connections: 100\n    on_limit: reject"), file: "wharf.yaml")
+        #expect(limited.listeners[0].maxConnections == 100)
+        #expect(limited.listeners[0].rejectOverLimit)
+        #expect(error(valid.replacing("    backlog: 128", with: "    on_limit: drop")) == #"wharf.yaml:11:15: listeners[0].on_limit: expected queue or reject, got "drop""#)
     }
 
     @Test func renamedKeysNameTheirReplacement() {

@@ -32,3 +32,37 @@ import WharfTestSupport
         for client in waiting { #expect(try client.ask("late").version == "v1") }
     }
 }
+
+/// `max_connections` on a listener, both ways of saying no.
+@Suite struct ConnectionLimitTests {
+    private func start(_ keys: String) throws -> RunningWharf {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1)
+            .replacing("plugin: fixture}", with: "plugin: fixture, \(keys)}")
+        return try RunningWharf(config: config)
+    }
+
+    @Test func pastTheLimitNewConnectionsWaitInTheBacklog() throws {
+        let wharf = try start("max_connections: 3")
+        let port = try wharf.port(named: "main")
+        var served = try (0..<3).map { _ in try TestSocket(port: port) }
+        for client in served { #expect(try client.ask().version == "v1") }
+        let waiting = try TestSocket(port: port, timeout: 1)
+        try waiting.send("waiting\n")
+        #expect(throws: (any Error).self, "not accepted while three are open") { try waiting.receiveLine() }
+        served.removeFirst() // one closes: the waiting one is accepted and answered
+        #expect(try WorkerReply(waiting.receiveLine()).version == "v1")
+        #expect(wharf.stop() == 0)
+    }
+
+    @Test func withOnLimitRejectTheExtraOnesAreClosedAtOnce() throws {
+        let wharf = try start("max_connections: 3, on_limit: reject")
+        let port = try wharf.port(named: "main")
+        let served = try (0..<3).map { _ in try TestSocket(port: port) }
+        for client in served { #expect(try client.ask().version == "v1") }
+        let extra = try TestSocket(port: port, timeout: 3)
+        #expect(try extra.receiveUntilClose().bytes.isEmpty, "closed without a word")
+        #expect(eventually { wharf.stderr.contains("max_connections reached (on_limit: reject)") })
+        for client in served { #expect(try client.ask().version == "v1", "the admitted ones are untouched") }
+        #expect(wharf.stop() == 0)
+    }
+}

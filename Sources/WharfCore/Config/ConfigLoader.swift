@@ -23,7 +23,8 @@ public enum ConfigLoader {
     static let listenerKeys = ["name", "address", "port", "plugin", "backlog", "reuse_port", "tcp_nodelay",
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
                                "proxy_protocol", "tls", "handshake_timeout_ms", "idle_timeout_ms",
-                               "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny"]
+                               "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny",
+                               "max_connections", "on_limit"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
 
     public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
@@ -169,6 +170,13 @@ public enum ConfigLoader {
                 case "max_lifetime_ms":
                     listener.maxLifetimeMilliseconds = try reader.int(value, keyPath, in: 0...(365 * 86_400_000))
                 case "tcp_keepalive": listener.keepalive = try keepalive(value, keyPath, reader: reader)
+                case "max_connections": listener.maxConnections = try reader.int(value, keyPath, in: 0...10_000_000)
+                case "on_limit":
+                    let mode = try reader.string(value, keyPath)
+                    guard mode == "queue" || mode == "reject" else {
+                        throw reader.fail(value, keyPath, "expected queue or reject, got \"\(mode)\"")
+                    }
+                    listener.rejectOverLimit = mode == "reject"
                 case "allow": listener.access.allow = try networks(value, keyPath, reader: reader)
                 case "deny": listener.access.deny = try networks(value, keyPath, reader: reader)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)

@@ -104,6 +104,10 @@ public struct ListenerConfig: Sendable {
     public var readTimeoutMilliseconds: Int
     public var maxLifetimeMilliseconds: Int
     public var keepalive: TCPKeepalive?
+    /// `max_connections` (0: no limit), shared out over the worker processes; past it new
+    /// connections wait in the backlog, or with `on_limit: reject` are closed at once.
+    public var maxConnections = 0
+    public var rejectOverLimit = false
     /// `allow` / `deny`: which clients may connect at all.
     public var access = AccessList()
     public var tls: ServerTLS?

@@ -40,7 +40,7 @@ public final class Gateway: @unchecked Sendable {
     private let loops: [PluginLoop]
     private let loopsByEventLoop: [ObjectIdentifier: PluginLoop]
     private let generation: Generation
-    private let serverChannels = NIOLockedValueBox<[any Channel]>([])
+    private let serverChannels = NIOLockedValueBox<[(channel: any Channel, gate: AcceptGate)]>([])
     private let listenerStats = NIOLockedValueBox<[ListenerStats]>([])
     private let forcedCloses = NIOLockedValueBox(0)
     private let stopped = NIOLockedValueBox(false)
@@ -78,11 +78,12 @@ public final class Gateway: @unchecked Sendable {
         var bound: [BoundListener] = []
         for (index, (listener, socket)) in zip(config.listeners, sockets).enumerated() {
             do {
-                let channel = try bootstrap(for: listener).serverChannelOption(.autoRead, value: accepting)
+                let gate = AcceptGate(paused: accepting ? [] : .notStarted)
+                let channel = try bootstrap(for: listener, gate: gate).serverChannelOption(.autoRead, value: accepting)
                     .withBoundSocket(socket.descriptor).wait()
                 // NIO listens with its own backlog when it adopts a socket: restore ours.
                 socket.configure(for: listener)
-                serverChannels.withLockedValue { $0.append(channel) }
+                serverChannels.withLockedValue { $0.append((channel, gate)) }
                 let library = generation.instance(named: listener.plugin, loopIndex: 0)!.library
                 bound.append(BoundListener(config: listener, address: socket.boundAddress, port: socket.boundPort,
                                            pluginSummary: "\(library.name) \(library.version)"))
@@ -95,7 +96,7 @@ public final class Gateway: @unchecked Sendable {
         return bound
     }
 
-    private func bootstrap(for listener: ListenerConfig) -> ServerBootstrap {
+    private func bootstrap(for listener: ListenerConfig, gate: AcceptGate) -> ServerBootstrap {
         let loopsByEventLoop = self.loopsByEventLoop
         let generation = self.generation
         let options = listener.streamOptions
@@ -104,7 +105,11 @@ public final class Gateway: @unchecked Sendable {
         let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
         let awaiting: Preamble = [listener.proxyProtocolAccept ? .proxyHeader : [],
                                   acceptTLS != nil ? .tlsHandshake : []]
-        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, access: listener.access)
+        let limit = listener.maxConnections > 0
+            ? ConnectionLimit(maximum: listener.maxConnections, processes: config.processes, rejects: listener.rejectOverLimit)
+            : nil
+        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, access: listener.access,
+                                  limit: limit)
         // Without a PROXY header the socket's peer is the client: refuse it before any work.
         let checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
         listenerStats.withLockedValue { $0.append(stats) }
@@ -116,8 +121,10 @@ public final class Gateway: @unchecked Sendable {
         // (`ListeningSocket.configure`).
         return ServerBootstrap(group: group).serverChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
+                gate.attach(channel)
+                limit?.attach(gate, on: channel.eventLoop)
                 try channel.pipeline.syncOperations.addHandlers(AcceptBackoff.handlers(listener: listener.displayName,
-                                                                                      logger: logger))
+                                                                                      gate: gate, logger: logger))
             }
         }.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -126,6 +133,10 @@ public final class Gateway: @unchecked Sendable {
                     throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
                 }
                 if checkAtAccept, !stats.admits(channel.remoteAddress) {
+                    channel.close(promise: nil)
+                    return
+                }
+                guard stats.admitUnderLimit() else {
                     channel.close(promise: nil)
                     return
                 }
@@ -145,8 +156,8 @@ public final class Gateway: @unchecked Sendable {
 
     /// Accepts from every listener (after `start(sockets:accepting: false)`).
     public func startAccepting() {
-        for channel in serverChannels.withLockedValue({ $0 }) {
-            channel.setOption(.autoRead, value: true).whenFailure { _ in }
+        for (channel, gate) in serverChannels.withLockedValue({ $0 }) {
+            channel.eventLoop.execute { gate.set(.notStarted, false) }
         }
     }
 
@@ -156,7 +167,7 @@ public final class Gateway: @unchecked Sendable {
             defer { channels.removeAll() }
             return channels
         }
-        for channel in channels { try? channel.close().wait() }
+        for (channel, _) in channels { try? channel.close().wait() }
     }
 
     /// Graceful stop: stop accepting; with `quiesce`, every stream closes itself as soon as

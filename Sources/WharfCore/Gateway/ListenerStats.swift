@@ -16,6 +16,9 @@ final class ListenerStats: Sendable {
     /// When a refusal was last logged, and how many since (at most one line a second).
     private let deniedReport = Mutex<(last: NIODeadline?, unreported: Int)>((nil, 0))
     let access: AccessList
+    /// This worker's share of `max_connections`, if the listener has one.
+    let limit: ConnectionLimit?
+    private let rejectedReport = Mutex<NIODeadline?>(nil)
 
     let idleTimeouts = Atomic<Int>(0)
     let readTimeouts = Atomic<Int>(0)
@@ -23,6 +26,7 @@ final class ListenerStats: Sendable {
 
     /// Logs a connection one of the listener's limits closed, with its reason and count.
     func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+        self.limit?.ended()
         let count: Int, limit: String
         switch reason {
         case .idleTimeout: (count, limit) = (idleTimeouts.add(1, ordering: .relaxed).newValue, "idle_timeout_ms")
@@ -40,11 +44,30 @@ final class ListenerStats: Sendable {
     /// What the listener's connections must finish before their plugin sees them.
     let awaiting: Preamble
 
-    init(name: String, logger: Logger, awaiting: Preamble, access: AccessList = AccessList()) {
+    init(name: String, logger: Logger, awaiting: Preamble, access: AccessList = AccessList(),
+         limit: ConnectionLimit? = nil) {
         self.name = name
         self.logger = logger
         self.awaiting = awaiting
         self.access = access
+        self.limit = limit
+    }
+
+    /// Takes a newly accepted connection into `max_connections`; false: close it (reject).
+    func admitUnderLimit() -> Bool {
+        guard let limit, !limit.admit() else { return true }
+        let now = NIODeadline.now()
+        let report = rejectedReport.withLock { last in
+            if let previous = last, now - previous < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        if report {
+            logger.notice("connection closed: max_connections reached (on_limit: reject)",
+                          metadata: ["listener": "\(name)", "share": "\(limit.share)",
+                                     "rejected": "\(limit.rejected.load(ordering: .relaxed))"])
+        }
+        return false
     }
 
     /// Whether `client` may connect; a refusal is counted and logged (at most a line a second,
@@ -68,6 +91,7 @@ final class ListenerStats: Sendable {
     }
 
     func preambleFailed(_ reason: StreamError, _ error: (any Error)?) {
+        limit?.ended()
         switch (reason, error) {
         case (.timedOut, _):
             let count = preambleTimeouts.add(1, ordering: .relaxed).newValue

@@ -10,18 +10,20 @@ import Musl
 /// Accepting when the process is out of descriptors (or the kernel out of memory) fails
 /// until something closes. NIO keeps the listener open, its read still pending, and the
 /// socket still readable, so it would call accept again at once, forever, spinning a core
-/// (and NIO's own `AcceptBackoffHandler` never sees a read to delay on that path). This turns
-/// the listener's reads off for 100 ms after such an error (connections wait in the backlog
-/// meanwhile); `AcceptErrorReporter` logs it.
+/// (and NIO's own `AcceptBackoffHandler` never sees a read to delay on that path). This
+/// closes the listener's `AcceptGate` for 100 ms after such an error (connections wait in the
+/// backlog meanwhile); `AcceptErrorReporter` logs it.
 final class AcceptBackoff: ChannelInboundHandler {
     typealias InboundIn = any Channel
     typealias InboundOut = any Channel
 
     static let pause = TimeAmount.milliseconds(100)
-    private var paused = false
+    private let gate: AcceptGate
 
-    static func handlers(listener: String, logger: Logger) -> [any ChannelHandler] {
-        [AcceptBackoff(), AcceptErrorReporter(listener: listener, logger: logger)]
+    init(gate: AcceptGate) { self.gate = gate }
+
+    static func handlers(listener: String, gate: AcceptGate, logger: Logger) -> [any ChannelHandler] {
+        [AcceptBackoff(gate: gate), AcceptErrorReporter(listener: listener, logger: logger)]
     }
 
     static func isResourceExhaustion(_ code: CInt) -> Bool {
@@ -30,15 +32,10 @@ final class AcceptBackoff: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         defer { context.fireErrorCaught(error) }
-        guard let error = error as? IOError, Self.isResourceExhaustion(error.errnoCode), !paused,
-              let options = context.channel.syncOptions, (try? options.getOption(.autoRead)) == true else { return }
-        paused = true
-        try? options.setOption(.autoRead, value: false)
-        let channel = context.channel
-        context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) {
-            self.paused = false
-            if channel.isActive { try? channel.syncOptions?.setOption(.autoRead, value: true) }
-        }
+        guard let error = error as? IOError, Self.isResourceExhaustion(error.errnoCode),
+              !gate.holds(.backoff) else { return }
+        gate.set(.backoff, true)
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { self.gate.set(.backoff, false) }
     }
 }
 

@@ -1,0 +1,82 @@
+import NIOCore
+import Synchronization
+
+/// Whether a listening channel accepts. Several things may each want it paused: the worker
+/// has not been told to accept yet, the listener is at `max_connections`, or descriptors ran
+/// out. Each sets or clears its own reason; the channel accepts only when none holds, so one
+/// reason ending never undoes another. Used on the listening channel's event loop only
+/// (hence unchecked: others hop there first).
+final class AcceptGate: @unchecked Sendable {
+    struct Reasons: OptionSet {
+        let rawValue: Int
+        static let notStarted = Reasons(rawValue: 1)
+        static let atLimit = Reasons(rawValue: 2)
+        static let backoff = Reasons(rawValue: 4)
+    }
+
+    private var reasons: Reasons
+    private weak var channel: (any Channel)?
+
+    init(paused: Reasons) { reasons = paused }
+
+    func attach(_ channel: any Channel) { self.channel = channel }
+
+    func set(_ reason: Reasons, _ holds: Bool) {
+        let before = reasons.isEmpty
+        if holds { reasons.insert(reason) } else { reasons.remove(reason) }
+        guard before != reasons.isEmpty, let channel, channel.isActive else { return }
+        try? channel.syncOptions?.setOption(.autoRead, value: reasons.isEmpty)
+    }
+
+    func holds(_ reason: Reasons) -> Bool { reasons.contains(reason) }
+}
+
+/// `max_connections` for one listener in one worker process: its share of the listener's
+/// limit. Past it, accepting pauses (the rest wait in the backlog) or, with `on_limit:
+/// reject`, a new connection is closed at once. Counted from accept to the stream's last word
+/// (a relayed stream stays counted while the pump carries it).
+final class ConnectionLimit: Sendable {
+    let share: Int
+    let rejects: Bool
+    let active = Atomic<Int>(0)
+    let rejected = Atomic<Int>(0)
+    /// The listening channel's loop and gate, set when it starts.
+    private let gate = Mutex<(loop: (any EventLoop)?, gate: AcceptGate?)>((nil, nil))
+
+    init(maximum: Int, processes: Int, rejects: Bool) {
+        share = max(1, (maximum + processes - 1) / processes)
+        self.rejects = rejects
+    }
+
+    func attach(_ gate: AcceptGate, on loop: any EventLoop) {
+        self.gate.withLock { $0 = (loop, gate) }
+    }
+
+    /// A connection was accepted: false if it must be closed (reject mode, over the share).
+    func admit() -> Bool {
+        let now = active.add(1, ordering: .relaxed).newValue
+        if now > share, rejects {
+            active.subtract(1, ordering: .relaxed)
+            rejected.add(1, ordering: .relaxed)
+            return false
+        }
+        if now >= share, !rejects { update() }
+        return true
+    }
+
+    /// An admitted connection ended.
+    func ended() {
+        let now = active.subtract(1, ordering: .relaxed).newValue
+        if now == share - 1, !rejects { update() }
+    }
+
+    /// Pauses or resumes accepting by the count when it runs, on the listener's loop.
+    private func update() {
+        let (loop, gate) = self.gate.withLock { ($0.loop, $0.gate) }
+        guard let loop, let gate else { return }
+        let share = self.share
+        loop.execute {
+            gate.set(.atLimit, self.active.load(ordering: .relaxed) >= share)
+        }
+    }
+}

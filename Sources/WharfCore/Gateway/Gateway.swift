@@ -123,8 +123,8 @@ public final class Gateway: @unchecked Sendable {
             channel.eventLoop.makeCompletedFuture {
                 gate.attach(channel)
                 limit?.attach(gate, on: channel.eventLoop)
-                try channel.pipeline.syncOperations.addHandlers(AcceptBackoff.handlers(listener: listener.displayName,
-                                                                                      gate: gate, logger: logger))
+                try channel.pipeline.syncOperations.addHandler(AcceptBackoff(listener: listener.displayName,
+                                                                                gate: gate, logger: logger))
             }
         }.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {

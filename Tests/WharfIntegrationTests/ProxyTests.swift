@@ -80,6 +80,22 @@ import Testing
         #expect(eventually { front.stderr.contains("no upstream reachable after 2 attempts") })
     }
 
+    @Test func anOutageDoesNotFloodTheLog() throws {
+        let front = try proxy("upstreams: [\"127.0.0.1:\(LoopbackPort.unused())\"], fail_timeout_ms: 1",
+                              extra: "event_loops: 1\n")
+        let started = Date()
+        for _ in 0..<40 {
+            let client = try TestSocket(port: try front.port("proxy"))
+            #expect(client.isClosedByPeer())
+        }
+        let seconds = Int(Date().timeIntervalSince(started)) + 1
+        #expect(eventually { front.stderr.contains("no upstream reachable") })
+        let refused = front.stderr.components(separatedBy: "connection refused").count - 1
+        let unreachable = front.stderr.components(separatedBy: "no upstream reachable").count - 1
+        #expect(refused >= 1 && refused <= seconds + 1, "\(refused) lines for 40 refusals in \(seconds) s")
+        #expect(unreachable >= 1 && unreachable <= seconds + 1, "\(unreachable) lines for 40 clients in \(seconds) s")
+    }
+
     @Test func aSilentUpstreamTimesOut() throws {
         // A listener whose accept queue is full drops further SYNs: connects hang.
         let hanging = LoopbackPort(listen: 0)

@@ -18,7 +18,36 @@ typedef struct proxy {
     const wharf_instance *instance;
     proxy_config config;
     uint64_t random_state;
+    uint64_t unreachable_logged_at_ms; /* "no upstream reachable": once a second at most */
+    uint32_t unreachable_unlogged;
 } proxy;
+
+/* An outage must not flood the log with a line per client: a subject (an upstream, or the
+ * whole pool) gets one line a second at most. Returns 1 to log now, with *skipped set to
+ * the lines left out since the last one. */
+static int log_now(uint64_t *logged_at_ms, uint32_t *unlogged, uint32_t *skipped) {
+    uint64_t now = monotonic_ms();
+    if (*logged_at_ms != 0 && now - *logged_at_ms < 1000) {
+        (*unlogged)++;
+        return 0;
+    }
+    *logged_at_ms = now;
+    *skipped = *unlogged;
+    *unlogged = 0;
+    return 1;
+}
+
+static void log_upstream_failure(proxy *self, upstream *target, int32_t status, const char *suffix) {
+    uint32_t skipped;
+    if (!log_now(&target->logged_at_ms, &target->unlogged, &skipped)) return;
+    if (skipped > 0) {
+        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "upstream %s: %s%s (%u more in the last second)",
+                   target->label, self->host->strerror(status), suffix, skipped);
+    } else {
+        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "upstream %s: %s%s", target->label,
+                   self->host->strerror(status), suffix);
+    }
+}
 
 typedef struct session {
     proxy *plugin;
@@ -107,8 +136,8 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_
     s->connecting = 0;
     if (status != WHARF_OK) {
         s->target->failed_until_ms = monotonic_ms() + self->config.fail_timeout_ms;
-        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "upstream %s: %s%s", s->target->label, host->strerror(status),
-                s->client != NULL && s->attempts <= self->config.retries ? "; trying the next one" : "");
+        log_upstream_failure(self, s->target, status,
+                             s->client != NULL && s->attempts <= self->config.retries ? "; trying the next one" : "");
         if (s->client == NULL) {
             session_free_if_done(s);
             return;
@@ -135,8 +164,14 @@ static void connect_next(session *s) {
             target = balancer_pick(s->pool, self->config.balance, s->tried, monotonic_ms(), &self->random_state);
         }
         if (target == NULL) {
-            wharf_logf(self->host, self->instance, WHARF_LOG_ERROR, "no upstream reachable after %u attempt%s; closing the client",
-                    s->attempts, s->attempts == 1 ? "" : "s");
+            uint32_t skipped;
+            if (log_now(&self->unreachable_logged_at_ms, &self->unreachable_unlogged, &skipped)) {
+                char more[64] = "";
+                if (skipped > 0) snprintf(more, sizeof more, " (%u more in the last second)", skipped);
+                wharf_logf(self->host, self->instance, WHARF_LOG_ERROR,
+                           "no upstream reachable after %u attempt%s; closing the client%s", s->attempts,
+                           s->attempts == 1 ? "" : "s", more);
+            }
             host->close(s->client);
             return;
         }
@@ -154,8 +189,8 @@ static void connect_next(session *s) {
                                        on_connected, s);
         if (status == WHARF_OK) return;
         s->connecting = 0;
-        wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "upstream %s: %s", target->label, host->strerror(status));
         if (status == WHARF_E_CLOSED) return; /* the client is gone; its close frees s */
+        log_upstream_failure(self, target, status, "");
     }
 }
 

@@ -22,6 +22,8 @@ typedef struct upstream {
     char label[PROXY_NAME_MAX + 16]; /* as configured, for logs */
     uint32_t active;                 /* connections open to it from this loop */
     uint64_t failed_until_ms;        /* passive health: skipped until then (monotonic) */
+    uint64_t logged_at_ms;           /* its failures are logged at most once a second... */
+    uint32_t unlogged;               /* ...and these were not, since */
 } upstream;
 
 typedef struct upstream_pool {

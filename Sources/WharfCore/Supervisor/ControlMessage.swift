@@ -4,9 +4,10 @@ import NIOCore
 /// worker end is the worker's fd 3. Text lines, so `strace` shows what was said.
 ///
 /// The supervisor first sends the config the worker serves (`config <byte count>` and the
-/// text), then `accept`, `drain` and `stop`. The worker answers `ready` or `failed`, sends
-/// `alive` while all of its event loops are turning, and `released` once it stopped accepting. End of file on either side means the
-/// other side is gone: a worker whose supervisor vanished drains and exits.
+/// text), then `accept`, and to end it `retire`, `drain` or `stop`. The worker answers `ready`
+/// or `failed`, sends `alive` while all of its event loops are turning, and `released` once it
+/// stopped accepting. End of file on either side means the other side is gone: a worker whose
+/// supervisor vanished drains and exits.
 public enum WorkerMessage: Equatable, Sendable {
     /// Plugins loaded, every listener served: the worker is accepting.
     case ready

@@ -14,7 +14,8 @@ import Musl
 /// sockets it inherited (fd 4 on, in listener order) with its own event loops and plugin
 /// instances, and talks to the supervisor over fd 3 (see `WorkerMessage`).
 ///
-/// It drains and exits when told to (`drain`), on SIGTERM/SIGINT, or when the supervisor is
+/// It leaves when told to (`retire` after a reload keeps its connections until they end;
+/// `drain` also closes idle ones), on SIGTERM/SIGINT (a drain), or when the supervisor is
 /// gone (end of file on fd 3: no orphans, even after a SIGKILL of the supervisor). `stop`, or
 /// a second signal, closes what is still open at once.
 public final class WorkerProcess: @unchecked Sendable {

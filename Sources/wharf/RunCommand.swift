@@ -113,8 +113,7 @@ enum ConfigSource {
     /// and exits 2.
     static func load(_ path: String?) throws -> GatewayConfig {
         do {
-            guard let path else { return try ConfigLoader.parse(DefaultConfig.text, file: DefaultConfig.fileName) }
-            return try ConfigLoader.load(file: path)
+            return try ConfigLoader.load(fileOrDefault: path)
         } catch {
             FileHandleOutput.standardError("wharf: config error: \(error)")
             throw ExitStatus.configError

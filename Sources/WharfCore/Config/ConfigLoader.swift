@@ -27,6 +27,12 @@ public enum ConfigLoader {
                                "max_connections", "on_limit"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
 
+    /// The named file, or the embedded default (what `wharf run` without --config serves).
+    public static func load(fileOrDefault path: String?) throws(ConfigError) -> GatewayConfig {
+        guard let path else { return try parse(DefaultConfig.text, file: DefaultConfig.fileName) }
+        return try load(file: path)
+    }
+
     public static func load(file path: String) throws(ConfigError) -> GatewayConfig {
         let text: String
         do {

@@ -23,8 +23,7 @@ final class AcceptBackoff: ChannelInboundHandler {
     private let gate: AcceptGate
     private let listener: String
     private let logger: Logger
-    private var lastReport: NIODeadline?
-    private var unreported = 0
+    private let failures = OncePerSecond()
 
     init(listener: String, gate: AcceptGate, logger: Logger) {
         self.listener = listener
@@ -47,14 +46,10 @@ final class AcceptBackoff: ChannelInboundHandler {
     }
 
     private func report(_ error: IOError, pausing: Bool) {
-        unreported += 1
-        let now = NIODeadline.now()
-        if let lastReport, now - lastReport < .seconds(1) { return }
-        lastReport = now
+        guard let count = failures.record() else { return }
         let pause = pausing
             ? "; accepting pauses \(Self.pause.nanoseconds / 1_000_000) ms at a time until descriptors free up" : ""
         logger.error("\(listener): cannot accept: \(String(cString: strerror(error.errnoCode)).lowercased())\(pause)",
-                     metadata: ["failures": "\(unreported)"])
-        unreported = 0
+                     metadata: ["failures": "\(count)"])
     }
 }

@@ -13,12 +13,11 @@ final class ListenerStats: Sendable {
     let preambleTimeouts = Atomic<Int>(0)
 
     let denied = Atomic<Int>(0)
-    /// When a refusal was last logged, and how many since (at most one line a second).
-    private let deniedReport = Mutex<(last: NIODeadline?, unreported: Int)>((nil, 0))
+    private let deniedReport = OncePerSecond()
     let access: AccessList
     /// This worker's share of `max_connections`, if the listener has one.
     let limit: ConnectionLimit?
-    private let rejectedReport = Mutex<NIODeadline?>(nil)
+    private let rejectedReport = OncePerSecond()
 
     let idleTimeouts = Atomic<Int>(0)
     let readTimeouts = Atomic<Int>(0)
@@ -56,13 +55,7 @@ final class ListenerStats: Sendable {
     /// Takes a newly accepted connection into `max_connections`; false: close it (reject).
     func admitUnderLimit() -> Bool {
         guard let limit, !limit.admit() else { return true }
-        let now = NIODeadline.now()
-        let report = rejectedReport.withLock { last in
-            if let previous = last, now - previous < .seconds(1) { return false }
-            last = now
-            return true
-        }
-        if report {
+        if rejectedReport.record() != nil {
             logger.notice("connection closed: max_connections reached (on_limit: reject)",
                           metadata: ["listener": "\(name)", "share": "\(limit.share)",
                                      "rejected": "\(limit.rejected.load(ordering: .relaxed))"])
@@ -75,14 +68,7 @@ final class ListenerStats: Sendable {
     func admits(_ client: SocketAddress?) -> Bool {
         guard !access.permits(client) else { return true }
         let total = denied.add(1, ordering: .relaxed).newValue
-        let now = NIODeadline.now()
-        let report: Int? = deniedReport.withLock { state in
-            state.unreported += 1
-            if let last = state.last, now - last < .seconds(1) { return nil }
-            defer { state = (now, 0) }
-            return state.unreported
-        }
-        if let report {
+        if let report = deniedReport.record() {
             logger.notice("connection refused by the listener's allow/deny list",
                           metadata: ["listener": "\(name)", "client": "\(client?.ipAddress ?? "?")",
                                      "refused": "\(report)", "total": "\(total)"])

@@ -1,4 +1,11 @@
 import NIOCore
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// The control channel between the supervisor and one worker process: a socketpair whose
 /// worker end is the worker's fd 3. Text lines, so `strace` shows what was said.
@@ -93,5 +100,31 @@ final class ControlLineHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+}
+
+/// Both ends of a control channel: the socketpair, and the line-splitting NIO channel over
+/// one end (supervisor to worker, old supervisor to new, worker to supervisor).
+enum ControlChannel {
+    /// A connected pair, both ends close-on-exec: `local` stays, `remote` goes to a child.
+    static func pair() -> (local: CInt, remote: CInt)? {
+        var ends: [CInt] = [0, 0]
+        guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            return nil
+        }
+        return (ends[0], ends[1])
+    }
+
+    /// A channel on `eventLoop` over the connected `descriptor`, read as lines.
+    static func open(_ descriptor: CInt, on eventLoop: any EventLoop,
+                     onLine: @escaping @Sendable (Substring) -> Void,
+                     onClose: @escaping @Sendable () -> Void = {}) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ControlLineHandler(onLine: onLine, onClose: onClose))
+                }
+            }
+            .withConnectedSocket(descriptor)
     }
 }

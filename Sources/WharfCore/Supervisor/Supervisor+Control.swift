@@ -40,8 +40,7 @@ extension Supervisor {
         if first {
             // The workers close their copies as they start draining; once ours is closed too,
             // new connections are refused rather than left waiting in a backlog nobody accepts.
-            socketGroups.values.joined().forEach { $0.close() }
-            socketGroups.removeAll()
+            closeAllSockets()
         }
     }
 
@@ -58,8 +57,7 @@ extension Supervisor {
         logger.notice("reloading \(options.configPath ?? "the embedded default config") as generation \(number)")
         let config: GatewayConfig
         do {
-            config = try options.configPath.map { path throws(ConfigError) in try ConfigLoader.load(file: path) }
-                ?? ConfigLoader.parse(DefaultConfig.text, file: DefaultConfig.fileName)
+            config = try ConfigLoader.load(fileOrDefault: options.configPath)
         } catch {
             return reloadFailed("config error: \(error)", done)
         }
@@ -76,11 +74,18 @@ extension Supervisor {
     }
 
     private func reloadFailed(_ reason: String, _ done: (ReloadResult) -> Void) {
-        logger.error("reload failed: \(reason); the previous generation keeps serving")
+        logger.error("reload failed: \(reason)")
+        keepServing(afterFailedReload: reason)
+        done(.failed(reason))
+    }
+
+    /// A failed reload (before or after its workers started) changes nothing: say so, and tell
+    /// systemd the reload is over.
+    func keepServing(afterFailedReload reason: String) {
+        logger.notice("the previous generation keeps serving")
         if let serving = machine.servingGeneration {
             notifier?.ready(status: "serving generation \(serving); the last reload failed: \(reason)")
         }
-        done(.failed(reason))
     }
 
     /// The Unix socket `wharf reload` and `wharf upgrade` talk to: one line in (`reload`,

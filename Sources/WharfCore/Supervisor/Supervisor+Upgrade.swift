@@ -41,8 +41,7 @@ extension Supervisor {
     func startUpgrade(_ done: @escaping (Result<pid_t, UpgradeFailure>) -> Void) {
         if upgrade != nil { return done(.failure(UpgradeFailure(description: "an upgrade is in progress"))) }
         if let reason = machine.canReload { return done(.failure(UpgradeFailure(description: reason))) }
-        var pair: [CInt] = [0, 0]
-        guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+        guard let pair = ControlChannel.pair() else {
             return done(.failure(UpgradeFailure(description: "socketpair: \(ListeningSocket.errorText())")))
         }
         var sockets: [ListeningSocket] = []
@@ -59,22 +58,17 @@ extension Supervisor {
         let pid: pid_t
         do throws(ProcessSpawner.Failure) {
             pid = try ProcessSpawner.spawn(executablePath, arguments: options.arguments,
-                                           descriptors: [pair[1]] + sockets.map(\.descriptor), environment: environment)
+                                           descriptors: [pair.remote] + sockets.map(\.descriptor), environment: environment)
         } catch {
-            close(pair[0])
-            close(pair[1])
+            close(pair.local)
+            close(pair.remote)
             return done(.failure(UpgradeFailure(description: error.description)))
         }
-        close(pair[1])
+        close(pair.remote)
         logger.notice("upgrade: started \(executablePath) as pid \(pid); this supervisor serves until it is ready")
-        let channel = ClientBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
-                        onLine: { line in if line == "ready" { self.newSupervisorReady() } }, onClose: {}))
-                }
-            }
-            .withConnectedSocket(pair[0])
+        let channel = ControlChannel.open(pair.local, on: eventLoop) { line in
+            if line == "ready" { self.newSupervisorReady() }
+        }
         upgrade = UpgradeInProgress(pid: pid, channel: channel, done: done)
     }
 
@@ -93,8 +87,7 @@ extension Supervisor {
         upgrade.handedOver = true
         upgrade.channel.whenSuccess { $0.writeAndFlush(ByteBuffer(string: "released\n"), promise: nil) }
         controlServer?.close(promise: nil)
-        socketGroups.values.joined().forEach { $0.close() }
-        socketGroups.removeAll()
+        closeAllSockets()
         upgrade.done(.success(upgrade.pid))
     }
 
@@ -127,18 +120,10 @@ extension Supervisor {
             socketGroups[key] = sockets.sorted { $0.slot < $1.slot }.map(\.socket)
         }
         _ = fcntl(3, F_SETFD, FD_CLOEXEC)
-        handover = ClientBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
-                        onLine: { line in
-                            if line == "released" { self.perform(self.machine.releaseHandover(at: .now())) }
-                        },
-                        // The old supervisor gone: nobody else accepts.
-                        onClose: { self.perform(self.machine.releaseHandover(at: .now())) }))
-                }
-            }
-            .withConnectedSocket(3)
+        // `released`, or the old supervisor gone: nobody else accepts.
+        handover = ControlChannel.open(3, on: eventLoop, onLine: { line in
+            if line == "released" { self.perform(self.machine.releaseHandover(at: .now())) }
+        }, onClose: { self.perform(self.machine.releaseHandover(at: .now())) })
         logger.notice("upgrade: took over \(groups.values.joined().count) listening socket(s)")
         return true
     }

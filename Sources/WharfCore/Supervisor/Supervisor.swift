@@ -195,6 +195,12 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
+    /// Drops this supervisor's copy of every listening socket (stopping, handed over, exiting).
+    func closeAllSockets() {
+        socketGroups.values.joined().forEach { $0.close() }
+        socketGroups.removeAll()
+    }
+
     // MARK: Workers
 
     /// Closes a waiting slot's sockets (see `SupervisorAction.suspend`).
@@ -226,8 +232,7 @@ public final class Supervisor: @unchecked Sendable {
             return
         }
         guard let (config, slots) = generations[number], slot < slots.count else { return }
-        var pair: [CInt] = [0, 0]
-        guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+        guard let pair = ControlChannel.pair() else {
             perform(machine.spawnFailed(generation: number, slot: slot, reason: "socketpair: \(ListeningSocket.errorText())",
                                         at: .now()))
             return
@@ -238,27 +243,19 @@ public final class Supervisor: @unchecked Sendable {
         let pid: pid_t
         do throws(ProcessSpawner.Failure) {
             pid = try ProcessSpawner.spawn("/proc/self/exe", arguments: arguments, name: "wharf",
-                                           descriptors: [pair[1]] + slots[slot].map(\.descriptor),
+                                           descriptors: [pair.remote] + slots[slot].map(\.descriptor),
                                            environment: Self.workerEnvironment)
         } catch {
-            close(pair[0])
-            close(pair[1])
+            close(pair.local)
+            close(pair.remote)
             perform(machine.spawnFailed(generation: number, slot: slot, reason: error.description, at: .now()))
             return
         }
-        close(pair[1])
-        let channel = ClientBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
-                        onLine: { line in
-                            guard let message = WorkerMessage(line: line) else { return }
-                            self.perform(self.machine.received(message, from: pid, at: .now()))
-                        },
-                        onClose: { self.controlClosed(pid) }))
-                }
-            }
-            .withConnectedSocket(pair[0])
+        close(pair.remote)
+        let channel = ControlChannel.open(pair.local, on: eventLoop, onLine: { line in
+            guard let message = WorkerMessage(line: line) else { return }
+            self.perform(self.machine.received(message, from: pid, at: .now()))
+        }, onClose: { self.controlClosed(pid) })
         controlChannels[pid] = channel
         send(SupervisorMessage.config(config.text), to: pid)
         logger.debug("started worker \(pid) (generation \(number), slot \(slot))")
@@ -355,10 +352,7 @@ public final class Supervisor: @unchecked Sendable {
         if number == 1 {
             startupFailure = reason
         } else {
-            logger.notice("the previous generation keeps serving")
-            if let serving = machine.servingGeneration {
-                notifier?.ready(status: "serving generation \(serving); the last reload failed: \(reason)")
-            }
+            keepServing(afterFailedReload: reason)
         }
         reloadWaiters.removeValue(forKey: number)?.forEach { $0(.failed(reason)) }
     }
@@ -369,8 +363,7 @@ public final class Supervisor: @unchecked Sendable {
         controlServer?.close(promise: nil)
         // After an upgrade the path is the new supervisor's.
         if upgrade == nil, let path = generations.values.first?.config.controlSocket { unlink(path) }
-        socketGroups.values.joined().forEach { $0.close() }
-        socketGroups.removeAll()
+        closeAllSockets()
         exited.signal()
     }
 }

@@ -143,26 +143,18 @@ public final class WorkerProcess: @unchecked Sendable {
     private var signalSources: [any DispatchSourceSignal] = []
 
     private func connectControl(on eventLoop: any EventLoop) {
-        let channel = try? ClientBootstrap(group: eventLoop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ControlLineHandler(
-                        onLine: { line in
-                            switch SupervisorMessage(rawValue: String(line)) {
-                            case .accept: self.gateway?.startAccepting()
-                            case let message?: self.requestLeave(message)
-                            case nil: self.logger.warning("unknown control message '\(line)'")
-                            }
-                        },
-                        onClose: {
-                            // Our own shutdown closes it too; only an unasked close means the supervisor died.
-                            guard self.stopRequests.withLockedValue({ $0 }) == 0 else { return }
-                            self.logger.notice("the supervisor is gone: draining")
-                            self.requestLeave(.drain)
-                        }))
-                }
+        let channel = try? ControlChannel.open(Self.controlDescriptor, on: eventLoop, onLine: { line in
+            switch SupervisorMessage(rawValue: String(line)) {
+            case .accept: self.gateway?.startAccepting()
+            case let message?: self.requestLeave(message)
+            case nil: self.logger.warning("unknown control message '\(line)'")
             }
-            .withConnectedSocket(Self.controlDescriptor).wait()
+        }, onClose: {
+            // Our own shutdown closes it too; only an unasked close means the supervisor died.
+            guard self.stopRequests.withLockedValue({ $0 }) == 0 else { return }
+            self.logger.notice("the supervisor is gone: draining")
+            self.requestLeave(.drain)
+        }).wait()
         control = channel
         channel?.writeAndFlush(ByteBuffer(string: WorkerMessage.ready.line), promise: nil)
     }

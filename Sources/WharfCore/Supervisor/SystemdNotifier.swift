@@ -12,8 +12,7 @@ public final class SystemdNotifier: @unchecked Sendable {
     private let descriptor: CInt
     /// `NOTIFY_SOCKET` as given (a binary upgrade passes it on).
     public let path: String
-    private var address = sockaddr_un()
-    private let addressLength: socklen_t
+    private let address: UnixSocketAddress
     /// `WATCHDOG_USEC`: systemd expects `WATCHDOG=1` at least this often.
     public let watchdogInterval: Int64?
 
@@ -32,15 +31,11 @@ public final class SystemdNotifier: @unchecked Sendable {
 
     init?(path: String, watchdogMicroseconds: Int64?) {
         self.path = path
-        var bytes = Array(path.utf8)
-        if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return nil }
+        guard let address = UnixSocketAddress(path) else { return nil }
+        self.address = address
         descriptor = socket(AF_UNIX, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
                             | CInt(SOCK_NONBLOCK.rawValue), 0)
         guard descriptor >= 0 else { return nil }
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        addressLength = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count)
         watchdogInterval = watchdogMicroseconds
     }
 
@@ -49,11 +44,7 @@ public final class SystemdNotifier: @unchecked Sendable {
     public func notify(_ fields: [String]) {
         let message = Array(fields.joined(separator: "\n").utf8)
         _ = message.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, addressLength)
-                }
-            }
+            address.withSockAddr { sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
         }
     }
 

@@ -31,11 +31,6 @@ enum FileHandleOutput {
         LogSink.standardError.flush()
         let line = text.hasSuffix("\n") ? text : text + "\n"
         // write(2) straight to fd 2: unbuffered, and no shared FILE* across threads.
-        var bytes = Array(line.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-            if written <= 0 { return }
-            bytes = bytes.dropFirst(written)
-        }
+        Descriptor.writeAll(2, Array(line.utf8))
     }
 }

@@ -74,23 +74,13 @@ public final class LogSink: @unchecked Sendable {
                 if lost > 0 {
                     batch += Array("wharf: dropped \(lost) log line(s): the log output was too slow\n".utf8)
                 }
-                writeAll(batch)
+                Descriptor.writeAll(descriptor, batch)
                 state.lock()
                 writing = false
                 state.unlock()
             }
         }
         thread.start()
-    }
-
-    private func writeAll(_ bytes: [UInt8]) {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            offset += written
-        }
     }
 }
 

@@ -209,11 +209,6 @@ public final class WorkerProcess: @unchecked Sendable {
 
     /// Before the event loops exist: a plain blocking write of the one failure line.
     private func report(_ message: WorkerMessage) {
-        var bytes = Array(message.line.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { write(Self.controlDescriptor, $0.baseAddress, $0.count) }
-            if written <= 0 { return }
-            bytes = bytes.dropFirst(written)
-        }
+        Descriptor.writeAll(Self.controlDescriptor, Array(message.line.utf8))
     }
 }

@@ -1,0 +1,20 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+public enum Descriptor {
+    /// Writes all of `bytes` with blocking write(2) calls, retrying after EINTR; stops at the
+    /// first other failure. Only for threads that may block (the log writer, the CLI, a worker
+    /// before its event loops exist).
+    public static func writeAll(_ descriptor: CInt, _ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}

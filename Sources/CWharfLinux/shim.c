@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include "CWharfLinux.h"
 
@@ -13,4 +14,8 @@ void cwharf_name_current_thread(const char *name) {
 
 int cwharf_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
+int cwharf_memfd(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
 }

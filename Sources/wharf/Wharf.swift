@@ -11,7 +11,7 @@ struct Wharf: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wharf",
         abstract: "A pluggable TCP gateway: listeners mapped to C plugins.",
-        version: "0.1.0",
+        version: WharfBuild.version,
         subcommands: [RunCommand.self, ReloadCommand.self, UpgradeCommand.self, StatusCommand.self, CheckCommand.self, PluginCommand.self, ClientCommand.self,
                       WorkerCommand.self],
         defaultSubcommand: RunCommand.self

@@ -200,5 +200,6 @@ private extension Substring {
         let embedded = try ConfigLoader.parse(DefaultConfig.text, file: DefaultConfig.fileName)
         #expect(config.listeners.map(\.port) == embedded.listeners.map(\.port))
         #expect(config.plugins.map(\.configJSON) == embedded.plugins.map(\.configJSON))
+        #expect(config.admin?.endpoint == embedded.admin?.endpoint)
     }
 }

@@ -181,3 +181,42 @@ import Testing
         #expect(!machine.workersAlive(at: now + .milliseconds(1500), within: .seconds(1)))
     }
 }
+
+/// What the admin endpoint asks the machine: readiness and why a worker's end was a failure.
+@Suite struct SupervisorReadinessTests {
+    var machine = SupervisorStateMachine()
+    let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+
+    mutating func start() -> [pid_t] {
+        var pids: [pid_t] = []
+        for case let .spawn(generation, slot) in machine.start(SupervisorStateMachineTests.settings(1)) {
+            let pid = pid_t(200 + slot)
+            _ = machine.spawned(pid: pid, generation: generation, slot: slot, at: now)
+            pids.append(pid)
+        }
+        return pids
+    }
+
+    @Test mutating func readyOnlyWhileEverySlotServesAndNotStopping() {
+        let pids = start()
+        #expect(machine.notReadyReason == "starting")
+        for pid in pids { _ = machine.received(.ready, from: pid, at: now) }
+        #expect(machine.notReadyReason == nil)
+        _ = machine.exited(pid: pids[1], status: 11, at: now)
+        #expect(machine.notReadyReason == "worker slot 1 of generation 1 is being replaced")
+        _ = machine.terminate(at: now)
+        #expect(machine.notReadyReason?.hasPrefix("draining") == true)
+    }
+
+    @Test mutating func failureCausesTellCrashesFromStallsAndExpectedEnds() {
+        let pids = start()
+        for pid in pids { _ = machine.received(.ready, from: pid, at: now) }
+        #expect(machine.failureCause(of: pids[0], status: 11) == "signal")
+        #expect(machine.failureCause(of: pids[0], status: 3 << 8) == "exit")
+        let stalled = machine.tick(at: now + .seconds(4))
+        #expect(stalled.contains(.kill(pids[0])))
+        #expect(machine.failureCause(of: pids[0], status: 9) == "stall")
+        _ = machine.terminate(at: now + .seconds(4))
+        #expect(machine.failureCause(of: pids[1], status: 0) == nil, "told to drain: no failure")
+    }
+}

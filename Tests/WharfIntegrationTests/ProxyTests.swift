@@ -94,6 +94,7 @@ import Testing
         let unreachable = front.stderr.components(separatedBy: "no upstream reachable").count - 1
         #expect(refused >= 1 && refused <= seconds + 1, "\(refused) lines for 40 refusals in \(seconds) s")
         #expect(unreachable >= 1 && unreachable <= seconds + 1, "\(unreachable) lines for 40 clients in \(seconds) s")
+        #expect(!front.stderr.contains("trying the next one"), "there is no other upstream to try")
     }
 
     @Test func aSilentUpstreamTimesOut() throws {

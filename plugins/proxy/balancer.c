@@ -39,6 +39,11 @@ static size_t nth_set_bit(uint64_t bits, size_t n) {
     return 0;
 }
 
+int balancer_has_untried(const upstream_pool *pool, uint64_t tried) {
+    uint64_t all = pool->count >= 64 ? UINT64_MAX : (1ULL << pool->count) - 1;
+    return (all & ~tried) != 0;
+}
+
 upstream *balancer_pick(upstream_pool *pool, balance_method method, uint64_t tried, uint64_t now_ms,
                         uint64_t *random_state) {
     uint64_t allowed = candidates(pool, tried, now_ms);

@@ -136,8 +136,8 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_
     s->connecting = 0;
     if (status != WHARF_OK) {
         s->target->failed_until_ms = monotonic_ms() + self->config.fail_timeout_ms;
-        log_upstream_failure(self, s->target, status,
-                             s->client != NULL && s->attempts <= self->config.retries ? "; trying the next one" : "");
+        int retrying = s->client != NULL && s->attempts <= self->config.retries && balancer_has_untried(s->pool, s->tried);
+        log_upstream_failure(self, s->target, status, retrying ? "; trying the next one" : "");
         if (s->client == NULL) {
             session_free_if_done(s);
             return;

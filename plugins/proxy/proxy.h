@@ -64,6 +64,8 @@ void proxy_config_free(proxy_config *config);
 /* Picks the upstream for the next attempt of one connection, skipping those in `tried`
  * (bit i = members[i]) and, while any healthy one is left, those marked failed. NULL when
  * every member was tried. `random_state` feeds random_two. */
+/* Whether any member not in `tried` is left to try (healthy or not). */
+int balancer_has_untried(const upstream_pool *pool, uint64_t tried);
 upstream *balancer_pick(upstream_pool *pool, balance_method method, uint64_t tried, uint64_t now_ms,
                         uint64_t *random_state);
 uint64_t monotonic_ms(void);

@@ -1,7 +1,8 @@
 /*
  * Linux system interfaces that Swift's Glibc module does not export: epoll and eventfd,
  * for the relay pump (Sources/WharfCore/Relay/SocketPump.swift), and what glibc declares
- * only under _GNU_SOURCE: thread naming and posix_spawn's closefrom.
+ * only under _GNU_SOURCE: thread naming, posix_spawn's closefrom and memfd_create;
+ * and the relaxed atomics the shared metrics counters use.
  */
 #ifndef CWHARF_LINUX_H
 #define CWHARF_LINUX_H
@@ -12,6 +13,7 @@
 #endif
 
 #include <spawn.h>
+#include <stdint.h>
 
 /* posix_spawn_file_actions_addclosefrom_np (glibc 2.34), which glibc declares only under
  * _GNU_SOURCE: the spawned child keeps no descriptor from `from` up. Returns 0 or an errno. */
@@ -19,5 +21,25 @@ int cwharf_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 
 /* Names the calling thread (at most 15 bytes are kept) so it shows in top, perf and gdb. */
 void cwharf_name_current_thread(const char *name);
+
+/* An anonymous shared-memory file (memfd_create, close-on-exec), for the metrics segment a
+ * supervisor shares with one worker. Returns the descriptor, or -1 with errno set. */
+int cwharf_memfd(const char *name);
+
+/* Metrics counters live in memory that other processes read while one thread writes.
+ * A counter has exactly one writing thread (an event loop, or a relay pump), so an add is a
+ * relaxed load and store: no locked instruction on the data path. Readers load relaxed. */
+static inline void cwharf_counter_add(uint64_t *counter, uint64_t amount) {
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + amount, __ATOMIC_RELAXED);
+}
+
+/* For the few counters any thread may bump (dropped log lines). */
+static inline void cwharf_counter_add_shared(uint64_t *counter, uint64_t amount) {
+    __atomic_fetch_add(counter, amount, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t cwharf_counter_load(const uint64_t *counter) {
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
 
 #endif

@@ -12,7 +12,7 @@ import Musl
 /// column and key path; nothing is defaulted silently except what the docs say.
 public enum ConfigLoader {
     static let topLevelKeys = ["processes", "event_loops", "plugin_dirs", "plugins", "listeners", "drain_timeout_ms",
-                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user", "group"]
+                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user", "group", "admin"]
     /// Keys of older releases, with what replaced them.
     static let renamedTopLevelKeys = [
         "workers": "use 'event_loops' (event-loop threads in each worker process); 'processes' is the number of "
@@ -26,6 +26,7 @@ public enum ConfigLoader {
                                "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny",
                                "max_connections", "on_limit"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
+    static let adminKeys = ["address", "port", "allow", "deny"]
 
     /// The named file, or the embedded default (what `wharf run` without --config serves).
     public static func load(fileOrDefault path: String?) throws(ConfigError) -> GatewayConfig {
@@ -67,6 +68,7 @@ public enum ConfigLoader {
             case "control_socket": config.controlSocket = try reader.string(node, key)
             case "user": config.user = try account(node, key, reader: reader, exists: { getpwnam($0) != nil })
             case "group": config.group = try account(node, key, reader: reader, exists: { getgrnam($0) != nil })
+            case "admin": config.admin = try admin(node, reader: reader)
             case "plugins": pluginsNode = node
             default: listenersNode = node
             }
@@ -81,6 +83,21 @@ public enum ConfigLoader {
             config.controlSocket = baseDirectory + "/" + socket
         }
         return config
+    }
+
+    /// `admin: {address, port, allow, deny}`: the supervisor's HTTP endpoint.
+    private static func admin(_ node: Node, reader: YAMLReader) throws(ConfigError) -> AdminConfig {
+        var admin = AdminConfig(location: reader.location(of: node))
+        for (key, value) in try reader.mapping(node, "admin", allowed: adminKeys) {
+            let keyPath = "admin.\(key)"
+            switch key {
+            case "address": admin.address = try address(value, keyPath, reader: reader)
+            case "port": admin.port = try reader.int(value, keyPath, in: 0...65535, what: "an integer 0-65535 (0: any free port)")
+            case "allow": admin.access.allow = try networks(value, keyPath, reader: reader)
+            default: admin.access.deny = try networks(value, keyPath, reader: reader)
+            }
+        }
+        return admin
     }
 
     /// A user or group name that exists on this machine.

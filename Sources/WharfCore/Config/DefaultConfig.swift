@@ -4,7 +4,9 @@ public enum DefaultConfig {
     public static let fileName = "<embedded default config>"
 
     public static let text = """
-        # Wharf's embedded default: the three seed services on 127.0.0.1.
+        # Wharf's embedded default: the three seed services on 127.0.0.1, and the admin
+        # endpoint (health, metrics, status page) on http://127.0.0.1:9901/.
+        admin: {address: 127.0.0.1, port: 9901}
         plugins:
           reverse:
             path: reverse

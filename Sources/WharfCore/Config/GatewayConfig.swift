@@ -58,6 +58,8 @@ public struct GatewayConfig: Sendable {
     public var group: String?
     public var plugins: [PluginInstanceConfig] = []
     public var listeners: [ListenerConfig] = []
+    /// The supervisor's HTTP endpoint (health, metrics, status, reload); nil: none.
+    public var admin: AdminConfig?
 
     public init(source: String, baseDirectory: String, text: String) {
         self.source = source
@@ -130,4 +132,16 @@ public struct ListenerConfig: Sendable {
                                       closeLinger: .milliseconds(Int64(closeLingerMilliseconds)))
         return StreamOptions(maxBufferSize: maxBufferSize, timeouts: timeouts, keepalive: keepalive)
     }
+}
+
+/// `admin:` — where the supervisor serves /healthz, /readyz, /metrics, /status, /reload and
+/// the status page. Loopback unless the operator names another address.
+public struct AdminConfig: Sendable, Equatable {
+    public var address = "127.0.0.1"
+    public var port = 9901
+    /// Who may ask (the admin endpoint can reload: on a non-loopback address, restrict it).
+    public var access = AccessList()
+    public var location: SourceLocation
+
+    public var endpoint: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
 }

@@ -25,7 +25,11 @@ final class AcceptBackoff: ChannelInboundHandler {
     private let logger: Logger
     private let failures = OncePerSecond()
 
-    init(listener: String, gate: AcceptGate, logger: Logger) {
+    /// The listener's counters on the listening channel's loop.
+    private let counters: CounterBlock
+
+    init(listener: String, gate: AcceptGate, logger: Logger, counters: CounterBlock) {
+        self.counters = counters
         self.listener = listener
         self.gate = gate
         self.logger = logger
@@ -38,6 +42,7 @@ final class AcceptBackoff: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let error = error as? IOError else { return context.fireErrorCaught(error) }
         let exhausted = Self.isResourceExhaustion(error.errnoCode)
+        counters.add(ListenerField.acceptErrors + AcceptFailure(errno: error.errnoCode).rawValue)
         if exhausted, !gate.holds(.backoff) {
             gate.set(.backoff, true)
             context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { self.gate.set(.backoff, false) }
@@ -51,5 +56,17 @@ final class AcceptBackoff: ChannelInboundHandler {
             ? "; accepting pauses \(Self.pause.nanoseconds / 1_000_000) ms at a time until descriptors free up" : ""
         logger.error("\(listener): cannot accept: \(String(cString: strerror(error.errnoCode)).lowercased())\(pause)",
                      metadata: ["failures": "\(count)"])
+    }
+}
+
+extension AcceptFailure {
+    init(errno code: CInt) {
+        switch code {
+        case EMFILE: self = .emfile
+        case ENFILE: self = .enfile
+        case ENOBUFS: self = .enobufs
+        case ENOMEM: self = .enomem
+        default: self = .other
+        }
     }
 }

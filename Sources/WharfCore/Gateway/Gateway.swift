@@ -44,10 +44,18 @@ public final class Gateway: @unchecked Sendable {
     private let listenerStats = NIOLockedValueBox<[ListenerStats]>([])
     private let forcedCloses = NIOLockedValueBox(0)
     private let stopped = NIOLockedValueBox(false)
+    /// Where this process counts: the segment the supervisor shares, or private memory.
+    public let metrics: WorkerMetrics
 
-    public init(config: GatewayConfig, logger: Logger) throws(GatewayError) {
+    /// `metrics`: the segment the supervisor created for this worker; without one the
+    /// counters live in this process only (`--single-process`, tests).
+    public init(config: GatewayConfig, logger: Logger, metrics: MetricsSegment? = nil) throws(GatewayError) {
         self.config = config
         self.logger = logger
+        guard let segment = metrics ?? MetricsSegment.local(MetricsLayout(config)) else {
+            throw GatewayError(kind: .listen, message: "cannot allocate memory for the metrics: \(ListeningSocket.errorText())")
+        }
+        self.metrics = WorkerMetrics(segment: segment)
         let generation: Generation
         do {
             generation = try Generation.build(number: 1, config: config, loopCount: config.eventLoops)
@@ -60,10 +68,20 @@ public final class Gateway: @unchecked Sendable {
         for (index, eventLoop) in group.makeIterator().enumerated() {
             let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.eventLoops,
                                    wheelAlarm: .dispatchTimer)
+            loop.metricsRegionWords = self.metrics.regionWords
             loops.append(PluginLoop(loop: loop))
         }
         self.loops = loops
         self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })
+    }
+
+    /// Every plugin instance this gateway runs, with its library.
+    public var plugins: [PluginDescription] {
+        config.plugins.compactMap { plugin in
+            guard let library = generation.instance(named: plugin.name, loopIndex: 0)?.library else { return nil }
+            return PluginDescription(instance: plugin.name, library: library.name, path: library.path,
+                                     version: library.version, abi: library.abiVersion)
+        }
     }
 
     /// The event loops, in loop-index order.
@@ -79,7 +97,7 @@ public final class Gateway: @unchecked Sendable {
         for (index, (listener, socket)) in zip(config.listeners, sockets).enumerated() {
             do {
                 let gate = AcceptGate(paused: accepting ? [] : .notStarted)
-                let channel = try bootstrap(for: listener, gate: gate).serverChannelOption(.autoRead, value: accepting)
+                let channel = try bootstrap(for: listener, index: index, gate: gate).serverChannelOption(.autoRead, value: accepting)
                     .withBoundSocket(socket.descriptor).wait()
                 // NIO listens with its own backlog when it adopts a socket: restore ours.
                 socket.configure(for: listener)
@@ -96,7 +114,7 @@ public final class Gateway: @unchecked Sendable {
         return bound
     }
 
-    private func bootstrap(for listener: ListenerConfig, gate: AcceptGate) -> ServerBootstrap {
+    private func bootstrap(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ServerBootstrap {
         let loopsByEventLoop = self.loopsByEventLoop
         let generation = self.generation
         let options = listener.streamOptions
@@ -108,8 +126,9 @@ public final class Gateway: @unchecked Sendable {
         let limit = listener.maxConnections > 0
             ? ConnectionLimit(maximum: listener.maxConnections, processes: config.processes, rejects: listener.rejectOverLimit)
             : nil
-        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, access: listener.access,
-                                  limit: limit)
+        let counters = (0..<config.eventLoops).map { metrics.listener(index, loop: $0) }
+        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, counters: counters,
+                                  access: listener.access, limit: limit)
         // Without a PROXY header the socket's peer is the client: refuse it before any work.
         let checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
         listenerStats.withLockedValue { $0.append(stats) }
@@ -121,10 +140,12 @@ public final class Gateway: @unchecked Sendable {
         // (`ListeningSocket.configure`).
         return ServerBootstrap(group: group).serverChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
+                let loopIndex = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)]?.loop.loopIndex ?? 0
                 gate.attach(channel)
                 limit?.attach(gate, on: channel.eventLoop)
                 try channel.pipeline.syncOperations.addHandler(AcceptBackoff(listener: listener.displayName,
-                                                                                gate: gate, logger: logger))
+                                                                                gate: gate, logger: logger,
+                                                                                counters: counters[loopIndex]))
             }
         }.childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -132,17 +153,20 @@ public final class Gateway: @unchecked Sendable {
                       let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
                     throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
                 }
-                if checkAtAccept, !stats.admits(channel.remoteAddress) {
+                let loopIndex = pluginLoop.loop.loopIndex
+                stats.accepted(loop: loopIndex)
+                if checkAtAccept, !stats.admits(channel.remoteAddress, loop: loopIndex) {
                     channel.close(promise: nil)
                     return
                 }
-                guard stats.admitUnderLimit() else {
+                guard stats.admitUnderLimit(loop: loopIndex) else {
                     channel.close(promise: nil)
                     return
                 }
                 try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
                 let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor,
-                                           serverTLS: serverTLS, role: .accepted(instance, stats))
+                                           serverTLS: serverTLS, role: .accepted(instance, stats),
+                                           counters: counters[loopIndex])
                 let loop = pluginLoop.loop
                 let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
                                               awaiting: awaiting, owner: adapter)

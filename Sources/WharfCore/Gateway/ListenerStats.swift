@@ -2,11 +2,14 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Per-listener counts of connections that ended before their plugin saw them: failed TLS
-/// handshakes and bad or missing PROXY headers. Each failure is logged with the running
-/// count; totals are logged at shutdown.
+/// One listener's accounting: every connection it accepts is counted once as accepted and
+/// once as closed with its reason (in the worker's metrics segment, per event loop), and
+/// the ends an operator should hear of are logged: limits, refusals, failed TLS handshakes
+/// and bad or missing PROXY headers, each with its running count; totals at shutdown.
 final class ListenerStats: Sendable {
     let name: String
+    /// Per event loop, the listener's counters (each written by its loop's thread only).
+    let counters: [CounterBlock]
     private let logger: Logger
     let tlsHandshakeFailures = Atomic<Int>(0)
     let proxyHeaderFailures = Atomic<Int>(0)
@@ -23,9 +26,21 @@ final class ListenerStats: Sendable {
     let readTimeouts = Atomic<Int>(0)
     let lifetimeLimits = Atomic<Int>(0)
 
-    /// Logs a connection one of the listener's limits closed, with its reason and count.
-    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
+    func accepted(loop: Int) { counters[loop].add(ListenerField.accepted) }
+
+    func tlsHandshakeDone(loop: Int) { counters[loop].add(ListenerField.tlsHandshakes) }
+
+    private func closed(_ reason: CloseReason, loop: Int) {
+        counters[loop].add(ListenerField.closed + reason.rawValue)
+    }
+
+    /// Counts an opened connection's end (with how long it lasted), and logs it when one of
+    /// the listener's limits closed it.
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?, lasted micros: UInt64) {
         self.limit?.ended()
+        let loop = stream.loop.loopIndex
+        closed(CloseReason(reason, peerEnded: stream.hasInputEnded || stream.wasPumped), loop: loop)
+        counters[loop].record(.connectionDuration, at: ListenerField.duration, micros: micros)
         let count: Int, limit: String
         switch reason {
         case .idleTimeout: (count, limit) = (idleTimeouts.add(1, ordering: .relaxed).newValue, "idle_timeout_ms")
@@ -43,9 +58,10 @@ final class ListenerStats: Sendable {
     /// What the listener's connections must finish before their plugin sees them.
     let awaiting: Preamble
 
-    init(name: String, logger: Logger, awaiting: Preamble, access: AccessList = AccessList(),
+    init(name: String, logger: Logger, awaiting: Preamble, counters: [CounterBlock], access: AccessList = AccessList(),
          limit: ConnectionLimit? = nil) {
         self.name = name
+        self.counters = counters
         self.logger = logger
         self.awaiting = awaiting
         self.access = access
@@ -53,8 +69,9 @@ final class ListenerStats: Sendable {
     }
 
     /// Takes a newly accepted connection into `max_connections`; false: close it (reject).
-    func admitUnderLimit() -> Bool {
+    func admitUnderLimit(loop: Int) -> Bool {
         guard let limit, !limit.admit() else { return true }
+        closed(.rejected, loop: loop)
         if rejectedReport.record() != nil {
             logger.notice("connection closed: max_connections reached (on_limit: reject)",
                           metadata: ["listener": "\(name)", "share": "\(limit.share)",
@@ -65,8 +82,9 @@ final class ListenerStats: Sendable {
 
     /// Whether `client` may connect; a refusal is counted and logged (at most a line a second,
     /// with how many it stands for).
-    func admits(_ client: SocketAddress?) -> Bool {
+    func admits(_ client: SocketAddress?, loop: Int) -> Bool {
         guard !access.permits(client) else { return true }
+        closed(.denied, loop: loop)
         let total = denied.add(1, ordering: .relaxed).newValue
         if let report = deniedReport.record() {
             logger.notice("connection refused by the listener's allow/deny list",
@@ -76,8 +94,15 @@ final class ListenerStats: Sendable {
         return false
     }
 
-    func preambleFailed(_ reason: StreamError, _ error: (any Error)?) {
+    func preambleFailed(_ reason: StreamError, _ error: (any Error)?, loop: Int) {
         limit?.ended()
+        switch (reason, error) {
+        case (.timedOut, _): closed(.handshakeTimeout, loop: loop)
+        case (_, is ProxyProtocolError): closed(.proxyHeader, loop: loop)
+        case (.tlsFailed, _): closed(.tls, loop: loop)
+        case (.closed, _), (.connectionReset, _): closed(.peer, loop: loop)
+        default: closed(.error, loop: loop)
+        }
         switch (reason, error) {
         case (.timedOut, _):
             let count = preambleTimeouts.add(1, ordering: .relaxed).newValue
@@ -108,5 +133,25 @@ final class ListenerStats: Sendable {
         "\(name): \(tlsHandshakeFailures.load(ordering: .relaxed)) TLS handshake failures, "
             + "\(proxyHeaderFailures.load(ordering: .relaxed)) bad PROXY headers, "
             + "\(preambleTimeouts.load(ordering: .relaxed)) handshake timeouts"
+    }
+}
+
+extension CloseReason {
+    /// What ended an opened connection, from its close reason. A clean close (no reason)
+    /// is the client's if its end of input came first (or a pumped relay ran to its end),
+    /// else the plugin's.
+    init(_ reason: StreamError?, peerEnded: Bool) {
+        switch reason {
+        case .idleTimeout: self = .idleTimeout
+        case .readTimeout: self = .readTimeout
+        case .lifetimeExceeded: self = .lifetime
+        case .timedOut: self = .timeout
+        case .shuttingDown: self = .drain
+        case .connectionReset, .closed: self = .peer
+        case .tlsFailed: self = .tls
+        case .limitExceeded, .bufferFull: self = .limit
+        case nil: self = peerEnded ? .peer : .plugin
+        default: self = .error
+        }
     }
 }

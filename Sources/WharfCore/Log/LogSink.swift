@@ -31,7 +31,14 @@ public final class LogSink: @unchecked Sendable {
     }
 
     /// Lines dropped so far because the queue was full.
-    public private(set) var droppedTotal = 0
+    private var droppedTotal = 0
+
+    /// Lines dropped so far because the queue was full (any thread).
+    public var droppedLines: Int {
+        state.lock()
+        defer { state.unlock() }
+        return droppedTotal
+    }
 
     /// Queues one line (it should end in a newline). Never blocks on the descriptor.
     public func write(_ line: String) {

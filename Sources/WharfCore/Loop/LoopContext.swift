@@ -19,6 +19,8 @@ public final class LoopContext: @unchecked Sendable {
     private(set) var streams = StreamSet()
     private var streamCounter: UInt64 = 0
     private static let nextLoopID = AtomicCounter()
+    /// The distance from a word of this loop's metrics region to the same word of its pump's.
+    var metricsRegionWords = 0
     /// Unique per process: the top bits of this loop's stream ids.
     private let loopID: UInt64
 

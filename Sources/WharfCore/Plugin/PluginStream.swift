@@ -36,12 +36,24 @@ final class PluginStream: StreamOwner {
     private(set) var finishing = false
     /// The previous read_until delimiter, reused so a read loop allocates nothing.
     private var lastDelimiter: [UInt8] = []
+    /// The counters of the listener this stream serves (an upstream stream: the listener of
+    /// the connection that opened it), on this loop.
+    let counters: CounterBlock?
+    /// Accepted, or the connect started: for the duration and the connect time.
+    private let startedAt: NIODeadline
 
-    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role) {
+    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role, counters: CounterBlock? = nil) {
         self.pluginLoop = pluginLoop
         self.abiMinor = abiMinor
         self.serverTLS = serverTLS
         self.role = role
+        self.counters = counters
+        self.startedAt = pluginLoop.loop.now
+        if case .connected = role { counters?.add(ListenerField.upstreamConnects) }
+    }
+
+    private var microsSinceStart: UInt64 {
+        UInt64(max(0, (pluginLoop.loop.now - startedAt).nanoseconds) / 1000)
     }
 
     func code(_ error: StreamError?) -> Int32 { StatusCode.of(error, abiMinor: abiMinor) }
@@ -97,13 +109,21 @@ final class PluginStream: StreamOwner {
         handle = pluginLoop.register(self)
         switch role {
         case let .accepted(instance, stats):
+            let loop = stream.loop.loopIndex
             // Behind a PROXY header the real client is known only now.
-            if stats.awaiting.contains(.proxyHeader), !stats.admits(stream.facts.proxied?.source ?? stream.remoteAddress) {
+            if stats.awaiting.contains(.proxyHeader),
+               !stats.admits(stream.facts.proxied?.source ?? stream.remoteAddress, loop: loop) {
                 return false
             }
+            if stats.awaiting.contains(.tlsHandshake) { stats.tlsHandshakeDone(loop: loop) }
+            stream.meter = counters.map { ByteMeter($0, upstream: false) }
             return instance.handleStream(handle) == WHARF_OK
         case let .connected(completion):
             connectPending = false
+            if let counters {
+                counters.record(.connectTime, at: ListenerField.connectTime, micros: microsSinceStart)
+                stream.meter = ByteMeter(counters, upstream: true)
+            }
             completion(.success(self))
             return true
         }
@@ -132,7 +152,7 @@ final class PluginStream: StreamOwner {
     func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         guard let handle else { return }
         finishing = true
-        if case let .accepted(_, listener) = role { listener.streamClosed(stream, reason: reason) }
+        if case let .accepted(_, listener) = role { listener.streamClosed(stream, reason: reason, lasted: microsSinceStart) }
         while let timer = timers.first { timer.complete(WHARF_E_CLOSED) }
         if let (callback, userdata) = closeCallback {
             closeCallback = nil
@@ -150,7 +170,7 @@ final class PluginStream: StreamOwner {
     func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {
         switch role {
         case let .accepted(_, listener):
-            listener.preambleFailed(reason, error)
+            listener.preambleFailed(reason, error, loop: stream.loop.loopIndex)
         case .connected:
             if let error {
                 TLSLog.logger.info("upstream TLS handshake with \(stream.facts.connectHost ?? "?") failed: \(error)")
@@ -163,6 +183,7 @@ final class PluginStream: StreamOwner {
     func connectFailed(_ reason: StreamError) {
         guard case let .connected(completion) = role, connectPending else { return }
         connectPending = false
+        counters?.add(ListenerField.connectFailures + ConnectFailure(reason).rawValue)
         completion(.failure(reason))
     }
 

@@ -70,12 +70,22 @@ final class PumpRelay: StreamRelay {
         let pair = PumpedPair(fdA: sockets.a, fdB: sockets.b, owner: self,
                               idleTimeoutNanos: idleTimeout?.nanoseconds ?? 0, closeLingerNanos: closeLinger.nanoseconds)
         // Both clocks are CLOCK_MONOTONIC, so the streams' deadline carries over as is.
+        let regionWords = a.loop.metricsRegionWords
+        pair.a.meter = a.meter?.inPumpRegion(regionWords: regionWords)
+        pair.b.meter = b.meter?.inPumpRegion(regionWords: regionWords)
         pair.lifetimeDeadline = [a.lifetimeDeadline, b.lifetimeDeadline].compactMap { $0 }.min()
             .map { Int64($0.uptimeNanoseconds) }
         let fromA = a.detachSocket()
         let fromB = b.detachSocket()
-        fromA.buffered?.withUnsafeReadableBytes { pair.aToB.pending.append($0.baseAddress!, count: $0.count) }
-        fromB.buffered?.withUnsafeReadableBytes { pair.bToA.pending.append($0.baseAddress!, count: $0.count) }
+        // Bytes read before the hand-over go out through the pump: counted as sent here.
+        fromA.buffered?.withUnsafeReadableBytes {
+            pair.aToB.pending.append($0.baseAddress!, count: $0.count)
+            b.meter?.sent($0.count)
+        }
+        fromB.buffered?.withUnsafeReadableBytes {
+            pair.bToA.pending.append($0.baseAddress!, count: $0.count)
+            a.meter?.sent($0.count)
+        }
         pair.aToB.sourceEnded = fromA.inputEnded
         pair.bToA.sourceEnded = fromB.inputEnded
         state = .pumping(pair, pump)

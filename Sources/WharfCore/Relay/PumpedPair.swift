@@ -28,6 +28,8 @@ struct PumpOutcome {
 final class PumpedPair {
     struct Side {
         let fd: CInt
+        /// The stream's byte counters in the pump's own metrics region.
+        var meter: ByteMeter?
         var readable = false
         var writable = true
         var peerClosed = false
@@ -144,6 +146,8 @@ final class PumpedPair {
             let count = read(source.fd, scratch.baseAddress, scratch.count)
             if count > 0 {
                 flow.bytes &+= UInt64(count)
+                source.meter?.received(count)
+                destination.meter?.sent(count)
                 lastActivity = now
                 if count < scratch.count, !source.peerClosed { source.readable = false }
                 var written = 0

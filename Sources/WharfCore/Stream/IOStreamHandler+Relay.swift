@@ -31,6 +31,7 @@ extension IOStreamHandler {
     func sendRelayed(_ buffer: ByteBuffer) {
         guard machine.state == .relayed(.channel), !machine.outputShutDown, let context else { return }
         machine.noteActivity(now: now)
+        meter?.sent(buffer.readableBytes)
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
     }
 
@@ -40,6 +41,9 @@ extension IOStreamHandler {
     }
 
     var hasShutDownOutput: Bool { machine.outputShutDown }
+
+    /// The socket went to the pump at some point.
+    var wasPumped: Bool { facts.detachedAddresses != nil }
 
     /// When the stream must end at the latest (max_lifetime_ms), for the pump to keep.
     var lifetimeDeadline: NIODeadline? { machine.deadlines.lifetimeDeadline }

@@ -48,6 +48,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     /// Where the stream sits on its loop's `DeadlineWheel`, and for which deadline.
     var wheelSlot: DeadlineWheel.Slot?
     var armedDeadline: NIODeadline?
+    /// Where the stream counts the bytes it reads and writes (its listener's counters).
+    var meter: ByteMeter?
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
 
@@ -123,7 +125,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // The clock is read here, once, and the dispatch that serves the read keeps it.
         let now = self.now
-        carryOut(machine.received(Self.unwrapInboundIn(data), now: now), at: now)
+        let buffer = Self.unwrapInboundIn(data)
+        meter?.received(buffer.readableBytes)
+        carryOut(machine.received(buffer, now: now), at: now)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -267,6 +271,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func write(_ bytes: UnsafeRawBufferPointer, token: CompletionToken?) -> StreamError? {
         if let refusal = machine.write(now: now) { return refusal }
         guard let context else { return .closed }
+        meter?.sent(bytes.count)
         send(outboundBuffer(for: bytes, allocator: context.channel.allocator), token: token, context: context)
         return nil
     }

@@ -24,6 +24,9 @@ public enum WorkerMessage: Equatable, Sendable {
     case alive
     /// Stopped accepting (told to drain): another worker may take over its sockets.
     case released
+    /// Before `ready`: which code serves a plugin instance, for the status page (the
+    /// supervisor never loads a plugin itself).
+    case plugin(PluginDescription)
 
     public var line: String {
         switch self {
@@ -32,6 +35,8 @@ public enum WorkerMessage: Equatable, Sendable {
         case .released: "released\n"
         case let .failed(kind, message):
             "failed \(kind == .listen ? "listen" : "plugin") \(message.replacing("\n", with: " "))\n"
+        case let .plugin(description):
+            "plugin \(description.fields.map { $0.replacing(" ", with: "_").replacing("\n", with: "_") }.joined(separator: " "))\n"
         }
     }
 
@@ -40,6 +45,10 @@ public enum WorkerMessage: Equatable, Sendable {
         case "ready": self = .ready
         case "alive": self = .alive
         case "released": self = .released
+        case _ where line.hasPrefix("plugin "):
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false).dropFirst().map(String.init)
+            guard let description = PluginDescription(fields: fields) else { return nil }
+            self = .plugin(description)
         default:
             let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, parts[0] == "failed" else { return nil }
@@ -126,5 +135,25 @@ enum ControlChannel {
                 }
             }
             .withConnectedSocket(descriptor)
+    }
+}
+
+/// A plugin instance and the library that serves it.
+public struct PluginDescription: Equatable, Sendable, Codable {
+    public var instance: String
+    public var library: String
+    public var path: String
+    public var version: String
+    public var abi: String
+
+    var fields: [String] { [instance, library, path, version, abi] }
+
+    init(instance: String, library: String, path: String, version: String, abi: String) {
+        (self.instance, self.library, self.path, self.version, self.abi) = (instance, library, path, version, abi)
+    }
+
+    init?(fields: [String]) {
+        guard fields.count == 5 else { return nil }
+        self.init(instance: fields[0], library: fields[1], path: fields[2], version: fields[3], abi: fields[4])
     }
 }

@@ -71,9 +71,22 @@ public final class ListeningSocket: @unchecked Sendable {
             GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot listen on "
                 + "\(listener.address):\(listener.port): \(reason)")
         }
+        let socket = try bind(listener.address, port: port, reusePort: reusePort, key: key(of: listener, index: index),
+                              failure: failure)
+        guard socket.configure(for: listener) else {
+            let reason = Self.errorText()
+            socket.close()
+            throw failure(reason)
+        }
+        return socket
+    }
+
+    /// A TCP socket bound to `host:port`, not yet listening.
+    static func bind(_ host: String, port: Int, reusePort: Bool, key: String,
+                     failure: (String) -> GatewayError) throws(GatewayError) -> ListeningSocket {
         let address: SocketAddress
         do {
-            address = try SocketAddress.makeAddressResolvingHost(listener.address, port: port)
+            address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         } catch {
             throw failure("cannot resolve the address")
         }
@@ -88,13 +101,31 @@ public final class ListeningSocket: @unchecked Sendable {
             Glibc.close(fd)
             throw failure(reason)
         }
-        let socket = ListeningSocket(key: key(of: listener, index: index), descriptor: fd)
-        guard socket.configure(for: listener) else {
+        return ListeningSocket(key: key, descriptor: fd)
+    }
+
+    /// The admin endpoint's socket (the supervisor serves it itself).
+    static func bindAdmin(_ admin: AdminConfig) throws(GatewayError) -> ListeningSocket {
+        func failure(_ reason: String) -> GatewayError {
+            GatewayError(kind: .listen, message: "\(admin.location): admin: cannot listen on \(admin.endpoint): \(reason)")
+        }
+        let socket = try bind(admin.address, port: admin.port, reusePort: false, key: adminKey, failure: failure)
+        guard listen(socket.descriptor, 64) == 0 else {
             let reason = Self.errorText()
             socket.close()
             throw failure(reason)
         }
         return socket
+    }
+
+    /// The admin socket's key when a binary upgrade hands it over.
+    static let adminKey = "admin"
+
+    /// Whether the socket is bound to `host:port`.
+    static func isBound(_ descriptor: CInt, host: String, port: Int) -> Bool {
+        guard let local = try? SocketAddress(localAddressOf: descriptor),
+              let wanted = try? SocketAddress.makeAddressResolvingHost(host, port: port) else { return false }
+        return local.ipAddress == wanted.ipAddress && (port == 0 || local.port == wanted.port)
     }
 
     /// Whether the socket is in a SO_REUSEPORT group (more can join it).
@@ -132,11 +163,7 @@ public final class ListeningSocket: @unchecked Sendable {
     /// Whether `descriptor` is bound to what the listener's address resolves to (socket
     /// activation matches the sockets systemd passed to the configured listeners this way).
     public static func isBound(_ descriptor: CInt, to listener: ListenerConfig) -> Bool {
-        guard let local = try? SocketAddress(localAddressOf: descriptor),
-              let wanted = try? SocketAddress.makeAddressResolvingHost(listener.address, port: listener.port) else {
-            return false
-        }
-        return local.ipAddress == wanted.ipAddress && local.port == wanted.port
+        isBound(descriptor, host: listener.address, port: listener.port) && listener.port != 0
     }
 
     public func close() {

@@ -67,8 +67,12 @@ extension Supervisor {
         } catch {
             return reloadFailed(error.message, done)
         }
+        if config.admin != adminConfig {
+            logger.notice("the admin section changed: it takes effect after a restart or `wharf upgrade`")
+        }
         nextGeneration += 1
         generations[number] = (config, slots)
+        generationStarted[number] = WallClock.now
         reloadWaiters[number, default: []].append(done)
         perform(machine.reload(GenerationSettings(number: number, config: config)))
     }
@@ -82,6 +86,7 @@ extension Supervisor {
     /// A failed reload (before or after its workers started) changes nothing: say so, and tell
     /// systemd the reload is over.
     func keepServing(afterFailedReload reason: String) {
+        metrics.reloaded(ok: false)
         logger.notice("the previous generation keeps serving")
         if let serving = machine.servingGeneration {
             notifier?.ready(status: "serving generation \(serving); the last reload failed: \(reason)")

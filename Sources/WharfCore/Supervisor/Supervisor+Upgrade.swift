@@ -52,6 +52,10 @@ extension Supervisor {
                 sockets.append(socket)
             }
         }
+        if let adminSocket {
+            names.append("\(4 + sockets.count) 0 \(ListeningSocket.adminKey)")
+            sockets.append(adminSocket)
+        }
         var environment = Self.currentEnvironment.filter { !$0.hasPrefix(Self.upgradeVariable + "=") }
         environment.append(Self.upgradeVariable + "=" + names.joined(separator: "\n"))
         if let path = notifier?.path { environment.append("NOTIFY_SOCKET=\(path)") }
@@ -65,6 +69,10 @@ extension Supervisor {
             return done(.failure(UpgradeFailure(description: error.description)))
         }
         close(pair.remote)
+        // The new supervisor serves the admin endpoint from its copy; requests wait in the
+        // backlog meanwhile. A failed upgrade serves it here again.
+        adminServer?.close(promise: nil)
+        adminServer = nil
         logger.notice("upgrade: started \(executablePath) as pid \(pid); this supervisor serves until it is ready")
         let channel = ControlChannel.open(pair.local, on: eventLoop) { line in
             if line == "ready" { self.newSupervisorReady() }
@@ -101,6 +109,7 @@ extension Supervisor {
         }
         self.upgrade = nil
         upgrade.channel.whenSuccess { $0.close(promise: nil) }
+        serveAdmin()
         logger.error("upgrade failed: the new supervisor (pid \(upgrade.pid)) \(how) before it was ready; this one keeps serving")
         upgrade.done(.failure(UpgradeFailure(description: "the new wharf \(how) before it was ready (see its log)")))
     }
@@ -115,6 +124,9 @@ extension Supervisor {
             let fields = line.split(separator: " ", maxSplits: 2)
             guard fields.count == 3, let fd = CInt(fields[0]), let slot = Int(fields[1]) else { continue }
             groups[String(fields[2]), default: []].append((slot, ListeningSocket.adopt(descriptor: fd, key: String(fields[2]))))
+        }
+        if let admin = groups.removeValue(forKey: ListeningSocket.adminKey)?.first {
+            inheritedAdminSocket = admin.socket
         }
         for (key, sockets) in groups {
             socketGroups[key] = sockets.sorted { $0.slot < $1.slot }.map(\.socket)

@@ -52,6 +52,21 @@ public final class Supervisor: @unchecked Sendable {
     /// Each worker's control channel (a future: it is being registered while the worker starts).
     var controlChannels: [pid_t: EventLoopFuture<any Channel>] = [:]
     var reloadWaiters: [Int: [(ReloadResult) -> Void]] = [:]
+    /// Every worker's counters, live and retired, and the supervisor's own.
+    let metrics = MetricsCollector()
+    /// What the status page shows beside the counters: per generation, when it was read and
+    /// which plugin code its workers run (they report it; the supervisor loads no plugin).
+    var generationStarted: [Int: Double] = [:]
+    var generationPlugins: [Int: [PluginDescription]] = [:]
+    let startedAt = WallClock.now
+    var adminServer: (any Channel)?
+    /// The `admin` section the endpoint was started with: fixed for the supervisor's life (a
+    /// binary upgrade applies a changed one).
+    var adminConfig: AdminConfig?
+    /// The admin endpoint's socket, which the supervisor keeps (`adminServer` serves a dup).
+    var adminSocket: ListeningSocket?
+    /// The admin socket a binary upgrade handed over, until `start` claims it.
+    var inheritedAdminSocket: ListeningSocket?
     var nextGeneration = 1
     var exitCode: Int32 = 0
     let exited = DispatchSemaphore(value: 0)
@@ -95,6 +110,19 @@ public final class Supervisor: @unchecked Sendable {
             finish(1)
             return
         }
+        if let admin = config.admin {
+            do throws(GatewayError) {
+                adminSocket = try takeAdminSocket(admin)
+                adminConfig = admin
+            } catch {
+                startupFailure = error.message
+                closeAllSockets()
+                finish(1)
+                return
+            }
+            serveAdmin()
+        }
+        generationStarted[1] = WallClock.now
         installSignalHandlers()
         if let path = config.controlSocket { startControlServer(at: path) }
         tick = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -232,6 +260,11 @@ public final class Supervisor: @unchecked Sendable {
             return
         }
         guard let (config, slots) = generations[number], slot < slots.count else { return }
+        guard let segment = MetricsSegment.create(MetricsLayout(config)) else {
+            perform(machine.spawnFailed(generation: number, slot: slot,
+                                        reason: "cannot create the metrics segment: \(ListeningSocket.errorText())", at: .now()))
+            return
+        }
         guard let pair = ControlChannel.pair() else {
             perform(machine.spawnFailed(generation: number, slot: slot, reason: "socketpair: \(ListeningSocket.errorText())",
                                         at: .now()))
@@ -243,7 +276,7 @@ public final class Supervisor: @unchecked Sendable {
         let pid: pid_t
         do throws(ProcessSpawner.Failure) {
             pid = try ProcessSpawner.spawn("/proc/self/exe", arguments: arguments, name: "wharf",
-                                           descriptors: [pair.remote] + slots[slot].map(\.descriptor),
+                                           descriptors: [pair.remote, segment.descriptor] + slots[slot].map(\.descriptor),
                                            environment: Self.workerEnvironment)
         } catch {
             close(pair.local)
@@ -252,8 +285,15 @@ public final class Supervisor: @unchecked Sendable {
             return
         }
         close(pair.remote)
+        segment.closeDescriptor()
+        metrics.started(pid, segment: segment, generation: number, slot: slot)
         let channel = ControlChannel.open(pair.local, on: eventLoop, onLine: { line in
             guard let message = WorkerMessage(line: line) else { return }
+            if case let .plugin(description) = message {
+                var known = self.generationPlugins[number] ?? []
+                if !known.contains(description) { known.append(description) }
+                self.generationPlugins[number] = known
+            }
             self.perform(self.machine.received(message, from: pid, at: .now()))
         }, onClose: { self.controlClosed(pid) })
         controlChannels[pid] = channel
@@ -294,6 +334,7 @@ public final class Supervisor: @unchecked Sendable {
                 continue
             }
             controlChannels.removeValue(forKey: pid)?.whenSuccess { $0.close(promise: nil) }
+            metrics.exited(pid, failure: machine.failureCause(of: pid, status: status))
             perform(machine.exited(pid: pid, status: status, at: .now()))
         }
     }
@@ -315,6 +356,8 @@ public final class Supervisor: @unchecked Sendable {
                 generationFailed(generation, reason: reason)
             case let .release(generation):
                 generations[generation] = nil
+                generationStarted[generation] = nil
+                generationPlugins[generation] = nil
                 closeUnusedSockets()
             case .closeUnusedSockets:
                 closeUnusedSockets()
@@ -337,6 +380,7 @@ public final class Supervisor: @unchecked Sendable {
             BoundListener(config: listener, address: socket.boundAddress, port: socket.boundPort, pluginSummary: "")
         }
         let summary = "generation \(number): \(config.processes) worker process(es), \(config.eventLoops) event loop(s) each"
+        if number > 1 { metrics.reloaded(ok: true) }
         if let replaced {
             logger.notice("reloaded: \(summary) serves; generation \(replaced) drains")
         } else {
@@ -361,6 +405,8 @@ public final class Supervisor: @unchecked Sendable {
         exitCode = code
         tick?.cancel()
         controlServer?.close(promise: nil)
+        adminServer?.close(promise: nil)
+        adminSocket?.close()
         // After an upgrade the path is the new supervisor's.
         if upgrade == nil, let path = generations.values.first?.config.controlSocket { unlink(path) }
         closeAllSockets()

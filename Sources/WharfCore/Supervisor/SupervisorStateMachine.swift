@@ -45,6 +45,20 @@ public struct SupervisorStateMachine {
 
     public func generation(of pid: pid_t) -> Int? { workers[pid]?.generation }
 
+    /// Why worker `pid` ending with `status` now is a failure that costs a restart
+    /// (`stall`: killed for not answering; `signal`; `exit`), or nil if it was expected (told
+    /// to leave, the gateway stopping, its generation draining or failed).
+    public func failureCause(of pid: pid_t, status: CInt) -> String? {
+        guard phase == .running || phase == .starting, let worker = workers[pid],
+              let generation = generations[worker.generation], generation.state == .serving else { return nil }
+        switch worker.state {
+        case .leaving: return nil
+        case .starting, .serving:
+            if worker.lastAlive == .distantFuture { return "stall" }
+            return status & 0x7f == 0 ? "exit" : "signal"
+        }
+    }
+
     /// The (generation, slot) pairs whose sockets must stay open: every slot of a generation
     /// that serves or starts, and the slot of every worker that may still be accepting.
     public var socketUsers: Set<SocketUser> {
@@ -76,6 +90,48 @@ public struct SupervisorStateMachine {
     }
 
     /// Whether every serving worker sent a heartbeat within `interval` (systemd's watchdog).
+    /// Why the gateway is not ready for traffic (nil: it is): it is starting or stopping, or
+    /// a slot of the serving generation has no worker serving (one is being replaced).
+    public var notReadyReason: String? {
+        switch phase {
+        case .starting: return "starting"
+        case .stopping, .stopped: return "draining: the gateway is stopping"
+        case .running: break
+        }
+        guard let number = servingGeneration, let generation = generations[number] else { return "no generation serves" }
+        for slot in 0..<generation.settings.processes {
+            let serving = workers.values.contains { $0.generation == number && $0.slot == slot && $0.state == .serving }
+            if !serving { return "worker slot \(slot) of generation \(number) is being replaced" }
+        }
+        return nil
+    }
+
+    /// One line per worker process, for the status page.
+    public struct WorkerSummary: Sendable {
+        public let pid: pid_t
+        public let generation: Int
+        public let slot: Int
+        public let state: String
+        public let startedAt: NIODeadline
+    }
+
+    public var workerSummaries: [WorkerSummary] {
+        workers.values.sorted { ($0.generation, $0.slot, $0.pid) < ($1.generation, $1.slot, $1.pid) }.map { worker in
+            let state = switch worker.state {
+            case .starting: "starting"
+            case .serving: "serving"
+            case .leaving: worker.told == .retire ? "retiring" : "draining"
+            }
+            return WorkerSummary(pid: worker.pid, generation: worker.generation, slot: worker.slot, state: state,
+                                 startedAt: worker.startedAt)
+        }
+    }
+
+    /// Each generation's number and state (starting, serving, draining, failed).
+    public var generationStates: [(number: Int, state: String)] {
+        generations.keys.sorted().map { ($0, "\(generations[$0]!.state)") }
+    }
+
     public func workersAlive(at now: NIODeadline, within interval: TimeAmount) -> Bool {
         workers.values.allSatisfy { $0.state != .serving || now - $0.lastAlive <= interval }
     }
@@ -133,6 +189,8 @@ public struct SupervisorStateMachine {
         case .alive:
             workers[pid]?.lastAlive = now
             return []
+        case .plugin:
+            return [] // for the status page; no decision depends on it
         case .released:
             workers[pid]?.released = true
             // Close removed listeners' sockets before anyone is told the reload is done.

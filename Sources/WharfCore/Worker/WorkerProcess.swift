@@ -11,8 +11,9 @@ import Musl
 #endif
 
 /// One worker process (`wharf worker`, spawned by the supervisor): serves the listening
-/// sockets it inherited (fd 4 on, in listener order) with its own event loops and plugin
-/// instances, and talks to the supervisor over fd 3 (see `WorkerMessage`).
+/// sockets it inherited (fd 5 on, in listener order) with its own event loops and plugin
+/// instances, counts into the metrics segment at fd 4, and talks to the supervisor over
+/// fd 3 (see `WorkerMessage`).
 ///
 /// It leaves when told to (`retire` after a reload keeps its connections until they end;
 /// `drain` also closes idle ones), on SIGTERM/SIGINT (a drain), or when the supervisor is
@@ -35,7 +36,8 @@ public final class WorkerProcess: @unchecked Sendable {
     }
 
     static let controlDescriptor: CInt = 3
-    static let firstListenerDescriptor: CInt = 4
+    static let metricsDescriptor: CInt = 4
+    static let firstListenerDescriptor: CInt = 5
     /// How often the loops prove they turn; the supervisor allows worker_stall_timeout_ms.
     static let heartbeat = TimeAmount.milliseconds(500)
 
@@ -77,7 +79,9 @@ public final class WorkerProcess: @unchecked Sendable {
         }
         let gateway: Gateway
         do throws(GatewayError) {
-            gateway = try Gateway(config: config, logger: logger)
+            let segment = MetricsSegment.attach(Self.metricsDescriptor, MetricsLayout(config))
+            if segment == nil { logger.warning("the metrics segment from the supervisor is unusable: this worker's counts are not reported") }
+            gateway = try Gateway(config: config, logger: logger, metrics: segment)
             // Paused until the supervisor says `accept`: the worker this one replaces may
             // still be accepting from the same sockets.
             let listeners = try gateway.start(sockets: sockets, accepting: false)
@@ -94,7 +98,7 @@ public final class WorkerProcess: @unchecked Sendable {
         self.gateway = gateway
         installSignalHandlers()
         connectControl(on: gateway.eventLoops[0])
-        startHeartbeat(gateway.eventLoops)
+        startHeartbeat(gateway.eventLoops, metrics: gateway.metrics)
 
         leave.wait()
         gateway.stopAccepting()
@@ -156,22 +160,41 @@ public final class WorkerProcess: @unchecked Sendable {
             self.requestLeave(.drain)
         }).wait()
         control = channel
+        if identity.slot == 0, let gateway {
+            for plugin in gateway.plugins { channel?.write(ByteBuffer(string: WorkerMessage.plugin(plugin).line), promise: nil) }
+        }
         channel?.writeAndFlush(ByteBuffer(string: WorkerMessage.ready.line), promise: nil)
     }
 
-    /// Every loop stamps the time it last ran; loop 0 sends `alive` while all stamps are
-    /// fresh, so one stuck loop (a plugin in an endless loop) silences the worker.
-    private func startHeartbeat(_ loops: [any EventLoop]) {
+    /// Every loop stamps the time it last ran, and records how late that was in its lag
+    /// histogram; loop 0 sends `alive` while all stamps are fresh, so one stuck loop (a
+    /// plugin in an endless loop) silences the worker.
+    private func startHeartbeat(_ loops: [any EventLoop], metrics: WorkerMetrics) {
         let stamps = NIOLockedValueBox([NIODeadline](repeating: .now(), count: loops.count))
+        let interval = TimeAmount.nanoseconds(Self.heartbeat.nanoseconds / 2)
         for (index, loop) in loops.enumerated() {
-            loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(Self.heartbeat.nanoseconds / 2)) { _ in
-                stamps.withLockedValue { $0[index] = .now() }
+            let counters = metrics.loop(index)
+            loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
+                let now = NIODeadline.now()
+                let previous = stamps.withLockedValue { stamps in
+                    defer { stamps[index] = now }
+                    return stamps[index]
+                }
+                let late = (now - previous - interval).nanoseconds
+                counters.record(.loopLag, at: LoopField.lag, micros: UInt64(max(0, late) / 1000))
             }
         }
+        let droppedReported = NIOLockedValueBox(0)
         loops[0].scheduleRepeatedTask(initialDelay: Self.heartbeat, delay: Self.heartbeat) { _ in
             let now = NIODeadline.now()
             let fresh = stamps.withLockedValue { $0.allSatisfy { now - $0 < .seconds(1) } }
             if fresh { self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil) }
+            let dropped = LogSink.standardError.droppedLines
+            let newly = droppedReported.withLockedValue { reported in
+                defer { reported = max(reported, dropped) }
+                return dropped - reported
+            }
+            if newly > 0 { metrics.logLinesDropped(newly) }
         }
         watchForStalls(stamps)
     }

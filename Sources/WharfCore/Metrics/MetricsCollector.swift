@@ -1,0 +1,141 @@
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The supervisor's view of every worker's counters: the segments of live workers, and the
+/// totals of workers that are gone, so that no counter ever goes backwards — not across a
+/// reload, not when a worker exits or crashes. Confined to the supervisor's event loop.
+public final class MetricsCollector {
+    struct Live {
+        let segment: MetricsSegment
+        let generation: Int
+        let slot: Int
+        /// Wall-clock seconds since the epoch.
+        let startedAt: Double
+    }
+
+    /// Why a worker was replaced: the `cause` label of `wharf_worker_restarts_total`.
+    static let restartCauses = ["signal", "exit", "stall"]
+
+    private var live: [pid_t: Live] = [:]
+    private var retiredListeners: [MetricsLayout.ListenerLabels: [UInt64]] = [:]
+    private var retiredLoops: [LoopKey: [UInt64]] = [:]
+    private var retiredProcess = [UInt64](repeating: 0, count: ProcessField.count)
+    private(set) var restarts: [String: UInt64] = Dictionary(uniqueKeysWithValues: restartCauses.map { ($0, 0) })
+    private(set) var reloads: (ok: UInt64, failed: UInt64) = (0, 0)
+    /// Failures that cost a restart, per worker slot.
+    private(set) var restartsBySlot: [Int: UInt64] = [:]
+
+    struct LoopKey: Hashable, Comparable {
+        var slot: Int
+        var loop: Int
+        static func < (a: LoopKey, b: LoopKey) -> Bool { (a.slot, a.loop) < (b.slot, b.loop) }
+    }
+
+    public init() {}
+
+    func started(_ pid: pid_t, segment: MetricsSegment, generation: Int, slot: Int) {
+        live[pid] = Live(segment: segment, generation: generation, slot: slot, startedAt: WallClock.now)
+    }
+
+    func startTime(of pid: pid_t) -> Double? { live[pid]?.startedAt }
+
+    /// Folds a gone worker's counters into the retired totals. Connections it still had
+    /// open are counted closed with reason `worker_exit`, so accepted = closed + active holds.
+    func exited(_ pid: pid_t, failure cause: String?) {
+        guard let worker = live.removeValue(forKey: pid) else { return }
+        if let cause {
+            restarts[cause, default: 0] += 1
+            restartsBySlot[worker.slot, default: 0] += 1
+        }
+        let segment = worker.segment
+        for (index, labels) in segment.layout.listeners.enumerated() {
+            var totals = segment.listenerTotals(index)
+            let open = Self.openConnections(totals)
+            totals[ListenerField.closed + CloseReason.workerExit.rawValue] &+= open
+            Self.add(totals, into: &retiredListeners[labels, default: Array(repeating: 0, count: ListenerField.count)])
+        }
+        for loop in 0..<segment.layout.loops {
+            let key = LoopKey(slot: worker.slot, loop: loop)
+            Self.add(segment.loopTotals(loop), into: &retiredLoops[key, default: Array(repeating: 0, count: LoopField.count)])
+        }
+        Self.add(segment.processTotals(), into: &retiredProcess)
+    }
+
+    func reloaded(ok: Bool) {
+        if ok { reloads.ok += 1 } else { reloads.failed += 1 }
+    }
+
+    /// Every counter now: retired totals plus what live workers hold.
+    func snapshot() -> MetricsSnapshot {
+        var listeners = retiredListeners.mapValues { MetricsSnapshot.Listener(totals: $0, active: 0) }
+        var loops = retiredLoops
+        var process = retiredProcess
+        for worker in live.values {
+            let segment = worker.segment
+            for (index, labels) in segment.layout.listeners.enumerated() {
+                let totals = segment.listenerTotals(index)
+                var entry = listeners[labels] ?? MetricsSnapshot.Listener(
+                    totals: Array(repeating: 0, count: ListenerField.count), active: 0)
+                Self.add(totals, into: &entry.totals)
+                entry.active &+= Self.openConnections(totals)
+                listeners[labels] = entry
+            }
+            for loop in 0..<segment.layout.loops {
+                let key = LoopKey(slot: worker.slot, loop: loop)
+                Self.add(segment.loopTotals(loop), into: &loops[key, default: Array(repeating: 0, count: LoopField.count)])
+            }
+            Self.add(segment.processTotals(), into: &process)
+        }
+        return MetricsSnapshot(listeners: listeners, loops: loops, process: process, restarts: restarts,
+                               reloads: reloads)
+    }
+
+    /// Accepted and not yet counted closed. The two are written by the same thread in order,
+    /// but read at different instants: clamp a momentary inversion to zero.
+    static func openConnections(_ totals: [UInt64]) -> UInt64 {
+        let closed = CloseReason.allCases.reduce(UInt64(0)) { $0 &+ totals[ListenerField.closed + $1.rawValue] }
+        let accepted = totals[ListenerField.accepted]
+        return accepted > closed ? accepted - closed : 0
+    }
+
+    private static func add(_ values: [UInt64], into totals: inout [UInt64]) {
+        for index in values.indices { totals[index] &+= values[index] }
+    }
+}
+
+/// Every counter at one instant, summed over processes, keyed by label values.
+struct MetricsSnapshot {
+    struct Listener {
+        var totals: [UInt64]
+        var active: UInt64
+
+        subscript(field: Int) -> UInt64 { totals[field] }
+        func closed(_ reason: CloseReason) -> UInt64 { totals[ListenerField.closed + reason.rawValue] }
+    }
+
+    var listeners: [MetricsLayout.ListenerLabels: Listener]
+    var loops: [MetricsCollector.LoopKey: [UInt64]]
+    var process: [UInt64]
+    var restarts: [String: UInt64]
+    var reloads: (ok: UInt64, failed: UInt64)
+
+    /// Listener labels in a stable order.
+    var listenerLabels: [MetricsLayout.ListenerLabels] {
+        listeners.keys.sorted { ($0.listener, $0.plugin) < ($1.listener, $1.plugin) }
+    }
+}
+
+/// Wall-clock time, for what people read (start times, ages); deadlines use NIODeadline.
+enum WallClock {
+    /// Seconds since the epoch.
+    static var now: Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}

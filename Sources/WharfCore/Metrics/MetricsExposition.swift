@@ -1,0 +1,97 @@
+/// What only the supervisor knows, for `/metrics` and `/status`.
+struct SupervisorFacts {
+    /// The generation serving now, if any.
+    var generation: Int?
+    /// Live worker processes per generation.
+    var workers: [Int: Int]
+    var draining: Bool
+}
+
+/// The `/metrics` page: every family, in a fixed order. The names follow Prometheus
+/// conventions; README's metrics table maps them to HAProxy's and Envoy's.
+extension MetricsSnapshot {
+    func prometheus(_ facts: SupervisorFacts) -> String {
+        var out = PrometheusText()
+        let labels = listenerLabels
+        func each(_ name: String, _ kind: PrometheusText.Kind, _ help: String, _ field: Int) {
+            out.family(name, kind, help)
+            for key in labels { out.sample(name, key.pairs, listeners[key]![field]) }
+        }
+        out.family("wharf_connections_accepted_total", .counter, "Connections accepted by a listener.")
+        for key in labels { out.sample("wharf_connections_accepted_total", key.pairs, listeners[key]![ListenerField.accepted]) }
+        out.family("wharf_connections_active", .gauge, "Connections open now.")
+        for key in labels { out.sample("wharf_connections_active", key.pairs, listeners[key]!.active) }
+        out.family("wharf_connections_closed_total", .counter,
+                   "Connections ended, by reason (who or what ended them).")
+        for key in labels {
+            for reason in CloseReason.allCases {
+                out.sample("wharf_connections_closed_total", key.pairs + [("reason", reason.label)],
+                           listeners[key]!.closed(reason))
+            }
+        }
+        out.family("wharf_connection_duration_seconds", .histogram, "How long connections lasted, from accept to close.")
+        for key in labels {
+            let totals = listeners[key]!.totals
+            out.histogram("wharf_connection_duration_seconds", key.pairs, .connectionDuration,
+                          totals[ListenerField.duration..<ListenerField.duration + HistogramShape.connectionDuration.words])
+        }
+        each("wharf_received_bytes_total", .counter, "Bytes received from clients.", ListenerField.received)
+        each("wharf_sent_bytes_total", .counter, "Bytes sent to clients.", ListenerField.sent)
+        each("wharf_tls_handshakes_total", .counter, "TLS handshakes completed with clients at accept.",
+             ListenerField.tlsHandshakes)
+        each("wharf_upstream_connects_total", .counter, "Upstream connections a plugin started.",
+             ListenerField.upstreamConnects)
+        out.family("wharf_upstream_connect_failures_total", .counter, "Upstream connections that failed, by reason.")
+        for key in labels {
+            for failure in ConnectFailure.allCases {
+                out.sample("wharf_upstream_connect_failures_total", key.pairs + [("reason", failure.label)],
+                           listeners[key]![ListenerField.connectFailures + failure.rawValue])
+            }
+        }
+        out.family("wharf_upstream_connect_seconds", .histogram,
+                   "Time to connect upstream (with the TLS handshake when there is one).")
+        for key in labels {
+            let totals = listeners[key]!.totals
+            out.histogram("wharf_upstream_connect_seconds", key.pairs, .connectTime,
+                          totals[ListenerField.connectTime..<ListenerField.connectTime + HistogramShape.connectTime.words])
+        }
+        each("wharf_upstream_received_bytes_total", .counter, "Bytes received from upstream connections.",
+             ListenerField.upstreamReceived)
+        each("wharf_upstream_sent_bytes_total", .counter, "Bytes sent to upstream connections.",
+             ListenerField.upstreamSent)
+        out.family("wharf_accept_errors_total", .counter, "Failed accept calls, by errno.")
+        for key in labels {
+            for failure in AcceptFailure.allCases {
+                out.sample("wharf_accept_errors_total", key.pairs + [("errno", failure.label)],
+                           listeners[key]![ListenerField.acceptErrors + failure.rawValue])
+            }
+        }
+        out.family("wharf_event_loop_lag_seconds", .histogram,
+                   "How late an event loop ran a task due at a known time (a blocked loop shows here).")
+        for key in loops.keys.sorted() {
+            out.histogram("wharf_event_loop_lag_seconds", [("slot", "\(key.slot)"), ("loop", "\(key.loop)")],
+                          .loopLag, loops[key]![LoopField.lag..<LoopField.lag + HistogramShape.loopLag.words])
+        }
+        out.family("wharf_log_lines_dropped_total", .counter,
+                   "Log lines dropped by workers because the log output could not keep up.")
+        out.sample("wharf_log_lines_dropped_total", [], process[ProcessField.logLinesDropped])
+        out.family("wharf_worker_processes", .gauge, "Worker processes alive, by generation.")
+        for generation in facts.workers.keys.sorted() {
+            out.sample("wharf_worker_processes", [("generation", "\(generation)")], UInt64(facts.workers[generation]!))
+        }
+        out.family("wharf_worker_restarts_total", .counter, "Workers replaced after a failure, by cause.")
+        for cause in restarts.keys.sorted() { out.sample("wharf_worker_restarts_total", [("cause", cause)], restarts[cause]!) }
+        out.family("wharf_reloads_total", .counter, "Reloads, by result.")
+        out.sample("wharf_reloads_total", [("result", "ok")], reloads.ok)
+        out.sample("wharf_reloads_total", [("result", "failed")], reloads.failed)
+        out.family("wharf_generation", .gauge, "The generation serving now (0: none yet).")
+        out.sample("wharf_generation", [], UInt64(facts.generation ?? 0))
+        out.family("wharf_build_info", .gauge, "The running build: its version and plugin ABI.")
+        out.sample("wharf_build_info", [("version", WharfBuild.version), ("abi", WharfBuild.abi)], 1)
+        return out.text
+    }
+}
+
+extension MetricsLayout.ListenerLabels {
+    var pairs: [(String, String)] { [("listener", listener), ("plugin", plugin)] }
+}

@@ -62,7 +62,7 @@ struct RunCommand: ParsableCommand {
 }
 
 /// `--single-process`: today's gateway in this process, no supervisor. SIGTERM/SIGINT drain;
-/// a second one closes what is left at once.
+/// a second one closes what is left at once; SIGUSR1 reopens the access log.
 enum SingleProcess {
     static func run(_ config: GatewayConfig, readyFile: String?, logger: Logger) throws {
         let gateway: Gateway
@@ -99,8 +99,15 @@ enum SingleProcess {
             source.resume()
             return source
         }
-        for number in [SIGHUP, SIGUSR1, SIGUSR2] { signal(number, SIG_IGN) }
+        signal(SIGUSR1, SIG_IGN)
+        let reopen = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: .global())
+        reopen.setEventHandler {
+            if let failure = gateway.accessLog?.reopen() { logger.error("\(failure); the access log goes on to the file that was open") }
+        }
+        reopen.resume()
+        for number in [SIGHUP, SIGUSR2] { signal(number, SIG_IGN) }
         stop.wait()
+        reopen.cancel()
         logger.info("shutting down: no new connections; open ones get \(config.drainTimeoutMilliseconds) ms")
         gateway.shutdown()
         signals.forEach { $0.cancel() }

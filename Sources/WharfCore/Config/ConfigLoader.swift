@@ -12,7 +12,7 @@ import Musl
 /// column and key path; nothing is defaulted silently except what the docs say.
 public enum ConfigLoader {
     static let topLevelKeys = ["processes", "event_loops", "plugin_dirs", "plugins", "listeners", "drain_timeout_ms",
-                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user", "group", "admin"]
+                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user", "group", "admin", "access_log"]
     /// Keys of older releases, with what replaced them.
     static let renamedTopLevelKeys = [
         "workers": "use 'event_loops' (event-loop threads in each worker process); 'processes' is the number of "
@@ -24,9 +24,10 @@ public enum ConfigLoader {
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
                                "proxy_protocol", "tls", "handshake_timeout_ms", "idle_timeout_ms",
                                "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny",
-                               "max_connections", "on_limit"]
+                               "max_connections", "on_limit", "access_log"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
     static let adminKeys = ["address", "port", "allow", "deny"]
+    static let accessLogKeys = ["path", "format"]
 
     /// The named file, or the embedded default (what `wharf run` without --config serves).
     public static func load(fileOrDefault path: String?) throws(ConfigError) -> GatewayConfig {
@@ -69,6 +70,7 @@ public enum ConfigLoader {
             case "user": config.user = try account(node, key, reader: reader, exists: { getpwnam($0) != nil })
             case "group": config.group = try account(node, key, reader: reader, exists: { getgrnam($0) != nil })
             case "admin": config.admin = try admin(node, reader: reader)
+            case "access_log": config.accessLog = try accessLog(node, reader: reader, baseDirectory: baseDirectory)
             case "plugins": pluginsNode = node
             default: listenersNode = node
             }
@@ -98,6 +100,27 @@ public enum ConfigLoader {
             }
         }
         return admin
+    }
+
+    /// `access_log: {path, format}`: one line per connection, to a file or standard error.
+    private static func accessLog(_ node: Node, reader: YAMLReader, baseDirectory: String) throws(ConfigError)
+        -> AccessLogConfig {
+        var log = AccessLogConfig()
+        for (key, value) in try reader.mapping(node, "access_log", allowed: accessLogKeys) {
+            let keyPath = "access_log.\(key)"
+            if key == "path" {
+                let path = try reader.string(value, keyPath)
+                guard !path.isEmpty else { throw reader.fail(value, keyPath, "expected a file path or stderr") }
+                log.path = path == "stderr" ? nil : (path.hasPrefix("/") ? path : baseDirectory + "/" + path)
+            } else {
+                let name = try reader.string(value, keyPath)
+                guard let format = AccessLogConfig.Format(rawValue: name) else {
+                    throw reader.fail(value, keyPath, "expected json or logfmt, got \"\(name)\"")
+                }
+                log.format = format
+            }
+        }
+        return log
     }
 
     /// A user or group name that exists on this machine.
@@ -200,6 +223,7 @@ public enum ConfigLoader {
                         throw reader.fail(value, keyPath, "expected queue or reject, got \"\(mode)\"")
                     }
                     listener.rejectOverLimit = mode == "reject"
+                case "access_log": listener.accessLog = try reader.bool(value, keyPath)
                 case "allow": listener.access.allow = try networks(value, keyPath, reader: reader)
                 case "deny": listener.access.deny = try networks(value, keyPath, reader: reader)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)

@@ -60,6 +60,8 @@ public struct GatewayConfig: Sendable {
     public var listeners: [ListenerConfig] = []
     /// The supervisor's HTTP endpoint (health, metrics, status, reload); nil: none.
     public var admin: AdminConfig?
+    /// One line per connection (listeners may opt out); nil: none.
+    public var accessLog: AccessLogConfig?
 
     public init(source: String, baseDirectory: String, text: String) {
         self.source = source
@@ -110,6 +112,8 @@ public struct ListenerConfig: Sendable {
     /// connections wait in the backlog, or with `on_limit: reject` are closed at once.
     public var maxConnections = 0
     public var rejectOverLimit = false
+    /// Write this listener's connections to the access log (when there is one).
+    public var accessLog = true
     /// `allow` / `deny`: which clients may connect at all.
     public var access = AccessList()
     public var tls: ServerTLS?
@@ -144,4 +148,15 @@ public struct AdminConfig: Sendable, Equatable {
     public var location: SourceLocation
 
     public var endpoint: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+/// `access_log:` — where each worker writes one line per connection.
+public struct AccessLogConfig: Sendable, Equatable {
+    public enum Format: String, Sendable {
+        case json, logfmt
+    }
+
+    /// nil: standard error.
+    public var path: String?
+    public var format = Format.json
 }

@@ -46,12 +46,19 @@ public final class Gateway: @unchecked Sendable {
     private let stopped = NIOLockedValueBox(false)
     /// Where this process counts: the segment the supervisor shares, or private memory.
     public let metrics: WorkerMetrics
+    /// One line per connection, if the config asks for it.
+    public let accessLog: AccessLog?
+    /// The generation this process serves (for access-log lines).
+    private let generationNumber: Int
 
     /// `metrics`: the segment the supervisor created for this worker; without one the
     /// counters live in this process only (`--single-process`, tests).
-    public init(config: GatewayConfig, logger: Logger, metrics: MetricsSegment? = nil) throws(GatewayError) {
+    public init(config: GatewayConfig, logger: Logger, metrics: MetricsSegment? = nil,
+                generation generationNumber: Int = 1) throws(GatewayError) {
         self.config = config
         self.logger = logger
+        self.generationNumber = generationNumber
+        accessLog = try config.accessLog.map { settings throws(GatewayError) in try AccessLog(settings, logger: logger) }
         guard let segment = metrics ?? MetricsSegment.local(MetricsLayout(config)) else {
             throw GatewayError(kind: .listen, message: "cannot allocate memory for the metrics: \(ListeningSocket.errorText())")
         }
@@ -127,8 +134,12 @@ public final class Gateway: @unchecked Sendable {
             ? ConnectionLimit(maximum: listener.maxConnections, processes: config.processes, rejects: listener.rejectOverLimit)
             : nil
         let counters = (0..<config.eventLoops).map { metrics.listener(index, loop: $0) }
+        let accessLog = listener.accessLog ? self.accessLog.map {
+            ListenerAccessLog(log: $0, origin: AccessLogOrigin(listener: listener.displayName, plugin: listener.plugin,
+                                                               generation: generationNumber, worker: getpid()))
+        } : nil
         let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, counters: counters,
-                                  access: listener.access, limit: limit)
+                                  accessLog: accessLog, access: listener.access, limit: limit)
         // Without a PROXY header the socket's peer is the client: refuse it before any work.
         let checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
         listenerStats.withLockedValue { $0.append(stats) }
@@ -153,21 +164,26 @@ public final class Gateway: @unchecked Sendable {
                       let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
                     throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
                 }
-                let loopIndex = pluginLoop.loop.loopIndex
+                let loop = pluginLoop.loop
+                let loopIndex = loop.loopIndex
                 stats.accepted(loop: loopIndex)
+                let record = accessLog.map { ConnectionRecord(sink: $0, now: loop.now) }
+                record?.client = channel.remoteAddress
+                record?.local = channel.localAddress
                 if checkAtAccept, !stats.admits(channel.remoteAddress, loop: loopIndex) {
+                    record?.connectionEnded(.denied, before: .accept, now: loop.now)
                     channel.close(promise: nil)
                     return
                 }
                 guard stats.admitUnderLimit(loop: loopIndex) else {
+                    record?.connectionEnded(.rejected, before: .accept, now: loop.now)
                     channel.close(promise: nil)
                     return
                 }
                 try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
                 let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor,
                                            serverTLS: serverTLS, role: .accepted(instance, stats),
-                                           counters: counters[loopIndex])
-                let loop = pluginLoop.loop
+                                           counters: counters[loopIndex], record: record)
                 let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
                                               awaiting: awaiting, owner: adapter)
                 let pipeline = channel.pipeline.syncOperations
@@ -219,6 +235,7 @@ public final class Gateway: @unchecked Sendable {
         loops.forEach { $0.markStopped() }
         stopped.withLockedValue { $0 = true }
         try? group.syncShutdownGracefully()
+        accessLog?.flush()
         return cut
     }
 

@@ -10,6 +10,8 @@ final class ListenerStats: Sendable {
     let name: String
     /// Per event loop, the listener's counters (each written by its loop's thread only).
     let counters: [CounterBlock]
+    /// Where its connections' lines go (nil: no access log, or the listener opted out).
+    let accessLog: ListenerAccessLog?
     private let logger: Logger
     let tlsHandshakeFailures = Atomic<Int>(0)
     let proxyHeaderFailures = Atomic<Int>(0)
@@ -35,12 +37,21 @@ final class ListenerStats: Sendable {
     }
 
     /// Counts an opened connection's end (with how long it lasted), and logs it when one of
-    /// the listener's limits closed it.
-    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?, lasted micros: UInt64) {
+    /// the listener's limits closed it. `counted`: the reason was counted already (refused
+    /// after its PROXY header). Returns why it ended.
+    @discardableResult
+    func streamClosed(_ stream: IOStreamHandler, reason: StreamError?, lasted micros: UInt64,
+                      counted: CloseReason? = nil) -> CloseReason {
         self.limit?.ended()
         let loop = stream.loop.loopIndex
-        closed(CloseReason(reason, peerEnded: stream.hasInputEnded || stream.wasPumped), loop: loop)
+        let ending = counted ?? CloseReason(reason, peerEnded: stream.hasInputEnded || stream.wasPumped)
+        if counted == nil { closed(ending, loop: loop) }
         counters[loop].record(.connectionDuration, at: ListenerField.duration, micros: micros)
+        logLimit(stream, reason)
+        return ending
+    }
+
+    private func logLimit(_ stream: IOStreamHandler, _ reason: StreamError?) {
         let count: Int, limit: String
         switch reason {
         case .idleTimeout: (count, limit) = (idleTimeouts.add(1, ordering: .relaxed).newValue, "idle_timeout_ms")
@@ -58,10 +69,11 @@ final class ListenerStats: Sendable {
     /// What the listener's connections must finish before their plugin sees them.
     let awaiting: Preamble
 
-    init(name: String, logger: Logger, awaiting: Preamble, counters: [CounterBlock], access: AccessList = AccessList(),
-         limit: ConnectionLimit? = nil) {
+    init(name: String, logger: Logger, awaiting: Preamble, counters: [CounterBlock], accessLog: ListenerAccessLog? = nil,
+         access: AccessList = AccessList(), limit: ConnectionLimit? = nil) {
         self.name = name
         self.counters = counters
+        self.accessLog = accessLog
         self.logger = logger
         self.awaiting = awaiting
         self.access = access
@@ -94,15 +106,23 @@ final class ListenerStats: Sendable {
         return false
     }
 
-    func preambleFailed(_ reason: StreamError, _ error: (any Error)?, loop: Int) {
+    /// Counts and logs a connection that ended before its plugin saw it; returns why.
+    @discardableResult
+    func preambleFailed(_ reason: StreamError, _ error: (any Error)?, loop: Int) -> CloseReason {
         limit?.ended()
-        switch (reason, error) {
-        case (.timedOut, _): closed(.handshakeTimeout, loop: loop)
-        case (_, is ProxyProtocolError): closed(.proxyHeader, loop: loop)
-        case (.tlsFailed, _): closed(.tls, loop: loop)
-        case (.closed, _), (.connectionReset, _): closed(.peer, loop: loop)
-        default: closed(.error, loop: loop)
+        let ending: CloseReason = switch (reason, error) {
+        case (.timedOut, _): .handshakeTimeout
+        case (_, is ProxyProtocolError): .proxyHeader
+        case (.tlsFailed, _): .tls
+        case (.closed, _), (.connectionReset, _): .peer
+        default: .error
         }
+        closed(ending, loop: loop)
+        defer { logPreambleFailure(reason, error) }
+        return ending
+    }
+
+    private func logPreambleFailure(_ reason: StreamError, _ error: (any Error)?) {
         switch (reason, error) {
         case (.timedOut, _):
             let count = preambleTimeouts.add(1, ordering: .relaxed).newValue

@@ -11,13 +11,21 @@ import Musl
 /// writes. A logging thread (an event loop) only appends under a lock and never waits for the
 /// descriptor, so a stalled standard error (a full pipe to journald or a container runtime
 /// nobody drains) cannot stop traffic. When the queue is full, lines are dropped and counted;
-/// the count is written as soon as the writer gets through again.
+/// the count is reported as soon as the writer gets through again (by `reportDropped`: into
+/// the output itself for the ordinary log, elsewhere for the access log, whose lines must
+/// all have one format).
 public final class LogSink: @unchecked Sendable {
     /// Standard error, with up to 1 MiB waiting.
     public static let standardError = LogSink(descriptor: 2, capacity: 1 << 20)
 
-    private let descriptor: CInt
+    /// Written by the writer thread, swapped under the lock (`replaceDescriptor`).
+    private var descriptor: CInt
+    /// The descriptor belongs to the sink: closed when replaced.
+    private var ownsDescriptor: Bool
     private let capacity: Int
+    /// Called on the writer thread with the lines lost since the last report; returns bytes
+    /// to write before the next batch (or none).
+    private let reportDropped: (Int) -> [UInt8]
     /// 0: nothing queued; 1: lines are waiting for the writer.
     private let state = ConditionLock(value: 0)
     private var queued: [UInt8] = []
@@ -25,10 +33,31 @@ public final class LogSink: @unchecked Sendable {
     private var writing = false
     private var started = false
 
-    public init(descriptor: CInt, capacity: Int) {
+    public init(descriptor: CInt, capacity: Int, ownsDescriptor: Bool = false,
+                reportDropped: @escaping (Int) -> [UInt8] = LogSink.droppedNotice) {
         self.descriptor = descriptor
         self.capacity = capacity
+        self.ownsDescriptor = ownsDescriptor
+        self.reportDropped = reportDropped
     }
+
+    public static func droppedNotice(_ lost: Int) -> [UInt8] {
+        Array("wharf: dropped \(lost) log line(s): the log output was too slow\n".utf8)
+    }
+
+    /// Writes go to `descriptor` from the next batch on; the previous one is closed once no
+    /// write uses it (log rotation: SIGUSR1 reopens the file).
+    public func replaceDescriptor(_ descriptor: CInt) {
+        state.lock()
+        let previous = ownsDescriptor ? self.descriptor : -1
+        self.descriptor = descriptor
+        ownsDescriptor = true
+        retired.append(previous)
+        state.unlock()
+    }
+
+    /// Descriptors replaced while a write may still use them; the writer closes them.
+    private var retired: [CInt] = []
 
     /// Lines dropped so far because the queue was full.
     private var droppedTotal = 0
@@ -77,11 +106,13 @@ public final class LogSink: @unchecked Sendable {
                 let lost = dropped
                 dropped = 0
                 writing = true
+                let target = descriptor
+                let closing = retired
+                retired.removeAll()
                 state.unlock(withValue: 0)
-                if lost > 0 {
-                    batch += Array("wharf: dropped \(lost) log line(s): the log output was too slow\n".utf8)
-                }
-                Descriptor.writeAll(descriptor, batch)
+                closing.filter { $0 >= 0 }.forEach { close($0) }
+                if lost > 0 { batch = reportDropped(lost) + batch }
+                Descriptor.writeAll(target, batch)
                 state.lock()
                 writing = false
                 state.unlock()

@@ -46,4 +46,8 @@ public final class WorkerMetrics: Sendable {
     func logLinesDropped(_ count: Int) {
         segment.addShared(ProcessField.logLinesDropped, UInt64(count))
     }
+
+    func accessLogLinesDropped(_ count: Int) {
+        segment.addShared(ProcessField.accessLogLinesDropped, UInt64(count))
+    }
 }

@@ -75,6 +75,9 @@ extension MetricsSnapshot {
         out.family("wharf_log_lines_dropped_total", .counter,
                    "Log lines dropped by workers because the log output could not keep up.")
         out.sample("wharf_log_lines_dropped_total", [], process[ProcessField.logLinesDropped])
+        out.family("wharf_access_log_lines_dropped_total", .counter,
+                   "Access log lines dropped by workers because the access log output could not keep up.")
+        out.sample("wharf_access_log_lines_dropped_total", [], process[ProcessField.accessLogLinesDropped])
         out.family("wharf_worker_processes", .gauge, "Worker processes alive, by generation.")
         for generation in facts.workers.keys.sorted() {
             out.sample("wharf_worker_processes", [("generation", "\(generation)")], UInt64(facts.workers[generation]!))

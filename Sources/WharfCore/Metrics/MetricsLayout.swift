@@ -189,5 +189,6 @@ enum LoopField {
 /// Process-wide words in the header, which any thread may bump (atomically).
 enum ProcessField {
     static let logLinesDropped = 0
-    static let count = 1
+    static let accessLogLinesDropped = 1
+    static let count = 2
 }

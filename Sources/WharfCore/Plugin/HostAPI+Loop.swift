@@ -41,7 +41,7 @@ extension HostAPI {
                     case let .success(upstream): callback(plugin.value, WHARF_OK, upstream.handle)
                     case let .failure(error): callback(plugin.value, StatusCode.of(error, abiMinor: minor), nil)
                     }
-                }, counters: adapter.counters)
+                }, counters: adapter.counters, record: adapter.record)
                 UpstreamConnector.connect(on: stream.loop, host: name, port: Int(port), options: parsed,
                                           streamOptions: streamOptions, owner: upstream,
                                           connectFailed: upstream.connectFailed)

@@ -41,15 +41,25 @@ final class PluginStream: StreamOwner {
     let counters: CounterBlock?
     /// Accepted, or the connect started: for the duration and the connect time.
     private let startedAt: NIODeadline
+    /// The access-log line of the connection this stream serves (an upstream stream: of the
+    /// connection that opened it); nil without an access log.
+    let record: ConnectionRecord?
+    /// Refused by the allow/deny list once its PROXY header named the client: counted so.
+    private var refused: CloseReason?
 
-    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role, counters: CounterBlock? = nil) {
+    init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role, counters: CounterBlock? = nil,
+         record: ConnectionRecord? = nil) {
         self.pluginLoop = pluginLoop
         self.abiMinor = abiMinor
         self.serverTLS = serverTLS
         self.role = role
         self.counters = counters
+        self.record = record
         self.startedAt = pluginLoop.loop.now
-        if case .connected = role { counters?.add(ListenerField.upstreamConnects) }
+        if case .connected = role {
+            counters?.add(ListenerField.upstreamConnects)
+            record?.upstreamStarted()
+        }
     }
 
     private var microsSinceStart: UInt64 {
@@ -111,8 +121,15 @@ final class PluginStream: StreamOwner {
         case let .accepted(instance, stats):
             let loop = stream.loop.loopIndex
             // Behind a PROXY header the real client is known only now.
+            let facts = stream.facts
+            if let record {
+                record.announcedClient = facts.proxied?.source
+                record.tlsVersion = facts.tls?.version ?? 0
+                record.serverName = facts.serverName
+            }
             if stats.awaiting.contains(.proxyHeader),
-               !stats.admits(stream.facts.proxied?.source ?? stream.remoteAddress, loop: loop) {
+               !stats.admits(facts.proxied?.source ?? stream.remoteAddress, loop: loop) {
+                refused = .denied
                 return false
             }
             if stats.awaiting.contains(.tlsHandshake) { stats.tlsHandshakeDone(loop: loop) }
@@ -120,10 +137,12 @@ final class PluginStream: StreamOwner {
             return instance.handleStream(handle) == WHARF_OK
         case let .connected(completion):
             connectPending = false
+            let micros = microsSinceStart
             if let counters {
-                counters.record(.connectTime, at: ListenerField.connectTime, micros: microsSinceStart)
+                counters.record(.connectTime, at: ListenerField.connectTime, micros: micros)
                 stream.meter = ByteMeter(counters, upstream: true)
             }
+            record?.upstreamConnected(to: stream.remoteAddress, micros: micros)
             completion(.success(self))
             return true
         }
@@ -152,7 +171,13 @@ final class PluginStream: StreamOwner {
     func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         guard let handle else { return }
         finishing = true
-        if case let .accepted(_, listener) = role { listener.streamClosed(stream, reason: reason, lasted: microsSinceStart) }
+        switch role {
+        case let .accepted(_, listener):
+            let ending = listener.streamClosed(stream, reason: reason, lasted: microsSinceStart, counted: refused)
+            record?.connectionEnded(ending, received: stream.bytesReceived, sent: stream.bytesSent, now: pluginLoop.loop.now)
+        case .connected:
+            record?.upstreamClosed(received: stream.bytesReceived, sent: stream.bytesSent)
+        }
         while let timer = timers.first { timer.complete(WHARF_E_CLOSED) }
         if let (callback, userdata) = closeCallback {
             closeCallback = nil
@@ -170,7 +195,9 @@ final class PluginStream: StreamOwner {
     func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {
         switch role {
         case let .accepted(_, listener):
-            listener.preambleFailed(reason, error, loop: stream.loop.loopIndex)
+            let ending = listener.preambleFailed(reason, error, loop: stream.loop.loopIndex)
+            record?.connectionEnded(ending, before: .handshake, received: stream.bytesReceived, sent: stream.bytesSent,
+                                    now: pluginLoop.loop.now)
         case .connected:
             if let error {
                 TLSLog.logger.info("upstream TLS handshake with \(stream.facts.connectHost ?? "?") failed: \(error)")
@@ -184,6 +211,7 @@ final class PluginStream: StreamOwner {
         guard case let .connected(completion) = role, connectPending else { return }
         connectPending = false
         counters?.add(ListenerField.connectFailures + ConnectFailure(reason).rawValue)
+        record?.upstreamFailed(ConnectFailure(reason))
         completion(.failure(reason))
     }
 

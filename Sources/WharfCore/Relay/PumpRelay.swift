@@ -81,10 +81,12 @@ final class PumpRelay: StreamRelay {
         fromA.buffered?.withUnsafeReadableBytes {
             pair.aToB.pending.append($0.baseAddress!, count: $0.count)
             b.meter?.sent($0.count)
+            b.bytesSent &+= UInt64($0.count)
         }
         fromB.buffered?.withUnsafeReadableBytes {
             pair.bToA.pending.append($0.baseAddress!, count: $0.count)
             a.meter?.sent($0.count)
+            a.bytesSent &+= UInt64($0.count)
         }
         pair.aToB.sourceEnded = fromA.inputEnded
         pair.bToA.sourceEnded = fromB.inputEnded
@@ -161,8 +163,8 @@ final class PumpRelay: StreamRelay {
                 onDone(result)
                 outcome.openDescriptors.forEach(SocketHandoff.close)
             })
-            a.pumpEnded(reason: outcome.aReason)
-            b.pumpEnded(reason: outcome.bReason)
+            a.pumpEnded(reason: outcome.aReason, received: outcome.bytesAToB, sent: outcome.bytesBToA)
+            b.pumpEnded(reason: outcome.bReason, received: outcome.bytesBToA, sent: outcome.bytesAToB)
         }
     }
 }

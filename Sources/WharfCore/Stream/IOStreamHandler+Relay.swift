@@ -32,6 +32,7 @@ extension IOStreamHandler {
         guard machine.state == .relayed(.channel), !machine.outputShutDown, let context else { return }
         machine.noteActivity(now: now)
         meter?.sent(buffer.readableBytes)
+        bytesSent &+= UInt64(buffer.readableBytes)
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
     }
 
@@ -58,8 +59,11 @@ extension IOStreamHandler {
         return handover
     }
 
-    /// The pump ended the relay and closed the socket.
-    func pumpEnded(reason: StreamError?) {
+    /// The pump ended the relay and closed the socket, having moved `received` bytes from
+    /// this stream's peer and `sent` to it.
+    func pumpEnded(reason: StreamError?, received: UInt64, sent: UInt64) {
+        bytesReceived &+= received
+        bytesSent &+= sent
         if machine.pumpEnded(reason: reason) { loop.enqueue(.notifyClosed(self)) }
     }
 }

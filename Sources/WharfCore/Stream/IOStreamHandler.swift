@@ -50,6 +50,10 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var armedDeadline: NIODeadline?
     /// Where the stream counts the bytes it reads and writes (its listener's counters).
     var meter: ByteMeter?
+    /// This stream's own totals, for its access-log line (a pumped relay adds its share at
+    /// the end).
+    var bytesReceived: UInt64 = 0
+    var bytesSent: UInt64 = 0
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
 
@@ -127,6 +131,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         let now = self.now
         let buffer = Self.unwrapInboundIn(data)
         meter?.received(buffer.readableBytes)
+        bytesReceived &+= UInt64(buffer.readableBytes)
         carryOut(machine.received(buffer, now: now), at: now)
     }
 
@@ -272,6 +277,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         if let refusal = machine.write(now: now) { return refusal }
         guard let context else { return .closed }
         meter?.sent(bytes.count)
+        bytesSent &+= UInt64(bytes.count)
         send(outboundBuffer(for: bytes, allocator: context.channel.allocator), token: token, context: context)
         return nil
     }

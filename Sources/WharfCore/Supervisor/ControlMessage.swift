@@ -69,6 +69,8 @@ public enum SupervisorMessage: String, Sendable {
     case drain
     /// Close every connection now and exit.
     case stop
+    /// Log rotation (SIGUSR1): open the access log file again.
+    case reopen
 
     public var line: String { rawValue + "\n" }
 

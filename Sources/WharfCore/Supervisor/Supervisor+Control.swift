@@ -18,7 +18,7 @@ extension Supervisor {
             (SIGTERM, { self.stop() }),
             (SIGINT, { self.stop() }),
             (SIGHUP, { self.reload { _ in } }),
-            (SIGUSR1, { self.logger.notice("SIGUSR1: logs go to standard error; there is no log file to reopen") }),
+            (SIGUSR1, { self.reopenLogs() }),
             (SIGUSR2, { self.startUpgrade { _ in } }),
         ]
         signalSources = handlers.map { number, handler in
@@ -28,6 +28,17 @@ extension Supervisor {
             source.resume()
             return source
         }
+    }
+
+    /// SIGUSR1 (log rotation): every worker opens the access log file again.
+    private func reopenLogs() {
+        let workers = machine.workerIDs
+        guard generations.values.contains(where: { $0.config.accessLog?.path != nil }) else {
+            logger.notice("SIGUSR1: no access log file to reopen (logs go to standard error)")
+            return
+        }
+        logger.notice("SIGUSR1: reopening the access log in \(workers.count) worker(s)")
+        for pid in workers { perform([.send(.reopen, to: pid)]) }
     }
 
     private func stop() {

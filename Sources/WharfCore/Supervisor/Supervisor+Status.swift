@@ -55,6 +55,7 @@ extension Supervisor {
         members.append(("restarts", .object(snapshot.restarts.keys.sorted().map { ($0, .int(snapshot.restarts[$0]!)) })))
         members.append(("reloads", .object([("ok", .int(snapshot.reloads.ok)), ("failed", .int(snapshot.reloads.failed))])))
         members.append(("log_lines_dropped", .int(snapshot.process[ProcessField.logLinesDropped])))
+        members.append(("access_log_lines_dropped", .int(snapshot.process[ProcessField.accessLogLinesDropped])))
         return .object(members)
     }
 

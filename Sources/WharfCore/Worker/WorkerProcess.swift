@@ -81,7 +81,7 @@ public final class WorkerProcess: @unchecked Sendable {
         do throws(GatewayError) {
             let segment = MetricsSegment.attach(Self.metricsDescriptor, MetricsLayout(config))
             if segment == nil { logger.warning("the metrics segment from the supervisor is unusable: this worker's counts are not reported") }
-            gateway = try Gateway(config: config, logger: logger, metrics: segment)
+            gateway = try Gateway(config: config, logger: logger, metrics: segment, generation: identity.generation)
             // Paused until the supervisor says `accept`: the worker this one replaces may
             // still be accepting from the same sockets.
             let listeners = try gateway.start(sockets: sockets, accepting: false)
@@ -98,7 +98,7 @@ public final class WorkerProcess: @unchecked Sendable {
         self.gateway = gateway
         installSignalHandlers()
         connectControl(on: gateway.eventLoops[0])
-        startHeartbeat(gateway.eventLoops, metrics: gateway.metrics)
+        startHeartbeat(gateway.eventLoops, metrics: gateway.metrics, accessLog: gateway.accessLog)
 
         leave.wait()
         gateway.stopAccepting()
@@ -121,7 +121,7 @@ public final class WorkerProcess: @unchecked Sendable {
             if !first { gateway?.quiesceAll() }
         case .stop:
             gateway?.closeAllNow()
-        case .accept:
+        case .accept, .reopen:
             return
         }
         if first { leave.signal() }
@@ -146,10 +146,20 @@ public final class WorkerProcess: @unchecked Sendable {
 
     private var signalSources: [any DispatchSourceSignal] = []
 
+    private func reopenAccessLog() {
+        guard let log = gateway?.accessLog else { return }
+        if let failure = log.reopen() {
+            logger.error("\(failure); the access log goes on to the file that was open")
+        } else {
+            logger.info("reopened the access log \(log.config.path ?? "")")
+        }
+    }
+
     private func connectControl(on eventLoop: any EventLoop) {
         let channel = try? ControlChannel.open(Self.controlDescriptor, on: eventLoop, onLine: { line in
             switch SupervisorMessage(rawValue: String(line)) {
             case .accept: self.gateway?.startAccepting()
+            case .reopen: self.reopenAccessLog()
             case let message?: self.requestLeave(message)
             case nil: self.logger.warning("unknown control message '\(line)'")
             }
@@ -169,7 +179,7 @@ public final class WorkerProcess: @unchecked Sendable {
     /// Every loop stamps the time it last ran, and records how late that was in its lag
     /// histogram; loop 0 sends `alive` while all stamps are fresh, so one stuck loop (a
     /// plugin in an endless loop) silences the worker.
-    private func startHeartbeat(_ loops: [any EventLoop], metrics: WorkerMetrics) {
+    private func startHeartbeat(_ loops: [any EventLoop], metrics: WorkerMetrics, accessLog: AccessLog?) {
         let stamps = NIOLockedValueBox([NIODeadline](repeating: .now(), count: loops.count))
         let interval = TimeAmount.nanoseconds(Self.heartbeat.nanoseconds / 2)
         for (index, loop) in loops.enumerated() {
@@ -184,17 +194,18 @@ public final class WorkerProcess: @unchecked Sendable {
                 counters.record(.loopLag, at: LoopField.lag, micros: UInt64(max(0, late) / 1000))
             }
         }
-        let droppedReported = NIOLockedValueBox(0)
+        let droppedReported = NIOLockedValueBox((log: 0, access: 0))
         loops[0].scheduleRepeatedTask(initialDelay: Self.heartbeat, delay: Self.heartbeat) { _ in
             let now = NIODeadline.now()
             let fresh = stamps.withLockedValue { $0.allSatisfy { now - $0 < .seconds(1) } }
             if fresh { self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil) }
-            let dropped = LogSink.standardError.droppedLines
+            let dropped = (log: LogSink.standardError.droppedLines, access: accessLog?.droppedLines ?? 0)
             let newly = droppedReported.withLockedValue { reported in
-                defer { reported = max(reported, dropped) }
-                return dropped - reported
+                defer { reported = dropped }
+                return (log: dropped.log - reported.log, access: dropped.access - reported.access)
             }
-            if newly > 0 { metrics.logLinesDropped(newly) }
+            if newly.log > 0 { metrics.logLinesDropped(newly.log) }
+            if newly.access > 0 { metrics.accessLogLinesDropped(newly.access) }
         }
         watchForStalls(stamps)
     }

@@ -12,12 +12,14 @@ struct WorkerCommand: ParsableCommand {
 
     @Option var generation: Int
     @Option var slot: Int
+    /// Its column in the per-client tables (-1: none free).
+    @Option var lane: Int = -1
     @Option var configName: String
     @Option var baseDirectory: String
     @Option var logLevel: String?
 
     func run() throws {
-        let identity = WorkerProcess.Identity(generation: generation, slot: slot, configName: configName,
+        let identity = WorkerProcess.Identity(generation: generation, slot: slot, lane: lane, configName: configName,
                                               baseDirectory: baseDirectory)
         let status = WorkerProcess(identity: identity).run { config in
             LogSetup.setLevel(logLevel.flatMap(Logger.Level.init(rawValue:)) ?? config.logLevel)

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #endif
 
+#include <pthread.h>
 #include <spawn.h>
 #include <stdint.h>
 
@@ -26,6 +27,27 @@ void cwharf_name_current_thread(const char *name);
  * supervisor shares with one worker. Returns the descriptor, or -1 with errno set. */
 int cwharf_memfd(const char *name);
 
+/* A mutex in memory shared by processes (the per-client table), robust: if a process dies
+ * holding it, the next locker gets it anyway (the table's invariants survive any single
+ * interrupted update). Returns 0 or an errno. */
+int cwharf_shared_mutex_init(pthread_mutex_t *mutex);
+void cwharf_shared_mutex_lock(pthread_mutex_t *mutex);
+void cwharf_shared_mutex_unlock(pthread_mutex_t *mutex);
+
+/* The stack of a thread that is stuck (an event loop a plugin callback blocks), for the stall
+ * report: install once, then ask from another thread. The thread is interrupted by a signal
+ * (SIGRTMIN+2) whose handler records its return addresses; the requester waits at most
+ * `timeout_ms`. Returns the number of frames, or -1 (no answer, or not installed). One
+ * request at a time. */
+int cwharf_stack_sampler_install(void);
+int cwharf_stack_sample(pthread_t thread, void **frames, int capacity, int timeout_ms);
+
+/* The shared object (path) and symbol an address lies in; 0 if unknown. */
+int cwharf_describe_address(const void *address, char *object, size_t object_len, char *symbol, size_t symbol_len);
+
+/* Milliseconds on CLOCK_MONOTONIC: the same clock in every process on the machine. */
+uint64_t cwharf_monotonic_ms(void);
+
 /* Metrics counters live in memory that other processes read while one thread writes.
  * A counter has exactly one writing thread (an event loop, or a relay pump), so an add is a
  * relaxed load and store: no locked instruction on the data path. Readers load relaxed. */
@@ -36,6 +58,10 @@ static inline void cwharf_counter_add(uint64_t *counter, uint64_t amount) {
 /* For the few counters any thread may bump (dropped log lines). */
 static inline void cwharf_counter_add_shared(uint64_t *counter, uint64_t amount) {
     __atomic_fetch_add(counter, amount, __ATOMIC_RELAXED);
+}
+
+static inline void cwharf_counter_store(uint64_t *counter, uint64_t value) {
+    __atomic_store_n(counter, value, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t cwharf_counter_load(const uint64_t *counter) {

@@ -104,7 +104,7 @@ final class ConnectionRecord {
         case .plugin?: "P"
         case .idleTimeout?, .readTimeout?, .handshakeTimeout?: "c"
         case .timeout?: "p"
-        case .lifetime?, .limit?, .rejected?: "R"
+        case .lifetime?, .limit?, .rejected?, .clientLimit?, .clientRate?: "R"
         case .denied?: "D"
         case .tls?, .proxyHeader?: "H"
         case .drain?, .workerExit?: "K"

@@ -24,10 +24,11 @@ public enum ConfigLoader {
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
                                "proxy_protocol", "tls", "handshake_timeout_ms", "idle_timeout_ms",
                                "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny",
-                               "max_connections", "on_limit", "access_log"]
+                               "max_connections", "on_limit", "access_log", "per_client"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
     static let adminKeys = ["address", "port", "allow", "deny"]
     static let accessLogKeys = ["path", "format"]
+    static let perClientKeys = ["max_connections", "connections_per_second", "burst", "table_size"]
 
     /// The named file, or the embedded default (what `wharf run` without --config serves).
     public static func load(fileOrDefault path: String?) throws(ConfigError) -> GatewayConfig {
@@ -100,6 +101,23 @@ public enum ConfigLoader {
             }
         }
         return admin
+    }
+
+    /// A listener's `per_client: {max_connections, connections_per_second, burst, table_size}`.
+    private static func perClient(_ node: Node, _ path: String, reader: YAMLReader) throws(ConfigError) -> ClientLimits {
+        var limits = ClientLimits()
+        var burst: Int?
+        for (key, value) in try reader.mapping(node, path, allowed: perClientKeys) {
+            let keyPath = "\(path).\(key)"
+            switch key {
+            case "max_connections": limits.maxConnections = try reader.int(value, keyPath, in: 0...1_000_000)
+            case "connections_per_second": limits.connectionsPerSecond = try reader.int(value, keyPath, in: 0...1_000_000)
+            case "burst": burst = try reader.int(value, keyPath, in: 1...1_000_000)
+            default: limits.tableSize = try reader.int(value, keyPath, in: 64...4_194_304)
+            }
+        }
+        limits.burst = burst ?? max(1, limits.connectionsPerSecond)
+        return limits
     }
 
     /// `access_log: {path, format}`: one line per connection, to a file or standard error.
@@ -224,6 +242,7 @@ public enum ConfigLoader {
                     }
                     listener.rejectOverLimit = mode == "reject"
                 case "access_log": listener.accessLog = try reader.bool(value, keyPath)
+                case "per_client": listener.perClient = try perClient(value, keyPath, reader: reader)
                 case "allow": listener.access.allow = try networks(value, keyPath, reader: reader)
                 case "deny": listener.access.deny = try networks(value, keyPath, reader: reader)
                 default: listener.closeLingerMilliseconds = try reader.int(value, keyPath, in: 0...3_600_000)

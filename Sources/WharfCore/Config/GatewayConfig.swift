@@ -114,6 +114,8 @@ public struct ListenerConfig: Sendable {
     public var rejectOverLimit = false
     /// Write this listener's connections to the access log (when there is one).
     public var accessLog = true
+    /// Limits per client address, over all worker processes.
+    public var perClient = ClientLimits()
     /// `allow` / `deny`: which clients may connect at all.
     public var access = AccessList()
     public var tls: ServerTLS?

@@ -50,14 +50,33 @@ public final class Gateway: @unchecked Sendable {
     public let accessLog: AccessLog?
     /// The generation this process serves (for access-log lines).
     private let generationNumber: Int
+    /// Per listener index with `per_client` limits: the table all workers share.
+    private let clientTables: [Int: ClientTable]
+    /// This worker's lane in those tables.
+    private let clientLane: Int
+    /// Which event loops turn (heartbeats, lag, stalled loops skipped for new connections).
+    let loopWatch: LoopWatch
+    private let watchdog: StallWatchdog
 
     /// `metrics`: the segment the supervisor created for this worker; without one the
     /// counters live in this process only (`--single-process`, tests).
+    /// `clientTables`: the supervisor's per-client tables (by listener index); missing ones
+    /// are made private to this process.
     public init(config: GatewayConfig, logger: Logger, metrics: MetricsSegment? = nil,
-                generation generationNumber: Int = 1) throws(GatewayError) {
+                generation generationNumber: Int = 1, clientTables: [Int: ClientTable] = [:],
+                clientLane: Int = 0) throws(GatewayError) {
         self.config = config
         self.logger = logger
         self.generationNumber = generationNumber
+        var tables = clientTables
+        for (index, listener) in config.listeners.enumerated() where listener.perClient.isEnabled && tables[index] == nil {
+            guard let table = ClientTable.local(capacity: listener.perClient.tableSize) else {
+                throw GatewayError(kind: .listen, message: "cannot allocate the per-client table: \(ListeningSocket.errorText())")
+            }
+            tables[index] = table
+        }
+        self.clientTables = tables
+        self.clientLane = clientLane
         accessLog = try config.accessLog.map { settings throws(GatewayError) in try AccessLog(settings, logger: logger) }
         guard let segment = metrics ?? MetricsSegment.local(MetricsLayout(config)) else {
             throw GatewayError(kind: .listen, message: "cannot allocate memory for the metrics: \(ListeningSocket.errorText())")
@@ -79,11 +98,17 @@ public final class Gateway: @unchecked Sendable {
             loops.append(PluginLoop(loop: loop))
         }
         self.loops = loops
+        loopWatch = LoopWatch(loops: loops.map { $0.loop.eventLoop })
+        watchdog = StallWatchdog(watch: loopWatch, plugins: Self.plugins(of: generation, config), logger: logger)
         self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })
+        loopWatch.start(metrics: self.metrics)
+        watchdog.start()
     }
 
     /// Every plugin instance this gateway runs, with its library.
-    public var plugins: [PluginDescription] {
+    public var plugins: [PluginDescription] { Self.plugins(of: generation, config) }
+
+    private static func plugins(of generation: Generation, _ config: GatewayConfig) -> [PluginDescription] {
         config.plugins.compactMap { plugin in
             guard let library = generation.instance(named: plugin.name, loopIndex: 0)?.library else { return nil }
             return PluginDescription(instance: plugin.name, library: library.name, path: library.path,
@@ -122,76 +147,28 @@ public final class Gateway: @unchecked Sendable {
     }
 
     private func bootstrap(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ServerBootstrap {
-        let loopsByEventLoop = self.loopsByEventLoop
-        let generation = self.generation
-        let options = listener.streamOptions
-        let serverTLS = listener.tls
-        // TLS terminated at accept, unless the plugin upgrades later with start_tls.
-        let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
-        let awaiting: Preamble = [listener.proxyProtocolAccept ? .proxyHeader : [],
-                                  acceptTLS != nil ? .tlsHandshake : []]
         let limit = listener.maxConnections > 0
             ? ConnectionLimit(maximum: listener.maxConnections, processes: config.processes, rejects: listener.rejectOverLimit)
             : nil
-        let counters = (0..<config.eventLoops).map { metrics.listener(index, loop: $0) }
         let accessLog = listener.accessLog ? self.accessLog.map {
             ListenerAccessLog(log: $0, origin: AccessLogOrigin(listener: listener.displayName, plugin: listener.plugin,
                                                                generation: generationNumber, worker: getpid()))
         } : nil
-        let stats = ListenerStats(name: listener.displayName, logger: logger, awaiting: awaiting, counters: counters,
-                                  accessLog: accessLog, access: listener.access, limit: limit)
-        // Without a PROXY header the socket's peer is the client: refuse it before any work.
-        let checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
+        let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
+        let stats = ListenerStats(
+            name: listener.displayName, logger: logger,
+            awaiting: [listener.proxyProtocolAccept ? .proxyHeader : [], acceptTLS != nil ? .tlsHandshake : []],
+            counters: (0..<config.eventLoops).map { metrics.listener(index, loop: $0) }, accessLog: accessLog,
+            access: listener.access, limit: limit,
+            clients: clientTables[index].map { (table: $0, limits: listener.perClient, lane: clientLane) })
         listenerStats.withLockedValue { $0.append(stats) }
-        let pluginName = listener.plugin
-        let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
-                                                                     fixed: listener.fixedReadChunks)
-        let logger = self.logger
+        let acceptor = ListenerAcceptor(listener: listener, stats: stats, generation: generation,
+                                        loops: loopsByEventLoop, watch: loopWatch, gate: gate, logger: logger)
         // The socket options accepted sockets inherit are on the listening socket already
         // (`ListeningSocket.configure`).
-        return ServerBootstrap(group: group).serverChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                let loopIndex = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)]?.loop.loopIndex ?? 0
-                gate.attach(channel)
-                limit?.attach(gate, on: channel.eventLoop)
-                try channel.pipeline.syncOperations.addHandler(AcceptBackoff(listener: listener.displayName,
-                                                                                gate: gate, logger: logger,
-                                                                                counters: counters[loopIndex]))
-            }
-        }.childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                guard let pluginLoop = loopsByEventLoop[ObjectIdentifier(channel.eventLoop)],
-                      let instance = generation.instance(named: pluginName, loopIndex: pluginLoop.loop.loopIndex) else {
-                    throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
-                }
-                let loop = pluginLoop.loop
-                let loopIndex = loop.loopIndex
-                stats.accepted(loop: loopIndex)
-                let record = accessLog.map { ConnectionRecord(sink: $0, now: loop.now) }
-                record?.client = channel.remoteAddress
-                record?.local = channel.localAddress
-                if checkAtAccept, !stats.admits(channel.remoteAddress, loop: loopIndex) {
-                    record?.connectionEnded(.denied, before: .accept, now: loop.now)
-                    channel.close(promise: nil)
-                    return
-                }
-                guard stats.admitUnderLimit(loop: loopIndex) else {
-                    record?.connectionEnded(.rejected, before: .accept, now: loop.now)
-                    channel.close(promise: nil)
-                    return
-                }
-                try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
-                let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor,
-                                           serverTLS: serverTLS, role: .accepted(instance, stats),
-                                           counters: counters[loopIndex], record: record)
-                let handler = IOStreamHandler(loop: loop, options: options, streamID: loop.nextStreamID(),
-                                              awaiting: awaiting, owner: adapter)
-                let pipeline = channel.pipeline.syncOperations
-                if awaiting.contains(.proxyHeader) { try pipeline.addHandler(ProxyProtocolDecoder()) }
-                if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
-                try pipeline.addHandler(handler)
-            }
-        }
+        return ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try acceptor.initializeServer(channel) } }
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try acceptor.initializeChild(channel) } }
     }
 
     /// Accepts from every listener (after `start(sockets:accepting: false)`).
@@ -226,6 +203,7 @@ public final class Gateway: @unchecked Sendable {
         if cut > 0 {
             logger.notice("drain_timeout_ms passed: closed the connections still open", metadata: ["count": "\(cut)"])
         }
+        watchdog.stop()
         loops.forEach { $0.loop.pump.stop() }
         loops.forEach { $0.loop.deadlines.stopAlarm() }
         generation.shutdownInstances()

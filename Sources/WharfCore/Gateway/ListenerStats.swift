@@ -1,3 +1,4 @@
+import CWharfLinux
 import Logging
 import NIOCore
 import Synchronization
@@ -12,6 +13,9 @@ final class ListenerStats: Sendable {
     let counters: [CounterBlock]
     /// Where its connections' lines go (nil: no access log, or the listener opted out).
     let accessLog: ListenerAccessLog?
+    /// `per_client` limits, in the table every worker shares, and this worker's lane in it.
+    let clients: (table: ClientTable, limits: ClientLimits, lane: Int)?
+    private let clientReport = OncePerSecond()
     private let logger: Logger
     let tlsHandshakeFailures = Atomic<Int>(0)
     let proxyHeaderFailures = Atomic<Int>(0)
@@ -70,10 +74,12 @@ final class ListenerStats: Sendable {
     let awaiting: Preamble
 
     init(name: String, logger: Logger, awaiting: Preamble, counters: [CounterBlock], accessLog: ListenerAccessLog? = nil,
-         access: AccessList = AccessList(), limit: ConnectionLimit? = nil) {
+         access: AccessList = AccessList(), limit: ConnectionLimit? = nil,
+         clients: (table: ClientTable, limits: ClientLimits, lane: Int)? = nil) {
         self.name = name
         self.counters = counters
         self.accessLog = accessLog
+        self.clients = clients
         self.logger = logger
         self.awaiting = awaiting
         self.access = access
@@ -90,6 +96,44 @@ final class ListenerStats: Sendable {
                                      "rejected": "\(limit.rejected.load(ordering: .relaxed))"])
         }
         return false
+    }
+
+    /// The per-client limits' verdict on a new connection from `client`: nil (no limits, or
+    /// admitted untracked), a key to `releaseClient` when it ends, or a refusal, counted and
+    /// logged (at most a line a second).
+    func admitClient(_ client: SocketAddress?, loop: Int) -> ClientAdmission {
+        guard let clients, let key = ClientKey(client) else { return .admitted(nil) }
+        switch clients.table.admit(key, lane: clients.lane, limits: clients.limits, now: cwharf_monotonic_ms()) {
+        case .admitted: return .admitted(key)
+        case .untracked:
+            if clientReport.record() != nil {
+                logger.warning("the per-client table is full of clients with open connections: admitting without a limit",
+                               metadata: ["listener": "\(name)", "table_size": "\(clients.table.capacity)"])
+            }
+            return .admitted(nil)
+        case let refusal:
+            let reason: CloseReason = refusal == .overRate ? .clientRate : .clientLimit
+            closed(reason, loop: loop)
+            if let report = clientReport.record() {
+                let limit = reason == .clientRate
+                    ? "per_client.connections_per_second (\(clients.limits.connectionsPerSecond)/s)"
+                    : "per_client.max_connections (\(clients.limits.maxConnections))"
+                logger.notice("connection closed: \(limit) reached",
+                              metadata: ["listener": "\(name)", "client": "\(client?.ipAddress ?? "?")",
+                                         "refused": "\(report)"])
+            }
+            return .refused(reason)
+        }
+    }
+
+    enum ClientAdmission {
+        /// With the key to release when the connection ends (nil: nothing to release).
+        case admitted(ClientKey?)
+        case refused(CloseReason)
+    }
+
+    func releaseClient(_ key: ClientKey) {
+        clients?.table.release(key, lane: clients!.lane)
     }
 
     /// Whether `client` may connect; a refusal is counted and logged (at most a line a second,

@@ -71,6 +71,10 @@ public enum CloseReason: Int, CaseIterable, Sendable {
     case rejected
     /// The listener's allow/deny list.
     case denied
+    /// `per_client.max_connections`: the client had that many open already.
+    case clientLimit
+    /// `per_client.connections_per_second`: the client connected too often.
+    case clientRate
     /// The worker process died with the connection open.
     case workerExit
 
@@ -90,6 +94,8 @@ public enum CloseReason: Int, CaseIterable, Sendable {
         case .drain: "drain"
         case .rejected: "rejected"
         case .denied: "denied"
+        case .clientLimit: "client_limit"
+        case .clientRate: "client_rate"
         case .workerExit: "worker_exit"
         }
     }

@@ -1,11 +1,5 @@
 import CWharfLinux
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// One worker's counters, in a shared-memory file the supervisor creates, maps, and hands
 /// to the worker (its fd 4), as nginx does with its shared zones. The worker writes; the
 /// supervisor reads whenever it is scraped, and once more after the worker is gone, so no
@@ -17,29 +11,22 @@ import Musl
 /// store by the one thread that owns the word.
 public final class MetricsSegment: @unchecked Sendable {
     public let layout: MetricsLayout
+    private let memory: SharedMemory
     let words: UnsafeMutablePointer<UInt64>
-    /// The shared-memory file; the supervisor passes it to the worker and then closes it.
-    public private(set) var descriptor: CInt
 
-    private init(layout: MetricsLayout, words: UnsafeMutablePointer<UInt64>, descriptor: CInt) {
+    private init(layout: MetricsLayout, memory: SharedMemory) {
         self.layout = layout
-        self.words = words
-        self.descriptor = descriptor
+        self.memory = memory
+        self.words = memory.base.assumingMemoryBound(to: UInt64.self)
     }
 
-    deinit {
-        munmap(words, layout.byteCount)
-        closeDescriptor()
-    }
+    /// The shared-memory file; the supervisor passes it to the worker and then closes it.
+    public var descriptor: CInt { memory.descriptor }
 
     /// A zeroed segment for `layout` (the supervisor, before spawning the worker).
     public static func create(_ layout: MetricsLayout) -> MetricsSegment? {
-        let fd = cwharf_memfd("wharf-metrics")
-        guard fd >= 0 else { return nil }
-        guard ftruncate(fd, off_t(layout.byteCount)) == 0, let segment = map(fd, layout) else {
-            close(fd)
-            return nil
-        }
+        guard let memory = SharedMemory.create(name: "wharf-metrics", size: layout.byteCount) else { return nil }
+        let segment = MetricsSegment(layout: layout, memory: memory)
         segment.words[0] = MetricsLayout.magic
         segment.words[1] = UInt64(layout.listeners.count)
         segment.words[2] = UInt64(layout.loops)
@@ -50,13 +37,11 @@ public final class MetricsSegment: @unchecked Sendable {
     /// The worker's side: maps the segment at `descriptor` if it is one for `layout`
     /// (nil otherwise: the worker then serves without metrics rather than misreport).
     public static func attach(_ descriptor: CInt, _ layout: MetricsLayout) -> MetricsSegment? {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, Int(info.st_size) == layout.byteCount,
-              let segment = map(descriptor, layout) else { return nil }
+        guard let memory = SharedMemory.attach(descriptor, size: layout.byteCount) else { return nil }
+        let segment = MetricsSegment(layout: layout, memory: memory)
         let header = (segment.words[0], segment.words[1], segment.words[2], segment.words[3])
         guard header == (MetricsLayout.magic, UInt64(layout.listeners.count), UInt64(layout.loops),
                          UInt64(layout.regionWords)) else { return nil }
-        segment.closeDescriptor()
         return segment
     }
 
@@ -67,16 +52,7 @@ public final class MetricsSegment: @unchecked Sendable {
         return segment
     }
 
-    private static func map(_ fd: CInt, _ layout: MetricsLayout) -> MetricsSegment? {
-        let pointer = mmap(nil, layout.byteCount, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-        guard let pointer, pointer != MAP_FAILED else { return nil }
-        return MetricsSegment(layout: layout, words: pointer.assumingMemoryBound(to: UInt64.self), descriptor: fd)
-    }
-
-    public func closeDescriptor() {
-        if descriptor >= 0 { close(descriptor) }
-        descriptor = -1
-    }
+    public func closeDescriptor() { memory.closeDescriptor() }
 
     // MARK: Writers
 

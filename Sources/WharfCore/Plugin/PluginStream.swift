@@ -46,6 +46,8 @@ final class PluginStream: StreamOwner {
     let record: ConnectionRecord?
     /// Refused by the allow/deny list once its PROXY header named the client: counted so.
     private var refused: CloseReason?
+    /// Counted in its listener's per-client table: released when it ends.
+    var clientKey: ClientKey?
 
     init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role, counters: CounterBlock? = nil,
          record: ConnectionRecord? = nil) {
@@ -127,10 +129,20 @@ final class PluginStream: StreamOwner {
                 record.tlsVersion = facts.tls?.version ?? 0
                 record.serverName = facts.serverName
             }
-            if stats.awaiting.contains(.proxyHeader),
-               !stats.admits(facts.proxied?.source ?? stream.remoteAddress, loop: loop) {
-                refused = .denied
-                return false
+            if stats.awaiting.contains(.proxyHeader) {
+                let client = facts.proxied?.source ?? stream.remoteAddress
+                guard stats.admits(client, loop: loop) else {
+                    refused = .denied
+                    return false
+                }
+                if stats.clients != nil {
+                    switch stats.admitClient(client, loop: loop) {
+                    case let .admitted(key): clientKey = key
+                    case let .refused(reason):
+                        refused = reason
+                        return false
+                    }
+                }
             }
             if stats.awaiting.contains(.tlsHandshake) { stats.tlsHandshakeDone(loop: loop) }
             stream.meter = counters.map { ByteMeter($0, upstream: false) }
@@ -173,6 +185,7 @@ final class PluginStream: StreamOwner {
         finishing = true
         switch role {
         case let .accepted(_, listener):
+            if let clientKey { listener.releaseClient(clientKey) }
             let ending = listener.streamClosed(stream, reason: reason, lasted: microsSinceStart, counted: refused)
             record?.connectionEnded(ending, received: stream.bytesReceived, sent: stream.bytesSent, now: pluginLoop.loop.now)
         case .connected:
@@ -195,6 +208,7 @@ final class PluginStream: StreamOwner {
     func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {
         switch role {
         case let .accepted(_, listener):
+            if let clientKey { listener.releaseClient(clientKey) }
             let ending = listener.preambleFailed(reason, error, loop: stream.loop.loopIndex)
             record?.connectionEnded(ending, before: .handshake, received: stream.bytesReceived, sent: stream.bytesSent,
                                     now: pluginLoop.loop.now)

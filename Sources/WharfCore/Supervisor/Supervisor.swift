@@ -54,6 +54,10 @@ public final class Supervisor: @unchecked Sendable {
     var reloadWaiters: [Int: [(ReloadResult) -> Void]] = [:]
     /// Every worker's counters, live and retired, and the supervisor's own.
     let metrics = MetricsCollector()
+    /// Per-client tables, by listener socket key (shared by every generation serving it).
+    var clientTables: [String: ClientTable] = [:]
+    /// Each live worker's lane in those tables.
+    var lanes: [pid_t: Int] = [:]
     /// What the status page shows beside the counters: per generation, when it was read and
     /// which plugin code its workers run (they report it; the supervisor loads no plugin).
     var generationStarted: [Int: Double] = [:]
@@ -229,6 +233,39 @@ public final class Supervisor: @unchecked Sendable {
         socketGroups.removeAll()
     }
 
+    // MARK: Per-client tables
+
+    /// The tables of `config`'s listeners with `per_client` limits, in listener order: the
+    /// one a live generation has for the same socket (and size), or a new one.
+    func clientTables(for config: GatewayConfig) throws(GatewayError) -> [ClientTable] {
+        var tables: [ClientTable] = []
+        for (index, listener) in config.listeners.enumerated() where listener.perClient.isEnabled {
+            let key = ListeningSocket.key(of: listener, index: index)
+            if let table = clientTables[key], table.capacity == listener.perClient.tableSize {
+                tables.append(table)
+                continue
+            }
+            guard let table = ClientTable.create(capacity: listener.perClient.tableSize) else {
+                throw GatewayError(kind: .listen, message: "\(listener.location): cannot create the per-client table: "
+                    + ListeningSocket.errorText())
+            }
+            clientTables[key] = table
+            tables.append(table)
+        }
+        return tables
+    }
+
+    /// Drops tables no live generation's listeners use.
+    private func releaseUnusedClientTables() {
+        var used = Set<String>()
+        for (config, _) in generations.values {
+            for (index, listener) in config.listeners.enumerated() where listener.perClient.isEnabled {
+                used.insert(ListeningSocket.key(of: listener, index: index))
+            }
+        }
+        clientTables = clientTables.filter { used.contains($0.key) }
+    }
+
     // MARK: Workers
 
     /// Closes a waiting slot's sockets (see `SupervisorAction.suspend`).
@@ -270,13 +307,24 @@ public final class Supervisor: @unchecked Sendable {
                                         at: .now()))
             return
         }
-        var arguments = ["worker", "--generation", "\(number)", "--slot", "\(slot)",
+        let tables: [ClientTable]
+        do throws(GatewayError) {
+            tables = try clientTables(for: config)
+        } catch {
+            close(pair.local)
+            close(pair.remote)
+            perform(machine.spawnFailed(generation: number, slot: slot, reason: error.message, at: .now()))
+            return
+        }
+        let lane = (0..<ClientTable.lanes).first { !Set(lanes.values).contains($0) } ?? -1
+        var arguments = ["worker", "--generation", "\(number)", "--slot", "\(slot)", "--lane", "\(lane)",
                          "--config-name", config.source, "--base-directory", config.baseDirectory]
         if let level = options.logLevel { arguments += ["--log-level", level] }
         let pid: pid_t
         do throws(ProcessSpawner.Failure) {
             pid = try ProcessSpawner.spawn("/proc/self/exe", arguments: arguments, name: "wharf",
-                                           descriptors: [pair.remote, segment.descriptor] + slots[slot].map(\.descriptor),
+                                           descriptors: [pair.remote, segment.descriptor] + slots[slot].map(\.descriptor)
+                                               + tables.map(\.descriptor),
                                            environment: Self.workerEnvironment)
         } catch {
             close(pair.local)
@@ -286,6 +334,7 @@ public final class Supervisor: @unchecked Sendable {
         }
         close(pair.remote)
         segment.closeDescriptor()
+        if lane >= 0 { lanes[pid] = lane }
         metrics.started(pid, segment: segment, generation: number, slot: slot)
         let channel = ControlChannel.open(pair.local, on: eventLoop, onLine: { line in
             guard let message = WorkerMessage(line: line) else { return }
@@ -335,6 +384,7 @@ public final class Supervisor: @unchecked Sendable {
             }
             controlChannels.removeValue(forKey: pid)?.whenSuccess { $0.close(promise: nil) }
             metrics.exited(pid, failure: machine.failureCause(of: pid, status: status))
+            if let lane = lanes.removeValue(forKey: pid) { clientTables.values.forEach { $0.clearLane(lane) } }
             perform(machine.exited(pid: pid, status: status, at: .now()))
         }
     }
@@ -356,6 +406,7 @@ public final class Supervisor: @unchecked Sendable {
                 generationFailed(generation, reason: reason)
             case let .release(generation):
                 generations[generation] = nil
+                releaseUnusedClientTables()
                 generationStarted[generation] = nil
                 generationPlugins[generation] = nil
                 closeUnusedSockets()

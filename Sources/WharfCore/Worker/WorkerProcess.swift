@@ -1,3 +1,4 @@
+import CWharfLinux
 import Dispatch
 import Logging
 import NIOConcurrencyHelpers
@@ -12,7 +13,8 @@ import Musl
 
 /// One worker process (`wharf worker`, spawned by the supervisor): serves the listening
 /// sockets it inherited (fd 5 on, in listener order) with its own event loops and plugin
-/// instances, counts into the metrics segment at fd 4, and talks to the supervisor over
+/// instances, counts into the metrics segment at fd 4 (and per client into the tables after
+/// the sockets, one per listener with `per_client` limits), and talks to the supervisor over
 /// fd 3 (see `WorkerMessage`).
 ///
 /// It leaves when told to (`retire` after a reload keeps its connections until they end;
@@ -23,13 +25,16 @@ public final class WorkerProcess: @unchecked Sendable {
     public struct Identity: Sendable {
         public var generation: Int
         public var slot: Int
+        /// Its column in the listeners' per-client tables.
+        public var lane: Int
         /// For messages and relative paths: the config file the text came from.
         public var configName: String
         public var baseDirectory: String
 
-        public init(generation: Int, slot: Int, configName: String, baseDirectory: String) {
+        public init(generation: Int, slot: Int, lane: Int = -1, configName: String, baseDirectory: String) {
             self.generation = generation
             self.slot = slot
+            self.lane = lane
             self.configName = configName
             self.baseDirectory = baseDirectory
         }
@@ -79,9 +84,11 @@ public final class WorkerProcess: @unchecked Sendable {
         }
         let gateway: Gateway
         do throws(GatewayError) {
+            let clientTables = try Self.attachClientTables(config)
             let segment = MetricsSegment.attach(Self.metricsDescriptor, MetricsLayout(config))
             if segment == nil { logger.warning("the metrics segment from the supervisor is unusable: this worker's counts are not reported") }
-            gateway = try Gateway(config: config, logger: logger, metrics: segment, generation: identity.generation)
+            gateway = try Gateway(config: config, logger: logger, metrics: segment, generation: identity.generation,
+                                  clientTables: clientTables, clientLane: identity.lane)
             // Paused until the supervisor says `accept`: the worker this one replaces may
             // still be accepting from the same sockets.
             let listeners = try gateway.start(sockets: sockets, accepting: false)
@@ -98,13 +105,28 @@ public final class WorkerProcess: @unchecked Sendable {
         self.gateway = gateway
         installSignalHandlers()
         connectControl(on: gateway.eventLoops[0])
-        startHeartbeat(gateway.eventLoops, metrics: gateway.metrics, accessLog: gateway.accessLog)
+        startHeartbeat(gateway)
 
         leave.wait()
         gateway.stopAccepting()
         control?.writeAndFlush(ByteBuffer(string: WorkerMessage.released.line), promise: nil)
         gateway.shutdown(quiesce: quiesce.withLockedValue { $0 })
         return 0
+    }
+
+    /// The per-client tables the supervisor passed after the listening sockets.
+    private static func attachClientTables(_ config: GatewayConfig) throws(GatewayError) -> [Int: ClientTable] {
+        var tables: [Int: ClientTable] = [:]
+        var descriptor = firstListenerDescriptor + CInt(config.listeners.count)
+        for (index, listener) in config.listeners.enumerated() where listener.perClient.isEnabled {
+            guard let table = ClientTable.attach(descriptor, capacity: listener.perClient.tableSize) else {
+                throw GatewayError(kind: .listen, message: "\(listener.location): the per-client table passed for "
+                    + "\(listener.displayName) is unusable")
+            }
+            tables[index] = table
+            descriptor += 1
+        }
+        return tables
     }
 
     /// The first request starts leaving; `drain` after `retire` closes idle connections too;
@@ -176,29 +198,19 @@ public final class WorkerProcess: @unchecked Sendable {
         channel?.writeAndFlush(ByteBuffer(string: WorkerMessage.ready.line), promise: nil)
     }
 
-    /// Every loop stamps the time it last ran, and records how late that was in its lag
-    /// histogram; loop 0 sends `alive` while all stamps are fresh, so one stuck loop (a
-    /// plugin in an endless loop) silences the worker.
-    private func startHeartbeat(_ loops: [any EventLoop], metrics: WorkerMetrics, accessLog: AccessLog?) {
-        let stamps = NIOLockedValueBox([NIODeadline](repeating: .now(), count: loops.count))
-        let interval = TimeAmount.nanoseconds(Self.heartbeat.nanoseconds / 2)
-        for (index, loop) in loops.enumerated() {
-            let counters = metrics.loop(index)
-            loop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
-                let now = NIODeadline.now()
-                let previous = stamps.withLockedValue { stamps in
-                    defer { stamps[index] = now }
-                    return stamps[index]
-                }
-                let late = (now - previous - interval).nanoseconds
-                counters.record(.loopLag, at: LoopField.lag, micros: UInt64(max(0, late) / 1000))
-            }
-        }
+    /// Loop 0 sends `alive` while every loop has run within the last second (the gateway's
+    /// `LoopWatch`), so one stuck loop (a plugin in an endless loop) silences the worker. It
+    /// also turns the log sinks' drop counts into metrics.
+    private func startHeartbeat(_ gateway: Gateway) {
+        let watch = gateway.loopWatch
+        let metrics = gateway.metrics
+        let accessLog = gateway.accessLog
         let droppedReported = NIOLockedValueBox((log: 0, access: 0))
-        loops[0].scheduleRepeatedTask(initialDelay: Self.heartbeat, delay: Self.heartbeat) { _ in
-            let now = NIODeadline.now()
-            let fresh = stamps.withLockedValue { $0.allSatisfy { now - $0 < .seconds(1) } }
-            if fresh { self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil) }
+        gateway.eventLoops[0].scheduleRepeatedTask(initialDelay: Self.heartbeat, delay: Self.heartbeat) { _ in
+            let now = cwharf_monotonic_ms()
+            if watch.loops.indices.allSatisfy({ now <= watch.lastRun($0) || now - watch.lastRun($0) < 1000 }) {
+                self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil)
+            }
             let dropped = (log: LogSink.standardError.droppedLines, access: accessLog?.droppedLines ?? 0)
             let newly = droppedReported.withLockedValue { reported in
                 defer { reported = dropped }
@@ -207,39 +219,7 @@ public final class WorkerProcess: @unchecked Sendable {
             if newly.log > 0 { metrics.logLinesDropped(newly.log) }
             if newly.access > 0 { metrics.accessLogLinesDropped(newly.access) }
         }
-        watchForStalls(stamps)
     }
-
-    /// Off the loops (a dispatch timer): says when an event loop has not run for a second,
-    /// and how long the stall lasted once it runs again. Its connections wait meanwhile; past
-    /// worker_stall_timeout_ms the supervisor replaces the worker.
-    private func watchForStalls(_ stamps: NIOLockedValueBox<[NIODeadline]>) {
-        let timer = DispatchSource.makeTimerSource(queue: .global())
-        var stalled: [Int: NIODeadline] = [:]
-        timer.setEventHandler { [logger] in
-            let now = NIODeadline.now()
-            let current: [NIODeadline] = stamps.withLockedValue { $0 }
-            for index in current.indices {
-                let stamp = current[index]
-                let late = now - stamp > Self.stallReport
-                if late, stalled[index] == nil {
-                    stalled[index] = stamp
-                    let milliseconds = (now - stamp).nanoseconds / 1_000_000
-                    logger.error("event loop \(index) has not run for \(milliseconds) ms: a plugin callback is blocking it; its connections wait")
-                } else if !late, let since = stalled.removeValue(forKey: index) {
-                    let milliseconds = (stamp - since).nanoseconds / 1_000_000
-                    logger.warning("event loop \(index) runs again after a stall of about \(milliseconds) ms")
-                }
-            }
-        }
-        timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250))
-        timer.resume()
-        stallTimer = timer
-    }
-
-    /// An event loop that has not run for this long is reported.
-    static let stallReport = TimeAmount.seconds(1)
-    private var stallTimer: (any DispatchSourceTimer)?
 
     /// Before the event loops exist: a plain blocking write of the one failure line.
     private func report(_ message: WorkerMessage) {

@@ -4,6 +4,7 @@
  * blocks it for MS milliseconds; "log N" logs N long lines first. Config
  * {"refuse": true} makes init fail. Build with -DVERSION=N. Test fixture. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,8 @@ static void on_line(void *userdata, wharf_stream *stream, int32_t status, const 
     if (len >= 6 && memcmp(data, "sleep ", 6) == 0) {
         long ms = atol((const char *)data + 6);
         struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-        nanosleep(&pause, NULL);
+        /* The whole time, even when a signal (the stall watchdog's stack sample) interrupts. */
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
     }
     if (len >= 4 && memcmp(data, "log ", 4) == 0) {
         int count = atoi((const char *)data + 4);

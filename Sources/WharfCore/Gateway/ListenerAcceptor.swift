@@ -1,0 +1,87 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// What happens to one listener's connections as they are accepted: the listening channel's
+/// handlers (accept errors, stalled loops), and for each new connection the checks a plugin
+/// never sees (allow/deny, `max_connections`, `per_client`), its access-log record, its
+/// channel options and its pipeline (PROXY decoder, TLS, the stream).
+final class ListenerAcceptor: Sendable {
+    private let listener: ListenerConfig
+    private let stats: ListenerStats
+    private let generation: Generation
+    private let loops: [ObjectIdentifier: PluginLoop]
+    private let watch: LoopWatch
+    private let gate: AcceptGate
+    private let logger: Logger
+    /// TLS terminated at accept, unless the plugin upgrades later with start_tls.
+    private let acceptTLS: ServerTLS?
+    private let receiveAllocator: any RecvByteBufferAllocator
+    /// Without a PROXY header the socket's peer is the client: refuse it before any work.
+    private let checkAtAccept: Bool
+    private let limitClientsAtAccept: Bool
+
+    init(listener: ListenerConfig, stats: ListenerStats, generation: Generation, loops: [ObjectIdentifier: PluginLoop],
+         watch: LoopWatch, gate: AcceptGate, logger: Logger) {
+        self.listener = listener
+        self.stats = stats
+        self.generation = generation
+        self.loops = loops
+        self.watch = watch
+        self.gate = gate
+        self.logger = logger
+        acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
+        receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: listener.effectiveReadChunkSize,
+                                                                 fixed: listener.fixedReadChunks)
+        checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
+        limitClientsAtAccept = stats.clients != nil && !listener.proxyProtocolAccept
+    }
+
+    func initializeServer(_ channel: any Channel) throws {
+        let loopIndex = loops[ObjectIdentifier(channel.eventLoop)]?.loop.loopIndex ?? 0
+        gate.attach(channel)
+        stats.limit?.attach(gate, on: channel.eventLoop)
+        try channel.pipeline.syncOperations.addHandlers([
+            StallAwareDispatch(watch: watch, listener: listener, initializer: { try self.initializeChild($0) }),
+            AcceptBackoff(listener: listener.displayName, gate: gate, logger: logger, counters: stats.counters[loopIndex]),
+        ])
+    }
+
+    func initializeChild(_ channel: any Channel) throws {
+        guard let pluginLoop = loops[ObjectIdentifier(channel.eventLoop)],
+              let instance = generation.instance(named: listener.plugin, loopIndex: pluginLoop.loop.loopIndex) else {
+            throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
+        }
+        let loop = pluginLoop.loop
+        let loopIndex = loop.loopIndex
+        stats.accepted(loop: loopIndex)
+        let record = stats.accessLog.map { ConnectionRecord(sink: $0, now: loop.now) }
+        record?.client = channel.remoteAddress
+        record?.local = channel.localAddress
+        func refuse(_ reason: CloseReason) {
+            record?.connectionEnded(reason, before: .accept, now: loop.now)
+            channel.close(promise: nil)
+        }
+        if checkAtAccept, !stats.admits(channel.remoteAddress, loop: loopIndex) { return refuse(.denied) }
+        guard stats.admitUnderLimit(loop: loopIndex) else { return refuse(.rejected) }
+        var clientKey: ClientKey?
+        if limitClientsAtAccept {
+            switch stats.admitClient(channel.remoteAddress, loop: loopIndex) {
+            case let .admitted(key): clientKey = key
+            case let .refused(reason):
+                stats.limit?.ended()
+                return refuse(reason)
+            }
+        }
+        try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
+        let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor, serverTLS: listener.tls,
+                                   role: .accepted(instance, stats), counters: stats.counters[loopIndex], record: record)
+        adapter.clientKey = clientKey
+        let handler = IOStreamHandler(loop: loop, options: listener.streamOptions, streamID: loop.nextStreamID(),
+                                      awaiting: stats.awaiting, owner: adapter)
+        let pipeline = channel.pipeline.syncOperations
+        if stats.awaiting.contains(.proxyHeader) { try pipeline.addHandler(ProxyProtocolDecoder()) }
+        if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
+        try pipeline.addHandler(handler)
+    }
+}

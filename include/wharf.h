@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.3.
+ * wharf.h — the Wharf plugin ABI, version 1.4.
  *
  * Version history (each addition is marked [1.x] where it is declared):
  *   1.0  streams: reads, writes, close, contexts, info, regex, wakers
@@ -8,6 +8,8 @@
  *   1.3  timers (timer_start, timer_cancel), per-read deadlines (set_read_timeout),
  *        distinct codes for a relayed stream, a stream not idle, and the listener's
  *        idle, read and lifetime timeouts
+ *   1.4  plugin metrics (metric_register, metric_add, metric_set, metric_observe), shown
+ *        under the admin endpoint's /metrics; WHARF_E_WRITE_FULL (max_write_buffer_size)
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -105,7 +107,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 3 /* see the version history at the top */
+#define WHARF_ABI_MINOR 4 /* see the version history at the top */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -148,6 +150,9 @@ extern "C" {
                                     * listener's read_timeout_ms (slowloris guard) */
 #define WHARF_E_LIFETIME (-21)     /* closed: the listener's max_lifetime_ms passed */
 #define WHARF_E_CANCELLED (-22)    /* a timer was cancelled (timer_cancel) */
+/* [1.4] A plugin built against 1.3 or older gets WHARF_E_BUFFER_FULL instead. */
+#define WHARF_E_WRITE_FULL (-23)   /* a write would leave more than the listener's
+                                    * max_write_buffer_size unsent; the stream is closing */
 
 /* ---- Log levels (for wharf_host_api.log) ------------------------------------------------ */
 #define WHARF_LOG_TRACE 0
@@ -162,6 +167,7 @@ typedef struct wharf_instance wharf_instance; /* identifies a plugin instance fo
 typedef struct wharf_regex wharf_regex;       /* a compiled pattern, see regex_compile */
 typedef struct wharf_waker wharf_waker;       /* posts work onto a stream's loop from any thread */
 typedef struct wharf_timer wharf_timer;       /* a pending timer_start [1.3] */
+typedef struct wharf_metric wharf_metric;     /* a plugin's counter, gauge or histogram [1.4] */
 
 /* ---- Callback types --------------------------------------------------------------------
  * Every callback receives the userdata pointer given when the operation started. */
@@ -315,6 +321,38 @@ typedef void (*wharf_relay_cb)(void *userdata, const wharf_relay_result *result)
 #define WHARF_REGEX_CASELESS 1u /* ASCII letters match either case */
 #define WHARF_REGEX_DOTALL 2u   /* '.' matches \n too */
 
+/* ---- Metrics [1.4] ---------------------------------------------------------------------
+ * A plugin's own counters, gauges and histograms, beside the host's under the admin
+ * endpoint's /metrics (Prometheus text format), labelled with the instance name:
+ *
+ *     myproxy_upstream_connects_total{instance="backend",upstream="10.0.0.1:80"} 1234
+ *
+ * A metric has a fixed set of series, declared when it is registered: its label names and,
+ * for each series, the label values (e.g. one series per configured upstream). Updates go
+ * by series index into memory the supervisor reads, so they cost one store and cannot fail.
+ * Values are summed over every loop and worker process; counters and histograms never go
+ * backwards (a worker that exits or crashes keeps its counts, as the host's own do). */
+#define WHARF_METRIC_COUNTER 1u   /* only goes up; name it ..._total */
+#define WHARF_METRIC_GAUGE 2u     /* a level that goes either way (summed over loops and workers) */
+#define WHARF_METRIC_HISTOGRAM 3u /* observations counted into fixed buckets */
+
+typedef struct wharf_metric_spec {
+    uint32_t struct_size;
+    uint32_t type;                     /* WHARF_METRIC_* */
+    const char *name;                  /* [a-zA-Z_:][a-zA-Z0-9_:]*, at most 100 bytes, not
+                                        * starting with "wharf_" (the host's own) */
+    const char *help;                  /* one line, printable, at most 200 bytes */
+    uint32_t label_count;              /* 0-4 */
+    const char *const *label_names;    /* label_count names: [a-zA-Z_][a-zA-Z0-9_]*, not
+                                        * "instance" or "le" */
+    uint32_t series_count;             /* 1-256 (ignored without labels: one series) */
+    const char *const *label_values;   /* series_count rows of label_count printable values
+                                        * (row after row; NULL when label_count is 0) */
+    uint32_t bucket_count;             /* histograms: 1-16 upper bounds, increasing (+Inf is
+                                        * implied); 0 otherwise */
+    const double *buckets;
+} wharf_metric_spec;
+
 /* ---- The host function table ----------------------------------------------------------
  * Passed to init(); static storage owned by the host, valid until the process exits.
  * Functions are appended at the end in later minor versions; test with WHARF_HOST_HAS. */
@@ -368,8 +406,11 @@ typedef struct wharf_host_api {
      * (may be NULL) is called when these bytes and all earlier ones were handed to the
      * kernel. len == 0 is allowed (completes after earlier writes). Errors: WHARF_E_CLOSED
      * (closed, closing, or the peer reset), WHARF_E_INVALID (data NULL with len > 0),
-     * WHARF_E_NOMEM, WHARF_E_WRONG_THREAD. Writes are never refused for being too many:
-     * instead the host stops reading from this stream's socket while its unsent output is
+     * WHARF_E_NOMEM, WHARF_E_WRONG_THREAD, and [1.4] WHARF_E_WRITE_FULL: the listener sets
+     * max_write_buffer_size and these bytes would leave more than that unsent (a peer that
+     * does not read); nothing was queued and the stream is being aborted, as Tornado's
+     * StreamBufferFullError. Without that limit writes are never refused for being too
+     * many: the host stops reading from this stream's socket while its unsent output is
      * above the high-water mark, so a peer that does not read is throttled. */
     int32_t (*write)(wharf_stream *stream, const uint8_t *data, size_t len, wharf_write_cb cb,
                      void *userdata);
@@ -514,6 +555,31 @@ typedef struct wharf_host_api {
      * 0 turns it off (the default). Independent of the listener's read_timeout_ms, which
      * closes the connection. Errors: WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.3] */
     int32_t (*set_read_timeout)(wharf_stream *stream, uint32_t timeout_ms);
+
+    /* ---- 1.4 ---- */
+
+    /* [init] Register a metric (see METRICS below) from init(), once per instance: each
+     * loop's instance registers it and gets its own handle, for use on that loop only. The
+     * host copies the spec. *out receives the handle, valid until shutdown() returns. In
+     * validate mode (WHARF_INIT_VALIDATE) it succeeds with a handle that records nothing.
+     * Errors: WHARF_E_INVALID (bad spec: a name, label or value out of the rules, a
+     * registration of the same name by this instance that differs; the host logs which),
+     * WHARF_E_NOMEM (the worker's room for plugin metrics, 4096 values per loop, is full),
+     * WHARF_E_WRONG_THREAD (called outside init). [1.4] */
+    int32_t (*metric_register)(const wharf_instance *instance, const wharf_metric_spec *spec, wharf_metric **out);
+
+    /* [loop] Counter: add `value` (negative values are ignored). Gauge: add `value` (either
+     * way). `series` indexes the spec's label-value rows (0 when it has no labels); an
+     * out-of-range series or a histogram is ignored. One store: cheap enough for every
+     * request. [1.4] */
+    void (*metric_add)(wharf_metric *metric, uint32_t series, int64_t value);
+
+    /* [loop] Gauge: set `series` to `value`. Ignored for counters and histograms. [1.4] */
+    void (*metric_set)(wharf_metric *metric, uint32_t series, int64_t value);
+
+    /* [loop] Histogram: record `value` (in the unit of the bucket bounds; name it in the
+     * metric, e.g. _seconds) into `series`. Ignored for counters and gauges. [1.4] */
+    void (*metric_observe)(wharf_metric *metric, uint32_t series, double value);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */

@@ -196,7 +196,7 @@ import WharfTestSupport
         let generations = try #require(status["generations"] as? [[String: Any]])
         let plugins = try #require(generations.first?["plugins"] as? [[String: Any]])
         #expect(plugins.first?["instance"] as? String == "echo")
-        #expect(plugins.first?["abi"] as? String == "1.3")
+        #expect(plugins.first?["abi"] as? String == HostABI.version)
         #expect((generations.first?["config_hash"] as? String)?.count == 16)
         let listeners = try #require(status["listeners"] as? [[String: Any]])
         #expect(listeners.first?["port"] as? Int == port)

@@ -77,10 +77,11 @@ import Testing
     /// Each broken variant of Fixtures/abi_variants.c is refused by `wharf check` with a
     /// message naming the file and, where versions are the reason, both versions.
     @Test(arguments: [
-        ("major2", "VARIANT_MAJOR2", "built against ABI 2.3; this host speaks ABI 1.3"),
+        ("major2", "VARIANT_MAJOR2", "built against ABI 2.\(HostABI.minor); this host speaks ABI \(HostABI.version)"),
         ("entry_v2", "VARIANT_ENTRY_V2",
-         "built for plugin ABI major 2 (exports wharf_plugin_v2); this host speaks ABI 1.3"),
-        ("newer_minor", "VARIANT_NEWER_MINOR", "needs host ABI 1.5 or newer (built against 1.3); this host speaks ABI 1.3"),
+         "built for plugin ABI major 2 (exports wharf_plugin_v2); this host speaks ABI \(HostABI.version)"),
+        ("newer_minor", "VARIANT_NEWER_MINOR", "needs host ABI 1.\(HostABI.minor + 1) or newer (built against "
+            + "\(HostABI.version)); this host speaks ABI \(HostABI.version)"),
         ("no_entry", "VARIANT_NO_ENTRY", "no entry symbol 'wharf_plugin_v1'"),
     ])
     func incompatiblePluginsAreRefused(name: String, variant: String, reason: String) throws {
@@ -95,7 +96,7 @@ import Testing
         let result = try check(pluginPath: library)
         #expect(result.status == 0, "\(result.stderr)")
         let info = try runWharf(["plugin", "info", library])
-        #expect(info.stdout.contains("abi:         1.0 (needs host 1.0+; this host is 1.3)"))
+        #expect(info.stdout.contains("abi:         1.0 (needs host 1.0+; this host is \(HostABI.version))"))
     }
 
     @Test func initRefusalPrintsThePluginsOwnMessage() throws {
@@ -135,7 +136,7 @@ import Testing
         #expect(result.status == 0)
         #expect(result.stdout.contains("name:        echo"))
         #expect(result.stdout.contains("version:     1.0.0"))
-        #expect(result.stdout.contains("abi:         1.3"))
+        #expect(result.stdout.contains("abi:         \(HostABI.version)"))
         #expect(result.stdout.contains("hooks:       init, handle_stream, shutdown"))
 
         let library = try FixturePlugins.build("upper", source: "upper")

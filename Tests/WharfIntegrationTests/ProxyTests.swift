@@ -97,6 +97,31 @@ import Testing
         #expect(!front.stderr.contains("trying the next one"), "there is no other upstream to try")
     }
 
+    @Test func itsUpstreamMetricsAppearUnderTheAdminEndpoint() throws {
+        let backend = TestServer.echo()
+        let dead = LoopbackPort.unused()
+        let adminPort = LoopbackPort.unused()
+        let front = try proxy("upstreams: [\"127.0.0.1:\(dead)\", \"127.0.0.1:\(backend.port)\"], "
+            + "balance: round_robin, fail_timeout_ms: 60000",
+                              extra: "event_loops: 1\nadmin: {address: 127.0.0.1, port: \(adminPort)}\n")
+        var open: [TestSocket] = []
+        for index in 0..<3 {
+            let client = try TestSocket(port: try front.port("proxy"))
+            try client.send("hello \(index)\n")
+            #expect(try client.receiveString(count: 8) == "hello \(index)\n")
+            open.append(client)
+        }
+        let metrics = try AdminClient(port: adminPort).metrics()
+        func value(_ name: String, _ upstream: Int) -> Double? {
+            metrics["\(name){instance=\"proxy\",route=\"default\",upstream=\"127.0.0.1:\(upstream)\"}"]
+        }
+        #expect(value("proxy_upstream_connects_total", backend.port) == 3)
+        #expect(value("proxy_upstream_active", backend.port) == 3)
+        #expect(value("proxy_upstream_connects_total", dead) == 1, "tried once, then skipped for fail_timeout_ms")
+        #expect(value("proxy_upstream_connect_failures_total", dead) == 1)
+        _ = open
+    }
+
     @Test func aSilentUpstreamTimesOut() throws {
         // A listener whose accept queue is full drops further SYNs: connects hang.
         let hanging = LoopbackPort(listen: 0)

@@ -66,3 +66,28 @@ import WharfTestSupport
         #expect(wharf.stop() == 0)
     }
 }
+
+/// `max_write_buffer_size`: a write that would leave more than that unsent fails with
+/// WHARF_E_WRITE_FULL and the stream is aborted; other connections are not affected.
+@Suite struct WriteBufferLimitTests {
+    @Test func aWritePastTheCapFailsAndClosesOnlyItsStream() throws {
+        let adminPort = LoopbackPort.unused()
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1,
+                                          extra: "admin: {address: 127.0.0.1, port: \(adminPort)}\n")
+            .replacing("plugin: fixture}", with: "plugin: fixture, max_write_buffer_size: 1048576}")
+        let wharf = try RunningWharf(config: config)
+        let port = try wharf.port(named: "main")
+        let small = try TestSocket(port: port)
+        try small.send("blob 100000\n")
+        #expect(try small.receive(count: 100_000).count == 100_000, "under the cap: written")
+        _ = try small.receiveLine() // the reply to the blob line
+        let big = try TestSocket(port: port, timeout: 5)
+        try big.send("blob 2000000\n")
+        #expect(try big.receiveUntilClose().bytes.isEmpty, "over the cap: nothing queued, the stream aborted")
+        #expect(eventually { wharf.stderr.contains("blob of 2000000 bytes refused: write buffer full (max_write_buffer_size) (code -23)") })
+        #expect(try small.ask("still here").version == "v1")
+        let closed = sample("wharf_connections_closed_total", listener: "main", plugin: "fixture", "reason=\"limit\"")
+        #expect(eventually { (try? AdminClient(port: adminPort).metrics()[closed]) == 1 })
+        #expect(wharf.stop() == 0)
+    }
+}

@@ -20,6 +20,7 @@ typedef struct proxy {
     uint64_t random_state;
     uint64_t unreachable_logged_at_ms; /* "no upstream reachable": once a second at most */
     uint32_t unreachable_unlogged;
+    upstream_metrics metrics;
 } proxy;
 
 /* An outage must not flood the log with a line per client: a subject (an upstream, or the
@@ -80,6 +81,7 @@ static void on_closed(void *userdata, wharf_stream *stream, int32_t reason) {
     } else {
         s->upstream = NULL;
         s->target->active--;
+        upstream_metrics_add(&s->plugin->metrics, s->plugin->metrics.active, s->target, -1);
     }
     session_free_if_done(s);
 }
@@ -136,6 +138,7 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_
     s->connecting = 0;
     if (status != WHARF_OK) {
         s->target->failed_until_ms = monotonic_ms() + self->config.fail_timeout_ms;
+        upstream_metrics_add(&self->metrics, self->metrics.failures, s->target, 1);
         int retrying = s->client != NULL && s->attempts <= self->config.retries && balancer_has_untried(s->pool, s->tried);
         log_upstream_failure(self, s->target, status, retrying ? "; trying the next one" : "");
         if (s->client == NULL) {
@@ -147,6 +150,7 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_
     }
     s->upstream = upstream_stream;
     s->target->active++;
+    upstream_metrics_add(&self->metrics, self->metrics.active, s->target, 1);
     host->set_close_callback(upstream_stream, on_closed, s);
     if (s->client == NULL) { /* the client left while we connected */
         host->close(upstream_stream);
@@ -185,11 +189,13 @@ static void connect_next(session *s) {
             .tls = self->config.tls_enabled ? &self->config.tls : NULL,
         };
         s->connecting = 1;
+        upstream_metrics_add(&self->metrics, self->metrics.connects, target, 1);
         int32_t status = host->connect(s->client, target->host, strlen(target->host), target->port, &options,
                                        on_connected, s);
         if (status == WHARF_OK) return;
         s->connecting = 0;
         if (status == WHARF_E_CLOSED) return; /* the client is gone; its close frees s */
+        upstream_metrics_add(&self->metrics, self->metrics.failures, target, 1);
         log_upstream_failure(self, target, status, "");
     }
 }
@@ -303,6 +309,13 @@ static int32_t proxy_init(const wharf_host_api *host, const wharf_init_args *arg
     }
     self->host = host;
     self->instance = args->instance;
+    status = upstream_metrics_register(&self->metrics, host, args->instance, &self->config);
+    if (status != WHARF_OK) {
+        snprintf(error, error_len, "cannot register the proxy's metrics: %s", host->strerror(status));
+        proxy_config_free(&self->config);
+        free(self);
+        return status;
+    }
     self->random_state = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)args->loop_index + 1) * 0xBF58476D1CE4E5B9ULL ^ monotonic_ms();
     *out = self;
     return WHARF_OK;

@@ -24,6 +24,7 @@ typedef struct upstream {
     uint64_t failed_until_ms;        /* passive health: skipped until then (monotonic) */
     uint64_t logged_at_ms;           /* its failures are logged at most once a second... */
     uint32_t unlogged;               /* ...and these were not, since */
+    uint32_t series;                 /* its row in the plugin's metrics (upstream_metrics.c) */
 } upstream;
 
 typedef struct upstream_pool {
@@ -83,5 +84,20 @@ int client_hello_server_name(const uint8_t *message, size_t len, char *out, size
 
 /* The route whose pattern matches `name` (exact names first, then wildcards in order), or NULL. */
 sni_route *sni_route_match(sni_route *routes, size_t count, const char *name);
+
+/* The proxy's metrics [ABI 1.4], one series per upstream of every pool, labelled with the
+ * route ("default" or the SNI pattern) and the upstream as configured. All NULL on an
+ * older host; the update functions then do nothing. */
+typedef struct upstream_metrics {
+    const wharf_host_api *host;
+    wharf_metric *connects; /* proxy_upstream_connects_total: connect attempts */
+    wharf_metric *failures; /* proxy_upstream_connect_failures_total */
+    wharf_metric *active;   /* proxy_upstream_active: relayed connections open now */
+} upstream_metrics;
+
+/* Numbers the upstreams' series and registers the metrics; WHARF_OK or the host's error. */
+int32_t upstream_metrics_register(upstream_metrics *metrics, const wharf_host_api *host,
+                                  const wharf_instance *instance, proxy_config *config);
+void upstream_metrics_add(const upstream_metrics *metrics, wharf_metric *metric, const upstream *target, int64_t value);
 
 #endif

@@ -64,6 +64,15 @@ static inline void cwharf_counter_store(uint64_t *counter, uint64_t value) {
     __atomic_store_n(counter, value, __ATOMIC_RELAXED);
 }
 
+/* Publishing data written before (plugin-metric descriptions): release / acquire. */
+static inline void cwharf_counter_store_release(uint64_t *counter, uint64_t value) {
+    __atomic_store_n(counter, value, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t cwharf_counter_load_acquire(const uint64_t *counter) {
+    return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+}
+
 static inline uint64_t cwharf_counter_load(const uint64_t *counter) {
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }

@@ -58,10 +58,18 @@ enum StatusPage {
             </table>
           </section>
           <section>
-            <h2>Upstreams (as the plugins connect to them)</h2>
+            <h2>Upstreams, as the plugins see them</h2>
             <table id="upstreams">
+              <thead><tr><th>Instance</th><th>Route</th><th>Upstream</th><th class="num">Open</th>
+                <th class="num">Connects</th><th class="num">Failed</th><th>Health (last interval)</th></tr></thead>
+              <tbody></tbody>
+            </table>
+          </section>
+          <section>
+            <h2>Upstream traffic by listener</h2>
+            <table id="upstream-traffic">
               <thead><tr><th>Listener</th><th>Plugin</th><th class="num">Connects</th><th class="num">Failed</th>
-                <th>Health</th><th>Failures by reason</th><th class="num">In/s</th><th class="num">Out/s</th></tr></thead>
+                <th>Failures by reason</th><th class="num">In/s</th><th class="num">Out/s</th></tr></thead>
               <tbody></tbody>
             </table>
           </section>
@@ -115,6 +123,36 @@ enum StatusPage {
         }
         function rows(id, html) { document.querySelector("#" + id + " tbody").innerHTML = html.join(""); }
 
+        // Plugins that report upstreams (the proxy does) name their metrics
+        // *_upstream_connects_total, *_upstream_connect_failures_total and *_upstream_active,
+        // labelled with the upstream: one row per upstream, health from the last interval.
+        function upstreamRows(status) {
+          const byKey = new Map();
+          const key = (m) => m.instance + "\\u0000" + (m.labels.route ?? "") + "\\u0000" + m.labels.upstream;
+          const find = (list, m, suffix) => list.find((p) => p.name.endsWith(suffix) && key(p) === key(m));
+          for (const m of status.plugin_metrics.filter((m) => m.labels.upstream !== undefined)) {
+            if (!byKey.has(key(m))) byKey.set(key(m), {instance: m.instance, route: m.labels.route ?? "", upstream: m.labels.upstream});
+            const row = byKey.get(key(m));
+            if (m.name.endsWith("_upstream_connects_total")) row.connects = m.value;
+            if (m.name.endsWith("_upstream_connect_failures_total")) row.failures = m.value;
+            if (m.name.endsWith("_upstream_active")) row.active = m.value;
+          }
+          if (byKey.size === 0) return ["<tr><td class=\\"muted\\" colspan=\\"7\\">no plugin reports upstreams</td></tr>"];
+          return [...byKey.values()].map((row) => {
+            const before = previous && previous.plugin_metrics;
+            const was = (suffix) => { const m = before && find(before, {instance: row.instance, labels: {route: row.route || undefined, upstream: row.upstream}}, suffix); return m ? m.value : null; };
+            const tried = row.connects - (was("_upstream_connects_total") ?? row.connects);
+            const failed = row.failures - (was("_upstream_connect_failures_total") ?? row.failures);
+            const health = tried <= 0 ? (row.failures > 0 && row.failures === row.connects ? "<span class=\\"pill bad\\">down</span>" : "<span class=\\"pill ok\\">ok</span>")
+              : failed === 0 ? "<span class=\\"pill ok\\">ok</span>"
+              : failed < tried ? "<span class=\\"pill warn\\">" + Math.round(100 * failed / tried) + "% failing</span>"
+              : "<span class=\\"pill bad\\">down</span>";
+            return "<tr><td>" + text(row.instance) + "</td><td>" + text(row.route) + "</td><td>" + text(row.upstream) + "</td>" +
+              "<td class=\\"num\\">" + number(row.active ?? 0) + "</td><td class=\\"num\\">" + number(row.connects ?? 0) + "</td>" +
+              "<td class=\\"num\\">" + number(row.failures ?? 0) + "</td><td>" + health + "</td></tr>";
+          });
+        }
+
         function draw(status) {
           const elapsed = previous ? status.time - previous.time : 0;
           const ready = document.getElementById("readiness");
@@ -137,20 +175,17 @@ enum StatusPage {
               "<td class=\\"reasons\\">" + reasons(l.closed) + "</td>" +
               "<td class=\\"reasons\\">" + reasons(l.accept_errors) + "</td></tr>";
           }));
-          const upstreams = status.listeners.filter((l) => l.upstream_connects > 0);
-          rows("upstreams", upstreams.length ? upstreams.map((l) => {
-            const failed = sum(l.upstream_failures);
-            const share = failed / l.upstream_connects;
-            const health = share === 0 ? "<span class=\\"pill ok\\">healthy</span>"
-              : share < 0.5 ? "<span class=\\"pill warn\\">" + (share * 100).toFixed(0) + "% failing</span>"
-              : "<span class=\\"pill bad\\">" + (share * 100).toFixed(0) + "% failing</span>";
+          rows("upstreams", upstreamRows(status));
+          const traffic = status.listeners.filter((l) => l.upstream_connects > 0);
+          rows("upstream-traffic", traffic.length ? traffic.map((l) => {
             const perSecond = (key) => { const r = rate(l, key, elapsed); return r === null ? "–" : bytes(r); };
             return "<tr><td>" + text(l.name) + "</td><td>" + text(l.plugin) + "</td>" +
-              "<td class=\\"num\\">" + number(l.upstream_connects) + "</td><td class=\\"num\\">" + number(failed) + "</td>" +
-              "<td>" + health + "</td><td class=\\"reasons\\">" + reasons(l.upstream_failures) + "</td>" +
+              "<td class=\\"num\\">" + number(l.upstream_connects) + "</td>" +
+              "<td class=\\"num\\">" + number(sum(l.upstream_failures)) + "</td>" +
+              "<td class=\\"reasons\\">" + reasons(l.upstream_failures) + "</td>" +
               "<td class=\\"num\\">" + perSecond("upstream_received_bytes") + "</td>" +
               "<td class=\\"num\\">" + perSecond("upstream_sent_bytes") + "</td></tr>";
-          }) : ["<tr><td class=\\"muted\\" colspan=\\"8\\">no plugin has connected upstream yet</td></tr>"]);
+          }) : ["<tr><td class=\\"muted\\" colspan=\\"7\\">no plugin has connected upstream yet</td></tr>"]);
           rows("workers", status.workers.map((w) =>
             "<tr><td>" + w.pid + "</td><td class=\\"num\\">" + w.generation + "</td><td class=\\"num\\">" + w.slot + "</td>" +
             "<td><span class=\\"pill " + (w.state === "serving" ? "ok" : w.state === "starting" ? "warn" : "") + "\\">" +

@@ -92,6 +92,8 @@ public struct ListenerConfig: Sendable {
     public var reusePort: Bool
     public var tcpNoDelay: Bool
     public var maxBufferSize: Int
+    /// See `StreamOptions.maxWriteBufferSize` (0: no limit).
+    public var maxWriteBufferSize = 0
     public var readChunkSize: Int
     /// Every socket read asks for read_chunk_size bytes, as Tornado does (exact chunk
     /// boundaries, at read_chunk_size of memory per connection); otherwise reads adapt.
@@ -136,7 +138,8 @@ public struct ListenerConfig: Sendable {
                                       lifetime: limit(maxLifetimeMilliseconds),
                                       handshake: .milliseconds(Int64(handshakeTimeoutMilliseconds)),
                                       closeLinger: .milliseconds(Int64(closeLingerMilliseconds)))
-        return StreamOptions(maxBufferSize: maxBufferSize, timeouts: timeouts, keepalive: keepalive)
+        return StreamOptions(maxBufferSize: maxBufferSize, timeouts: timeouts, keepalive: keepalive,
+                             maxWriteBufferSize: maxWriteBufferSize)
     }
 }
 

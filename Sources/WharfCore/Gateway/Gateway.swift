@@ -84,7 +84,8 @@ public final class Gateway: @unchecked Sendable {
         self.metrics = WorkerMetrics(segment: segment)
         let generation: Generation
         do {
-            generation = try Generation.build(number: 1, config: config, loopCount: config.eventLoops)
+            generation = try Generation.build(number: 1, config: config, loopCount: config.eventLoops,
+                                              metrics: PluginMetricsRegistry(segment: segment))
         } catch {
             throw GatewayError(kind: .plugin, message: error.description)
         }

@@ -16,8 +16,8 @@ public final class Generation: Sendable {
     /// Loads every plugin library (each file once, shared by its instances) and runs each
     /// instance's init on every loop. On any failure, instances already created are shut
     /// down and the error names the plugin and the reason.
-    static func build(number: Int, config: GatewayConfig, loopCount: Int,
-                      validateOnly: Bool = false) throws(PluginLoadError) -> Generation {
+    static func build(number: Int, config: GatewayConfig, loopCount: Int, validateOnly: Bool = false,
+                      metrics: PluginMetricsRegistry? = nil) throws(PluginLoadError) -> Generation {
         let locator = PluginLocator(pluginDirectories: config.pluginDirectories, baseDirectory: config.baseDirectory)
         var libraries: [String: PluginLibrary] = [:]
         var instances: [String: [PluginInstance]] = [:]
@@ -37,7 +37,8 @@ public final class Generation: Sendable {
                     do throws(PluginLoadError) {
                         perLoop.append(try PluginInstance(name: plugin.name, library: library,
                                                           configJSON: plugin.configJSON, loopIndex: loopIndex,
-                                                          loopCount: loops, validateOnly: validateOnly))
+                                                          loopCount: loops, validateOnly: validateOnly,
+                                                          metrics: metrics))
                     } catch {
                         perLoop.forEach { $0.shutdown() }
                         throw error

@@ -213,7 +213,7 @@ extension CloseReason {
         case .shuttingDown: self = .drain
         case .connectionReset, .closed: self = .peer
         case .tlsFailed: self = .tls
-        case .limitExceeded, .bufferFull: self = .limit
+        case .limitExceeded, .bufferFull, .writeBufferFull: self = .limit
         case nil: self = peerEnded ? .peer : .plugin
         default: self = .error
         }

@@ -25,6 +25,8 @@ public final class MetricsCollector {
     private var retiredListeners: [MetricsLayout.ListenerLabels: [UInt64]] = [:]
     private var retiredLoops: [LoopKey: [UInt64]] = [:]
     private var retiredProcess = [UInt64](repeating: 0, count: ProcessField.count)
+    /// Counters and histograms of plugin metrics, from workers that are gone.
+    private var retiredPlugins: [PluginSeriesKey: PluginSeries] = [:]
     private(set) var restarts: [String: UInt64] = Dictionary(uniqueKeysWithValues: restartCauses.map { ($0, 0) })
     private(set) var reloads: (ok: UInt64, failed: UInt64) = (0, 0)
     /// Failures that cost a restart, per worker slot.
@@ -64,6 +66,9 @@ public final class MetricsCollector {
             Self.add(segment.loopTotals(loop), into: &retiredLoops[key, default: Array(repeating: 0, count: LoopField.count)])
         }
         Self.add(segment.processTotals(), into: &retiredProcess)
+        for metric in segment.pluginMetrics() where metric.spec.kind != .gauge {
+            PluginSeries.merge(metric, into: &retiredPlugins)
+        }
     }
 
     func reloaded(ok: Bool) {
@@ -75,7 +80,9 @@ public final class MetricsCollector {
         var listeners = retiredListeners.mapValues { MetricsSnapshot.Listener(totals: $0, active: 0) }
         var loops = retiredLoops
         var process = retiredProcess
+        var plugins = retiredPlugins
         for worker in live.values {
+            for metric in worker.segment.pluginMetrics() { PluginSeries.merge(metric, into: &plugins) }
             let segment = worker.segment
             for (index, labels) in segment.layout.listeners.enumerated() {
                 let totals = segment.listenerTotals(index)
@@ -92,7 +99,7 @@ public final class MetricsCollector {
             Self.add(segment.processTotals(), into: &process)
         }
         return MetricsSnapshot(listeners: listeners, loops: loops, process: process, restarts: restarts,
-                               reloads: reloads)
+                               reloads: reloads, plugins: plugins)
     }
 
     /// Accepted and not yet counted closed. The two are written by the same thread in order,
@@ -123,6 +130,7 @@ struct MetricsSnapshot {
     var process: [UInt64]
     var restarts: [String: UInt64]
     var reloads: (ok: UInt64, failed: UInt64)
+    var plugins: [PluginSeriesKey: PluginSeries] = [:]
 
     /// Listener labels in a stable order.
     var listenerLabels: [MetricsLayout.ListenerLabels] {
@@ -137,5 +145,46 @@ enum WallClock {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+}
+
+/// One series of a plugin metric, by metric name, instance and label values.
+struct PluginSeriesKey: Hashable, Comparable {
+    var name: String
+    var instance: String
+    var labels: [String]
+
+    static func < (a: PluginSeriesKey, b: PluginSeriesKey) -> Bool {
+        (a.name, a.instance, a.labels.joined(separator: "\u{1F}")) < (b.name, b.instance, b.labels.joined(separator: "\u{1F}"))
+    }
+}
+
+/// A plugin metric series summed over workers: its description and its words (a value as
+/// an Int64 bit pattern, or a histogram's bucket counts, +Inf count and sum as Double bits).
+struct PluginSeries {
+    var kind: PluginMetricSpec.Kind
+    var help: String
+    var labelNames: [String]
+    var buckets: [Double]
+    var words: [UInt64]
+
+    /// Adds every series of `metric` into `series`.
+    static func merge(_ metric: PluginMetricValues, into series: inout [PluginSeriesKey: PluginSeries]) {
+        let spec = metric.spec
+        for (row, labels) in spec.series.enumerated() {
+            let key = PluginSeriesKey(name: spec.name, instance: metric.instance, labels: labels)
+            var entry = series[key] ?? PluginSeries(kind: spec.kind, help: spec.help, labelNames: spec.labelNames,
+                                                    buckets: spec.buckets,
+                                                    words: Array(repeating: 0, count: spec.wordsPerSeries))
+            guard entry.kind == spec.kind, entry.words.count == spec.wordsPerSeries else { continue }
+            for (index, word) in metric.series[row].enumerated() {
+                if spec.kind == .histogram, index == spec.wordsPerSeries - 1 {
+                    entry.words[index] = (Double(bitPattern: entry.words[index]) + Double(bitPattern: word)).bitPattern
+                } else {
+                    entry.words[index] &+= word
+                }
+            }
+            series[key] = entry
+        }
     }
 }

@@ -91,7 +91,41 @@ extension MetricsSnapshot {
         out.sample("wharf_generation", [], UInt64(facts.generation ?? 0))
         out.family("wharf_build_info", .gauge, "The running build: its version and plugin ABI.")
         out.sample("wharf_build_info", [("version", WharfBuild.version), ("abi", WharfBuild.abi)], 1)
+        writePluginMetrics(into: &out)
         return out.text
+    }
+}
+
+extension MetricsSnapshot {
+    /// Plugins' own metrics, one family per name, labelled with the instance.
+    private func writePluginMetrics(into out: inout PrometheusText) {
+        var described = Set<String>()
+        for key in plugins.keys.sorted() {
+            let series = plugins[key]!
+            if described.insert(key.name).inserted {
+                let kind: PrometheusText.Kind = switch series.kind {
+                case .counter: .counter
+                case .gauge: .gauge
+                case .histogram: .histogram
+                }
+                out.family(key.name, kind, series.help)
+            }
+            let labels = [("instance", key.instance)] + Array(zip(series.labelNames, key.labels))
+            switch series.kind {
+            case .counter: out.sample(key.name, labels, series.words[0])
+            case .gauge: out.sample(key.name, labels, signed: Int64(bitPattern: series.words[0]))
+            case .histogram:
+                var cumulative: UInt64 = 0
+                for (index, bound) in series.buckets.enumerated() {
+                    cumulative &+= series.words[index]
+                    out.sample(key.name + "_bucket", labels + [("le", PrometheusText.format(bound))], cumulative)
+                }
+                cumulative &+= series.words[series.buckets.count]
+                out.sample(key.name + "_bucket", labels + [("le", "+Inf")], cumulative)
+                out.sample(key.name + "_sum", labels, seconds: Double(bitPattern: series.words[series.buckets.count + 1]))
+                out.sample(key.name + "_count", labels, cumulative)
+            }
+        }
     }
 }
 

@@ -4,8 +4,9 @@
 ///
 /// A segment is a header and `2 × event_loops` regions: each loop thread and its relay pump
 /// thread write only their own region (one writer per counter: no locked instruction on the
-/// data path), and the supervisor sums them. A region is one block per listener, then one
-/// block for the loop itself.
+/// data path), and the supervisor sums them. A region is one block per listener, one block
+/// for the loop itself, then room for plugin metrics. After the regions: the plugin metrics'
+/// descriptions, as text the worker writes once at startup.
 public struct MetricsLayout: Equatable, Sendable {
     /// The labels of one listener's block.
     public struct ListenerLabels: Hashable, Sendable {
@@ -30,9 +31,17 @@ public struct MetricsLayout: Equatable, Sendable {
     /// magic, listener count, loop count, region words, then process-wide words.
     static let headerWords = 4 + ProcessField.count
 
+    /// Values plugins may register per loop (wharf.h: metric_register).
+    static let pluginWords = 4096
+    /// Room for the plugin metrics' descriptions.
+    static let pluginTextBytes = 65536
+
     var regionCount: Int { loops * 2 }
-    var regionWords: Int { listeners.count * ListenerField.count + LoopField.count }
-    public var byteCount: Int { (Self.headerWords + regionCount * regionWords) * MemoryLayout<UInt64>.size }
+    var regionWords: Int { listeners.count * ListenerField.count + LoopField.count + Self.pluginWords }
+    /// The word holding how many bytes of plugin-metric descriptions are published.
+    var pluginTextLengthWord: Int { Self.headerWords + regionCount * regionWords }
+    var pluginTextByteOffset: Int { (pluginTextLengthWord + 1) * MemoryLayout<UInt64>.size }
+    public var byteCount: Int { pluginTextByteOffset + Self.pluginTextBytes }
 
     /// The word offset of `region`'s block for listener `index`.
     func listenerOffset(region: Int, listener index: Int) -> Int {
@@ -42,6 +51,9 @@ public struct MetricsLayout: Equatable, Sendable {
     func loopOffset(region: Int) -> Int {
         Self.headerWords + region * regionWords + listeners.count * ListenerField.count
     }
+
+    /// The word offset of `region`'s plugin-metrics area.
+    func pluginOffset(region: Int) -> Int { loopOffset(region: region) + LoopField.count }
 
     /// The event loop's own region; its relay pump writes the next one.
     static func loopRegion(_ loop: Int) -> Int { loop * 2 }

@@ -13,19 +13,23 @@ struct PrometheusText {
     }
 
     mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: UInt64) {
-        text += name
-        if !labels.isEmpty {
-            text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
-        }
-        text += " \(value)\n"
+        line(name, labels, "\(value)")
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)] = [], signed value: Int64) {
+        line(name, labels, "\(value)")
     }
 
     mutating func sample(_ name: String, _ labels: [(String, String)] = [], seconds value: Double) {
+        line(name, labels, "\(value)")
+    }
+
+    private mutating func line(_ name: String, _ labels: [(String, String)], _ value: String) {
         text += name
         if !labels.isEmpty {
             text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
         }
-        text += " \(value)\n"
+        text += " " + value + "\n"
     }
 
     /// One histogram's samples from its stored words (a count per bucket, +Inf, the sum in

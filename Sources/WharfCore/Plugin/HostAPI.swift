@@ -22,6 +22,7 @@ public enum HostAPI {
         addWakers(to: &api)
         addUpstreams(to: &api)
         addTimers(to: &api)
+        addMetrics(to: &api)
         pointer.initialize(to: api)
         return UnsafePointer(pointer)
     }()

@@ -9,11 +9,11 @@ public final class PluginInstance: @unchecked Sendable {
     private var isShutDown = false
 
     init(name: String, library: PluginLibrary, configJSON: String, loopIndex: Int, loopCount: Int,
-         validateOnly: Bool = false) throws(PluginLoadError) {
+         validateOnly: Bool = false, metrics: PluginMetricsRegistry? = nil) throws(PluginLoadError) {
         self.name = name
         self.library = library
         self.loopIndex = loopIndex
-        self.identity = PluginIdentity(name: name, loopIndex: loopIndex)
+        self.identity = PluginIdentity(name: name, loopIndex: loopIndex, metrics: validateOnly ? nil : metrics)
         self.state = try library.initialize(identity: identity, configJSON: configJSON, loopIndex: loopIndex,
                                             loopCount: loopCount, validateOnly: validateOnly)
     }

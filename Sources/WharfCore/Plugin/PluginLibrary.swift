@@ -113,6 +113,8 @@ public final class PluginLibrary: @unchecked Sendable {
                 args.config_json_len = configJSON.utf8.count
                 args.loop_index = UInt32(loopIndex)
                 args.loop_count = UInt32(loopCount)
+                identity.initializing = true
+                defer { identity.initializing = false }
                 return message.withUnsafeMutableBufferPointer { buffer in
                     descriptor.pointee.`init`(HostAPI.table, &args, &state, buffer.baseAddress, buffer.count - 1)
                 }

@@ -1,18 +1,28 @@
 import CWharf
 import Logging
 
-/// What a `wharf_instance *` points to: the instance's name and its logger. Immutable,
-/// so `log` is safe from any thread.
-final class PluginIdentity: Sendable {
+/// What a `wharf_instance *` points to: the instance's name and its logger (immutable, so
+/// `log` is safe from any thread), and what metric_register needs while init runs.
+final class PluginIdentity: @unchecked Sendable {
     let name: String
     let logger: Logger
+    let loopIndex: Int
+    /// Where metric_register puts metrics; nil: they record nothing (validate mode).
+    let metrics: PluginMetricsRegistry?
+    /// init() is running (on the thread that builds the generation): metric_register is
+    /// allowed. Touched by that thread only.
+    var initializing = false
+    /// The handles given out, kept as long as the instance.
+    var metricHandles: [PluginMetric] = []
 
-    init(name: String, loopIndex: Int) {
+    init(name: String, loopIndex: Int, metrics: PluginMetricsRegistry? = nil) {
         var logger = Logger(label: "wharf.plugin")
         logger[metadataKey: "plugin"] = "\(name)"
         logger[metadataKey: "loop"] = "\(loopIndex)"
         self.name = name
         self.logger = logger
+        self.loopIndex = loopIndex
+        self.metrics = metrics
     }
 
     var opaque: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
@@ -33,7 +43,7 @@ enum PluginLog {
                                   source: instance.map { identity($0).name } ?? "plugin")
     }
 
-    private static func identity(_ instance: OpaquePointer) -> PluginIdentity {
+    static func identity(_ instance: OpaquePointer) -> PluginIdentity {
         Unmanaged<PluginIdentity>.fromOpaque(UnsafeRawPointer(instance)).takeUnretainedValue()
     }
 

@@ -8,6 +8,7 @@ import CWharf
 enum StatusCode {
     static func of(_ error: StreamError?, abiMinor: UInt16) -> Int32 {
         guard let error else { return WHARF_OK }
+        if abiMinor < 4, error == .writeBufferFull { return WHARF_E_BUFFER_FULL }
         if abiMinor < 3 {
             switch error {
             case .relayed, .notIdle: return WHARF_E_BUSY
@@ -41,6 +42,7 @@ enum StatusCode {
         case .unresolved: WHARF_E_RESOLVE
         case .unreachable: WHARF_E_UNREACHABLE
         case .tlsFailed: WHARF_E_TLS
+        case .writeBufferFull: WHARF_E_WRITE_FULL
         }
     }
 

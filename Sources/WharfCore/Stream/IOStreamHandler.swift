@@ -23,6 +23,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     let isClient: Bool
     /// TCP keepalive of the stream's socket, which an upstream connect inherits.
     let keepalive: TCPKeepalive?
+    /// See `StreamOptions.maxWriteBufferSize` (0: none).
+    let maxWriteBufferSize: Int
     /// Every decision about the stream. Mutated only here and in this handler's extensions
     /// beside it in Stream/ (relay and TLS hooks); everything else only reads it.
     var machine: StreamStateMachine
@@ -63,6 +65,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         self.streamID = streamID
         self.isClient = isClient
         self.keepalive = options.keepalive
+        self.maxWriteBufferSize = options.maxWriteBufferSize
         self.owner = owner
         self.machine = StreamStateMachine(awaiting: awaiting, maxBufferSize: options.maxBufferSize,
                                           timeouts: options.timeouts, now: loop.eventLoop.now)
@@ -77,7 +80,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     /// connect inherits its origin's): nothing is stored twice per connection.
     var options: StreamOptions {
         StreamOptions(maxBufferSize: machine.reads.maxBufferSize, timeouts: machine.deadlines.timeouts,
-                      keepalive: keepalive)
+                      keepalive: keepalive, maxWriteBufferSize: maxWriteBufferSize)
     }
     var now: NIODeadline { loop.now }
     var localAddress: SocketAddress? { facts.detachedAddresses.map(\.local) ?? channel?.localAddress }
@@ -276,6 +279,10 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func write(_ bytes: UnsafeRawBufferPointer, token: CompletionToken?) -> StreamError? {
         if let refusal = machine.write(now: now) { return refusal }
         guard let context else { return .closed }
+        if maxWriteBufferSize > 0, wouldOverflow(adding: bytes.count, context) {
+            close(reason: .writeBufferFull, graceful: false)
+            return .writeBufferFull
+        }
         meter?.sent(bytes.count)
         bytesSent &+= UInt64(bytes.count)
         send(outboundBuffer(for: bytes, allocator: context.channel.allocator), token: token, context: context)
@@ -297,6 +304,15 @@ final class IOStreamHandler: ChannelDuplexHandler {
             self.loop.enqueue(.writeDone(self, token, failure))
         }
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: promise)
+    }
+
+    /// Whether `count` more bytes would leave more than max_write_buffer_size unsent. Below
+    /// NIO's high-water mark (64 KiB) the channel is writable, so the count is asked of the
+    /// channel only when the cap is lower than that or the output is already backed up.
+    private func wouldOverflow(adding count: Int, _ context: ChannelHandlerContext) -> Bool {
+        if machine.writable, maxWriteBufferSize >= 65536 + count { return false }
+        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return unsent + count > maxWriteBufferSize
     }
 
     func writeDone(_ token: CompletionToken, _ error: StreamError?) {

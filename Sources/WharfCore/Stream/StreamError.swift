@@ -19,6 +19,8 @@ public enum StreamError: Error, Equatable, Sendable, CaseIterable {
     case notIdle
     case limitExceeded
     case bufferFull
+    /// A write would leave more than max_write_buffer_size unsent.
+    case writeBufferFull
     case invalidArgument
     case wrongThread
     case unsupported
@@ -91,6 +93,7 @@ extension StreamError: CustomStringConvertible {
         case .unresolved: "host name not resolved"
         case .unreachable: "host or network unreachable"
         case .tlsFailed: "TLS handshake failed"
+        case .writeBufferFull: "write buffer full (max_write_buffer_size)"
         }
     }
 }

@@ -43,12 +43,16 @@ public struct StreamOptions: Sendable {
     public var timeouts: StreamTimeouts
     /// For the stream's socket (an upstream connect inherits its origin's).
     public var keepalive: TCPKeepalive?
+    /// Unsent bytes a write may leave queued (0: no limit): past it the write fails with
+    /// `.writeBufferFull` and the stream closes (Tornado's max_write_buffer_size).
+    public var maxWriteBufferSize: Int
 
     public init(maxBufferSize: Int = 104_857_600, timeouts: StreamTimeouts = StreamTimeouts(),
-                keepalive: TCPKeepalive? = nil) {
+                keepalive: TCPKeepalive? = nil, maxWriteBufferSize: Int = 0) {
         self.maxBufferSize = maxBufferSize
         self.timeouts = timeouts
         self.keepalive = keepalive
+        self.maxWriteBufferSize = maxWriteBufferSize
     }
 }
 

@@ -56,6 +56,21 @@ extension Supervisor {
         members.append(("reloads", .object([("ok", .int(snapshot.reloads.ok)), ("failed", .int(snapshot.reloads.failed))])))
         members.append(("log_lines_dropped", .int(snapshot.process[ProcessField.logLinesDropped])))
         members.append(("access_log_lines_dropped", .int(snapshot.process[ProcessField.accessLogLinesDropped])))
+        members.append(("plugin_metrics", .array(snapshot.plugins.keys.sorted().map { key in
+            let series = snapshot.plugins[key]!
+            var fields: [(String, JSONValue)] = [
+                ("name", .string(key.name)), ("type", .string(series.kind.name)), ("instance", .string(key.instance)),
+                ("labels", .object(zip(series.labelNames, key.labels).map { ($0, .string($1)) })),
+            ]
+            switch series.kind {
+            case .counter: fields.append(("value", .int(series.words[0])))
+            case .gauge: fields.append(("value", .int(Int64(bitPattern: series.words[0]))))
+            case .histogram:
+                fields.append(("count", .int(series.words.dropLast().reduce(0, &+))))
+                fields.append(("sum", .number(Double(bitPattern: series.words.last!))))
+            }
+            return .object(fields)
+        })))
         return .object(members)
     }
 

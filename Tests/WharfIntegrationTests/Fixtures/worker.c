@@ -1,7 +1,8 @@
 /* For the supervisor tests: answers each line with "v<VERSION> <config> pid=<pid> <line>",
  * so a test sees which build, which config and which worker process served it. The line
  * "crash" kills the worker with SIGSEGV; "spin" blocks its event loop for good; "sleep MS"
- * blocks it for MS milliseconds; "log N" logs N long lines first. Config
+ * blocks it for MS milliseconds; "log N" logs N long lines first; "blob N" first writes N
+ * bytes in one write (a refusal is logged, and the reply is not sent). Config
  * {"refuse": true} makes init fail. Build with -DVERSION=N. Test fixture. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -44,6 +45,20 @@ static void on_line(void *userdata, wharf_stream *stream, int32_t status, const 
         for (int i = 0; i < count; i++) {
             wharf_logf(host, NULL, WHARF_LOG_INFO, "filler %d: %s", i,
                        "........................................................................................");
+        }
+    }
+    if (len >= 5 && memcmp(data, "blob ", 5) == 0) {
+        size_t size = (size_t)atol((const char *)data + 5);
+        uint8_t *blob = malloc(size);
+        if (blob != NULL) {
+            memset(blob, 'x', size);
+            int32_t status = host->write(stream, blob, size, NULL, NULL);
+            free(blob);
+            if (status != WHARF_OK) {
+                wharf_logf(host, NULL, WHARF_LOG_WARNING, "blob of %zu bytes refused: %s (code %d)", size,
+                           host->strerror(status), (int)status);
+                return;
+            }
         }
     }
     char reply[512];

@@ -19,6 +19,18 @@ enum Products {
 }
 
 /// A scratch folder removed when the test ends.
+/// The ABI the host speaks, as include/wharf.h declares it: "1.4".
+enum HostABI {
+    static let minor: Int = {
+        let header = (try? String(contentsOf: Products.repositoryRoot.appendingPathComponent("include/wharf.h"),
+                                  encoding: .utf8)) ?? ""
+        let line = header.split(separator: "\n").first { $0.hasPrefix("#define WHARF_ABI_MINOR ") }
+        return line.flatMap { Int($0.split(separator: " ")[2]) } ?? -1
+    }()
+
+    static var version: String { "1.\(minor)" }
+}
+
 final class TemporaryDirectory {
     let url: URL
 

@@ -35,6 +35,8 @@ RELEASE = os.path.join(ROOT, ".build", "release")
 BASELINE = None
 # --listener "k: v, ...": extra keys for wharf's bench listener (e.g. to price one feature).
 LISTENER_EXTRA = ""
+# --top "k: v": an extra top-level config line for wharf (not wharf-base), e.g. an access log.
+TOP_EXTRA = ""
 SERVER_CPU, CLIENT_CPU = "1", "0"
 
 CASES = {
@@ -129,7 +131,8 @@ class Server:
             # Builds before the supervisor (2026-11-30) called event loops `workers`.
             loops_key = "event_loops" if supervised(release) else "workers"
             with open(config, "w") as f:
-                f.write(f"{loops_key}: 1\nlog_level: warning\nplugins:\n  {plugin}\n"
+                top = TOP_EXTRA + "\n" if TOP_EXTRA and name != "wharf-base" else ""
+                f.write(f"{loops_key}: 1\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
@@ -267,10 +270,13 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "latest.json"))
     parser.add_argument("--baseline", help="another build's release folder, served as wharf-base")
     parser.add_argument("--listener", default="", help='extra keys for wharf\'s listener, e.g. "idle_timeout_ms: 0"')
+    parser.add_argument("--top", default="", help='an extra top-level line for wharf\'s config, e.g. '
+                        '"access_log: {path: /tmp/access.log}"')
     args = parser.parse_args()
-    global BASELINE, LISTENER_EXTRA
+    global BASELINE, LISTENER_EXTRA, TOP_EXTRA
     BASELINE = args.baseline
     LISTENER_EXTRA = args.listener
+    TOP_EXTRA = args.top
     if BASELINE and "wharf-base" not in args.servers.split(","):
         args.servers = "wharf-base," + args.servers
     if args.quick:

@@ -96,6 +96,7 @@ public final class Gateway: @unchecked Sendable {
             let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.eventLoops,
                                    wheelAlarm: .dispatchTimer)
             loop.metricsRegionWords = self.metrics.regionWords
+            loop.dispatcher.durations = self.metrics.loop(index)
             loops.append(PluginLoop(loop: loop))
         }
         self.loops = loops
@@ -205,6 +206,7 @@ public final class Gateway: @unchecked Sendable {
             logger.notice("drain_timeout_ms passed: closed the connections still open", metadata: ["count": "\(cut)"])
         }
         watchdog.stop()
+        loopWatch.stop()
         loops.forEach { $0.loop.pump.stop() }
         loops.forEach { $0.loop.deadlines.stopAlarm() }
         generation.shutdownInstances()

@@ -41,10 +41,13 @@ final class ListenerAcceptor: Sendable {
         let loopIndex = loops[ObjectIdentifier(channel.eventLoop)]?.loop.loopIndex ?? 0
         gate.attach(channel)
         stats.limit?.attach(gate, on: channel.eventLoop)
-        try channel.pipeline.syncOperations.addHandlers([
-            StallAwareDispatch(watch: watch, listener: listener, initializer: { try self.initializeChild($0) }),
-            AcceptBackoff(listener: listener.displayName, gate: gate, logger: logger, counters: stats.counters[loopIndex]),
-        ])
+        let pipeline = channel.pipeline.syncOperations
+        if watch.loops.count > 1 { // with one loop there is nowhere else to go
+            try pipeline.addHandler(StallAwareDispatch(watch: watch, listener: listener,
+                                                       initializer: { try self.initializeChild($0) }))
+        }
+        try pipeline.addHandler(AcceptBackoff(listener: listener.displayName, gate: gate, logger: logger,
+                                              counters: stats.counters[loopIndex]))
     }
 
     func initializeChild(_ channel: any Channel) throws {

@@ -1,4 +1,5 @@
 import CWharfLinux
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -8,10 +9,12 @@ import Glibc
 import Musl
 #endif
 
-/// Knows which event loops turn: each loop stamps the time every `interval` (and records how
-/// late the stamp came in its lag histogram). A loop whose stamp is older than `stallAfter`
-/// is stalled (a plugin callback blocking it): new connections are handed to the others, and
-/// the worker's watchdog reports it with the plugin code on its stack.
+/// Knows which event loops turn: every `interval` a timer off the loops posts a stamp to each
+/// loop, which records when it ran and how long the post waited (its lag histogram). A loop
+/// whose stamp is older than `stallAfter` is stalled (a plugin callback blocking it): new
+/// connections are handed to the others, and the watchdog reports it with the plugin code
+/// on its stack. Posted tasks, not a task scheduled on each loop: a loop with a scheduled
+/// task pays for the timer queue on every turn (about 250 instructions a round trip).
 final class LoopWatch: @unchecked Sendable {
     static let interval = TimeAmount.milliseconds(100)
     static let stallAfter: UInt64 = 500
@@ -20,6 +23,7 @@ final class LoopWatch: @unchecked Sendable {
     /// Per loop: milliseconds (CLOCK_MONOTONIC) of its last stamp; written by that loop only.
     private let stamps: UnsafeMutablePointer<UInt64>
     private let threads = NIOLockedValueBox<[pthread_t?]>([])
+    private var timer: (any DispatchSourceTimer)?
 
     init(loops: [any EventLoop]) {
         self.loops = loops
@@ -30,22 +34,34 @@ final class LoopWatch: @unchecked Sendable {
 
     deinit { stamps.deallocate() }
 
-    /// Starts stamping on every loop, recording lag into `metrics`.
+    /// Starts stamping every loop, recording lag into `metrics`.
     func start(metrics: WorkerMetrics) {
         for (index, loop) in loops.enumerated() {
-            let counters = metrics.loop(index)
             loop.execute {
                 let me = pthread_self()
                 self.threads.withLockedValue { $0[index] = me }
             }
-            loop.scheduleRepeatedTask(initialDelay: Self.interval, delay: Self.interval) { _ in
-                let now = cwharf_monotonic_ms()
-                let late = now &- self.lastRun(index) &- UInt64(Self.interval.nanoseconds / 1_000_000)
-                counters.record(.loopLag, at: LoopField.lag, micros: Int64(bitPattern: late) > 0 ? late * 1000 : 0)
-                cwharf_counter_store(self.stamps + index, now)
+        }
+        let counters = loops.indices.map { metrics.loop($0) }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "wharf-loop-watch"))
+        let milliseconds = Int(Self.interval.nanoseconds / 1_000_000)
+        timer.setEventHandler { [loops, stamps = UnsafeTransfer(stamps)] in
+            let posted = DispatchTime.now().uptimeNanoseconds
+            for (index, loop) in loops.enumerated() {
+                let block = counters[index]
+                loop.execute {
+                    let waited = DispatchTime.now().uptimeNanoseconds &- posted
+                    block.record(.loopLag, at: LoopField.lag, micros: waited / 1000)
+                    cwharf_counter_store(stamps.value + index, cwharf_monotonic_ms())
+                }
             }
         }
+        timer.schedule(deadline: .now() + .milliseconds(milliseconds), repeating: .milliseconds(milliseconds))
+        timer.resume()
+        self.timer = timer
     }
+
+    func stop() { timer?.cancel() }
 
     /// When loop `index` last ran, in CLOCK_MONOTONIC milliseconds.
     func lastRun(_ index: Int) -> UInt64 { cwharf_counter_load(stamps + index) }

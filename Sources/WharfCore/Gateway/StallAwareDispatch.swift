@@ -22,7 +22,7 @@ final class StallAwareDispatch: ChannelInboundHandler, Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let child = Self.unwrapInboundIn(data)
-        guard watch.loops.count > 1, let index = watch.index(of: child.eventLoop), watch.isStalled(index),
+        guard let index = watch.index(of: child.eventLoop), watch.isStalled(index),
               let healthy = watch.healthyLoop(after: index),
               let fd = SocketHandoff.descriptor(of: child), let copy = SocketHandoff.duplicate(fd) else {
             context.fireChannelRead(data)

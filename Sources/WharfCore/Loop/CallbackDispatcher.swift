@@ -26,6 +26,8 @@ final class CallbackDispatcher {
     private var head = 0
     /// The loop's clock as read when the current dispatch began.
     private var turnStart: NIODeadline
+    /// Where each dispatch's duration is recorded (the loop's metrics), if anywhere.
+    var durations: CounterBlock?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -44,7 +46,12 @@ final class CallbackDispatcher {
         depth += 1
         body()
         depth -= 1
-        if depth == 0 { drain() }
+        guard depth == 0 else { return }
+        drain()
+        if let durations {
+            let micros = UInt64(max(0, (eventLoop.now - turnStart).nanoseconds) / 1000)
+            durations.record(.callbackDuration, at: LoopField.callbacks, micros: micros)
+        }
     }
 
     /// Runs `work` now if no owner code is running, else right after it returns (or on the

@@ -72,6 +72,13 @@ extension MetricsSnapshot {
             out.histogram("wharf_event_loop_lag_seconds", [("slot", "\(key.slot)"), ("loop", "\(key.loop)")],
                           .loopLag, loops[key]![LoopField.lag..<LoopField.lag + HistogramShape.loopLag.words])
         }
+        out.family("wharf_callback_duration_seconds", .histogram,
+                   "How long each run of plugin callbacks held its event loop (with the host work it started).")
+        for key in loops.keys.sorted() {
+            out.histogram("wharf_callback_duration_seconds", [("slot", "\(key.slot)"), ("loop", "\(key.loop)")],
+                          .callbackDuration,
+                          loops[key]![LoopField.callbacks..<LoopField.callbacks + HistogramShape.callbackDuration.words])
+        }
         out.family("wharf_log_lines_dropped_total", .counter,
                    "Log lines dropped by workers because the log output could not keep up.")
         out.sample("wharf_log_lines_dropped_total", [], process[ProcessField.logLinesDropped])

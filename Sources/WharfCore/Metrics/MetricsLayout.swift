@@ -179,6 +179,7 @@ public struct HistogramShape: Sendable, Equatable {
     static let connectionDuration = HistogramShape([0.001, 0.01, 0.1, 1, 10, 60, 300, 1800, 3600])
     static let connectTime = HistogramShape([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5])
     static let loopLag = HistogramShape([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5])
+    static let callbackDuration = HistogramShape([0.00001, 0.0001, 0.001, 0.01, 0.1, 1])
 }
 
 /// The words of one listener's block.
@@ -201,7 +202,9 @@ enum ListenerField {
 /// The words of a loop's own block.
 enum LoopField {
     static let lag = 0
-    static let count = HistogramShape.loopLag.words
+    /// Each run of plugin callbacks (and the host work they start), start to end.
+    static let callbacks = lag + HistogramShape.loopLag.words
+    static let count = callbacks + HistogramShape.callbackDuration.words
 }
 
 /// Process-wide words in the header, which any thread may bump (atomically).

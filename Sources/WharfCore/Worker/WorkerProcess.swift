@@ -167,6 +167,7 @@ public final class WorkerProcess: @unchecked Sendable {
     }
 
     private var signalSources: [any DispatchSourceSignal] = []
+    private var heartbeatTimer: (any DispatchSourceTimer)?
 
     private func reopenAccessLog() {
         guard let log = gateway?.accessLog else { return }
@@ -198,15 +199,20 @@ public final class WorkerProcess: @unchecked Sendable {
         channel?.writeAndFlush(ByteBuffer(string: WorkerMessage.ready.line), promise: nil)
     }
 
-    /// Loop 0 sends `alive` while every loop has run within the last second (the gateway's
+    /// Sends `alive` while every loop has run within the last second (the gateway's
     /// `LoopWatch`), so one stuck loop (a plugin in an endless loop) silences the worker. It
-    /// also turns the log sinks' drop counts into metrics.
+    /// also turns the log sinks' drop counts into metrics. A timer off the loops: no task
+    /// scheduled on a loop (see `LoopWatch`).
     private func startHeartbeat(_ gateway: Gateway) {
         let watch = gateway.loopWatch
         let metrics = gateway.metrics
         let accessLog = gateway.accessLog
         let droppedReported = NIOLockedValueBox((log: 0, access: 0))
-        gateway.eventLoops[0].scheduleRepeatedTask(initialDelay: Self.heartbeat, delay: Self.heartbeat) { _ in
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "wharf-heartbeat"))
+        let interval = Int(Self.heartbeat.nanoseconds / 1_000_000)
+        timer.schedule(deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval))
+        heartbeatTimer = timer
+        timer.setEventHandler {
             let now = cwharf_monotonic_ms()
             if watch.loops.indices.allSatisfy({ now <= watch.lastRun($0) || now - watch.lastRun($0) < 1000 }) {
                 self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil)
@@ -219,6 +225,7 @@ public final class WorkerProcess: @unchecked Sendable {
             if newly.log > 0 { metrics.logLinesDropped(newly.log) }
             if newly.access > 0 { metrics.accessLogLinesDropped(newly.access) }
         }
+        timer.resume()
     }
 
     /// Before the event loops exist: a plain blocking write of the one failure line.

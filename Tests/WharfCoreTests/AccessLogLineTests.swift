@@ -29,15 +29,21 @@ import Testing
     }
 
     @Test func jsonLinesCarryTheFacts() throws {
-        let line = AccessLogLine.format(try Self.record(.peer), origin: Self.origin, format: .json)
+        let line = String(decoding: AccessLogLine(origin: Self.origin, format: .json).render(try Self.record(.peer)), as: UTF8.self)
         #expect(line.hasSuffix("}\n"))
         #expect(line.contains(#""listener":"web front","plugin":"proxy","generation":3,"worker":42"#))
         #expect(line.contains(#""client":"192.0.2.7:5555","local":"[::1]:80","bytes_in":10,"bytes_out":20"#))
         #expect(line.contains(#""duration_ms":1.234,"termination":"CD","reason":"peer"}"#))
     }
 
+    @Test func jsonEscapesWhatItMust() throws {
+        let origin = AccessLogOrigin(listener: "a\"b\\c\n\u{1}", plugin: "p", generation: 1, worker: 1)
+        let line = String(decoding: AccessLogLine(origin: origin, format: .json).render(try Self.record(.peer)), as: UTF8.self)
+        #expect(line.contains(#""listener":"a\"b\\c\n\u0001""#))
+    }
+
     @Test func logfmtQuotesWhatNeedsIt() throws {
-        let line = AccessLogLine.format(try Self.record(.peer), origin: Self.origin, format: .logfmt)
+        let line = String(decoding: AccessLogLine(origin: Self.origin, format: .logfmt).render(try Self.record(.peer)), as: UTF8.self)
         #expect(line.contains(#" listener="web front" plugin=proxy "#))
         #expect(line.contains(" local=[::1]:80 "))
         #expect(line.hasSuffix(" termination=CD reason=peer\n"))
@@ -46,5 +52,7 @@ import Testing
     @Test func timestampsAreRFC3339InUTC() {
         #expect(AccessLogLine.timestamp(0) == "1970-01-01T00:00:00.000Z")
         #expect(AccessLogLine.timestamp(1_796_011_994.273) == "2026-11-30T04:13:14.273Z")
+        #expect(AccessLogLine.address(try? SocketAddress(ipAddress: "::1", port: 443)) == "[::1]:443")
+        #expect(AccessLogLine.address(nil) == "-")
     }
 }

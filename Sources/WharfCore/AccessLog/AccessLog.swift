@@ -34,7 +34,7 @@ public final class AccessLog: Sendable {
         return descriptor
     }
 
-    func write(_ line: String) { sink.write(line) }
+    func write(_ line: [UInt8]) { sink.write(line) }
 
     /// Lines lost so far because the output could not keep up.
     var droppedLines: Int { sink.droppedLines }
@@ -58,14 +58,14 @@ public final class AccessLog: Sendable {
 /// One listener's view of the access log: its identity, stamped on each of its lines.
 final class ListenerAccessLog: Sendable {
     let log: AccessLog
-    let origin: AccessLogOrigin
+    private let line: AccessLogLine
 
     init(log: AccessLog, origin: AccessLogOrigin) {
         self.log = log
-        self.origin = origin
+        self.line = AccessLogLine(origin: origin, format: log.config.format)
     }
 
     func write(_ record: ConnectionRecord) {
-        log.write(AccessLogLine.format(record, origin: origin, format: log.config.format))
+        log.write(line.render(record))
     }
 }

@@ -43,7 +43,8 @@ enum JSONValue {
         }
     }
 
-    private static func quote(_ text: String, into out: inout String) {
+    /// `text` as a JSON string literal (also the config's YAML-to-JSON conversion uses it).
+    static func quote(_ text: String, into out: inout String) {
         out += "\""
         for scalar in text.unicodeScalars {
             switch scalar {

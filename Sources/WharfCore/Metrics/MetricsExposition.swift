@@ -17,55 +17,44 @@ extension MetricsSnapshot {
             out.family(name, kind, help)
             for key in labels { out.sample(name, key.pairs, listeners[key]![field]) }
         }
-        out.family("wharf_connections_accepted_total", .counter, "Connections accepted by a listener.")
-        for key in labels { out.sample("wharf_connections_accepted_total", key.pairs, listeners[key]![ListenerField.accepted]) }
+        each("wharf_connections_accepted_total", .counter, "Connections accepted by a listener.", ListenerField.accepted)
         out.family("wharf_connections_active", .gauge, "Connections open now.")
         for key in labels { out.sample("wharf_connections_active", key.pairs, listeners[key]!.active) }
-        out.family("wharf_connections_closed_total", .counter,
-                   "Connections ended, by reason (who or what ended them).")
-        for key in labels {
-            for reason in CloseReason.allCases {
-                out.sample("wharf_connections_closed_total", key.pairs + [("reason", reason.label)],
-                           listeners[key]!.closed(reason))
+        /// One sample per listener and value of `label` (`names[i]` at `field + i`).
+        func split(_ name: String, _ help: String, _ label: String, _ names: [String], _ field: Int) {
+            out.family(name, .counter, help)
+            for key in labels {
+                for (index, value) in names.enumerated() {
+                    out.sample(name, key.pairs + [(label, value)], listeners[key]![field + index])
+                }
             }
         }
-        out.family("wharf_connection_duration_seconds", .histogram, "How long connections lasted, from accept to close.")
-        for key in labels {
-            let totals = listeners[key]!.totals
-            out.histogram("wharf_connection_duration_seconds", key.pairs, .connectionDuration,
-                          totals[ListenerField.duration..<ListenerField.duration + HistogramShape.connectionDuration.words])
+        func histogram(_ name: String, _ help: String, _ shape: HistogramShape, _ field: Int) {
+            out.family(name, .histogram, help)
+            for key in labels {
+                out.histogram(name, key.pairs, shape, listeners[key]!.totals[field..<field + shape.words])
+            }
         }
+        split("wharf_connections_closed_total", "Connections ended, by reason (who or what ended them).", "reason",
+              CloseReason.allCases.map(\.label), ListenerField.closed)
+        histogram("wharf_connection_duration_seconds", "How long connections lasted, from accept to close.",
+                  .connectionDuration, ListenerField.duration)
         each("wharf_received_bytes_total", .counter, "Bytes received from clients.", ListenerField.received)
         each("wharf_sent_bytes_total", .counter, "Bytes sent to clients.", ListenerField.sent)
         each("wharf_tls_handshakes_total", .counter, "TLS handshakes completed with clients at accept.",
              ListenerField.tlsHandshakes)
         each("wharf_upstream_connects_total", .counter, "Upstream connections a plugin started.",
              ListenerField.upstreamConnects)
-        out.family("wharf_upstream_connect_failures_total", .counter, "Upstream connections that failed, by reason.")
-        for key in labels {
-            for failure in ConnectFailure.allCases {
-                out.sample("wharf_upstream_connect_failures_total", key.pairs + [("reason", failure.label)],
-                           listeners[key]![ListenerField.connectFailures + failure.rawValue])
-            }
-        }
-        out.family("wharf_upstream_connect_seconds", .histogram,
-                   "Time to connect upstream (with the TLS handshake when there is one).")
-        for key in labels {
-            let totals = listeners[key]!.totals
-            out.histogram("wharf_upstream_connect_seconds", key.pairs, .connectTime,
-                          totals[ListenerField.connectTime..<ListenerField.connectTime + HistogramShape.connectTime.words])
-        }
+        split("wharf_upstream_connect_failures_total", "Upstream connections that failed, by reason.", "reason",
+              ConnectFailure.allCases.map(\.label), ListenerField.connectFailures)
+        histogram("wharf_upstream_connect_seconds", "Time to connect upstream (with the TLS handshake when there is one).",
+                  .connectTime, ListenerField.connectTime)
         each("wharf_upstream_received_bytes_total", .counter, "Bytes received from upstream connections.",
              ListenerField.upstreamReceived)
         each("wharf_upstream_sent_bytes_total", .counter, "Bytes sent to upstream connections.",
              ListenerField.upstreamSent)
-        out.family("wharf_accept_errors_total", .counter, "Failed accept calls, by errno.")
-        for key in labels {
-            for failure in AcceptFailure.allCases {
-                out.sample("wharf_accept_errors_total", key.pairs + [("errno", failure.label)],
-                           listeners[key]![ListenerField.acceptErrors + failure.rawValue])
-            }
-        }
+        split("wharf_accept_errors_total", "Failed accept calls, by errno.", "errno", AcceptFailure.allCases.map(\.label),
+              ListenerField.acceptErrors)
         out.family("wharf_event_loop_lag_seconds", .histogram,
                    "How late an event loop ran a task due at a known time (a blocked loop shows here).")
         for key in loops.keys.sorted() {

@@ -29,6 +29,8 @@ public final class LogSink: @unchecked Sendable {
     /// 0: nothing queued; 1: lines are waiting for the writer.
     private let state = ConditionLock(value: 0)
     private var queued: [UInt8] = []
+    /// Lines in `queued`.
+    private var queuedLines = 0
     private var dropped = 0
     private var writing = false
     private var started = false
@@ -87,6 +89,7 @@ public final class LogSink: @unchecked Sendable {
             droppedTotal += 1
         } else {
             queued.append(contentsOf: line)
+            queuedLines += 1
         }
         state.unlock(withValue: 1)
     }
@@ -108,7 +111,9 @@ public final class LogSink: @unchecked Sendable {
             while true {
                 state.lock(whenValue: 1)
                 var batch = queued
+                let lines = queuedLines
                 queued.removeAll(keepingCapacity: true)
+                queuedLines = 0
                 let lost = dropped
                 dropped = 0
                 writing = true
@@ -122,10 +127,10 @@ public final class LogSink: @unchecked Sendable {
                 state.lock()
                 writing = false
                 state.unlock()
-                // Lines that come meanwhile wait for the next batch instead of each waking this
-                // thread (a futex wake per access-log line cost a third of a short
-                // connection's CPU on a busy core).
-                usleep(Self.coalescing)
+                // Busy (lines gathered while the last write ran): let the next ones gather too,
+                // instead of each waking this thread (a futex wake per access-log line costs a
+                // busy core dearly). A lone line is written at once.
+                if lines > 1 { usleep(Self.coalescing) }
             }
         }
         thread.start()

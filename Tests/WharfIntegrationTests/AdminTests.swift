@@ -46,7 +46,7 @@ import WharfTestSupport
         #expect(page.status == 200)
         #expect(page.headers["content-type"]?.hasPrefix("text/html") == true)
         #expect(!page.body.contains("http://") && !page.body.contains("https://"), "self-contained: nothing fetched from elsewhere")
-        #expect(wharf.stderr.contains("admin endpoint on http://127.0.0.1:\(admin.port)/"))
+        #expect(eventually { wharf.stderr.contains("admin endpoint on http://127.0.0.1:\(admin.port)/") })
         #expect(wharf.stop() == 0)
     }
 

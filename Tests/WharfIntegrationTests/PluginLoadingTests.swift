@@ -26,10 +26,10 @@ import Testing
         for (index, client) in clients.enumerated() {
             #expect(try client.receiveString(count: 8) == "SHOUT \(index)\n")
         }
-        #expect(wharf.stderr.contains("plugin=fixture"), "plugin log lines carry the instance name")
-        #expect(wharf.stderr.contains("upper ready on loop 1 of 2"), "init runs once per loop")
-        #expect(wharf.stderr.contains("[fixture] upper ready on loop"), "a plugin's lines are tagged with its instance")
-        #expect(wharf.stderr.contains("→ fixture (upper 0.3.1)"))
+        #expect(eventually { wharf.stderr.contains("plugin=fixture") }, "plugin log lines carry the instance name")
+        #expect(eventually { wharf.stderr.contains("upper ready on loop 1 of 2") }, "init runs once per loop")
+        #expect(eventually { wharf.stderr.contains("[fixture] upper ready on loop") }, "a plugin's lines are tagged with its instance")
+        #expect(eventually { wharf.stderr.contains("→ fixture (upper 0.3.1)") })
     }
 
     @Test func theReadmePluginCompilesAndServes() throws {
@@ -55,8 +55,8 @@ import Testing
             }
         }
         #expect(wharf.stop() == 0)
-        #expect(wharf.stderr.contains("worker thread finished 8 bytes"), "log() works from a plugin's own thread")
-        #expect(wharf.stderr.contains("offload shutdown"), "each instance's shutdown hook runs at exit")
+        #expect(eventually { wharf.stderr.contains("worker thread finished 8 bytes") }, "log() works from a plugin's own thread")
+        #expect(eventually { wharf.stderr.contains("offload shutdown") }, "each instance's shutdown hook runs at exit")
     }
 
     @Test func oneLibraryBacksSeveralInstances() throws {

@@ -106,6 +106,6 @@ import Testing
         #expect(try client.receiveString(count: 5) == "ping\n")
         #expect(front.stop() == 0)
         #expect(client.isClosedByPeer())
-        #expect(front.stderr.contains("relay done: host shutting down, 5 bytes up, 5 bytes down"), "\(front.stderr)")
+        #expect(eventually { front.stderr.contains("relay done: host shutting down, 5 bytes up, 5 bytes down") }, "\(front.stderr)")
     }
 }

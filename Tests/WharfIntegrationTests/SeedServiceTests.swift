@@ -231,6 +231,6 @@ import Testing
         #expect(try client.receiveString(count: 12) == "before stop\n")
         #expect(wharf.stop() == 0)
         #expect(client.isClosedByPeer(), "the idle connection was closed by the drain")
-        #expect(wharf.stderr.contains("stopping: no new connections"))
+        #expect(eventually { wharf.stderr.contains("stopping: no new connections") })
     }
 }

@@ -50,7 +50,7 @@ import WharfTestSupport
         let wharf = try RunningWharf(config: config, standardInput: FileHandle(fileDescriptor: passed.fd, closeOnDealloc: false),
                                      launcher: "exec 3<&0 0</dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec")
         #expect(try TestSocket(port: passed.port).ask().version == "v1")
-        #expect(wharf.stderr.contains("using the socket passed for 127.0.0.1:\(passed.port)"))
+        #expect(eventually { wharf.stderr.contains("using the socket passed for 127.0.0.1:\(passed.port)") })
         var info = stat()
         fstat(passed.fd, &info)
         let worker = try wharf.workerPID()

@@ -42,7 +42,7 @@ import WharfTestSupport
         let silent = try TestSocket(port: try wharf.port("clock"))
         Self.expectNear(try Self.secondsUntilClosed(silent, since: start), 1.0, "idle")
         #expect(eventually { wharf.stderr.contains("closed: idle timeout (-19)") }, "the plugin's close notification")
-        #expect(wharf.stderr.contains("connection closed: idle_timeout_ms passed"), "the gateway's log line")
+        #expect(eventually { wharf.stderr.contains("connection closed: idle_timeout_ms passed") }, "the gateway's log line")
     }
 
     @Test func aSlowlorisClientIsCutWhileANormalClientIsServed() throws {
@@ -68,7 +68,7 @@ import WharfTestSupport
         #expect(cut >= 1.0 * 0.9 && cut <= 1.0 * 1.1 + 0.1, "cut after \(cut) s; read_timeout_ms is 1000 (polled every 100 ms)")
         #expect(served >= 15, "the normal client was served throughout (\(served) round trips)")
         #expect(eventually { wharf.stderr.contains("closed: read timeout (message incomplete) (-20)") })
-        #expect(wharf.stderr.contains("connection closed: read_timeout_ms passed"))
+        #expect(eventually { wharf.stderr.contains("connection closed: read_timeout_ms passed") })
     }
 
     @Test func aBusyConnectionEndsAtItsMaximumLifetime() throws {

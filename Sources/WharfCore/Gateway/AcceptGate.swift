@@ -39,7 +39,6 @@ final class ConnectionLimit: Sendable {
     let share: Int
     let rejects: Bool
     let active = Atomic<Int>(0)
-    let rejected = Atomic<Int>(0)
     /// The listening channel's loop and gate, set when it starts.
     private let gate = Mutex<(loop: (any EventLoop)?, gate: AcceptGate?)>((nil, nil))
 
@@ -57,7 +56,6 @@ final class ConnectionLimit: Sendable {
         let now = active.add(1, ordering: .relaxed).newValue
         if now > share, rejects {
             active.subtract(1, ordering: .relaxed)
-            rejected.add(1, ordering: .relaxed)
             return false
         }
         if now >= share, !rejects { update() }

@@ -48,8 +48,6 @@ public final class Gateway: @unchecked Sendable {
     public let metrics: WorkerMetrics
     /// One line per connection, if the config asks for it.
     public let accessLog: AccessLog?
-    /// The generation this process serves (for access-log lines).
-    private let generationNumber: Int
     /// Per listener index with `per_client` limits: the table all workers share.
     private let clientTables: [Int: ClientTable]
     /// This worker's lane in those tables.
@@ -67,7 +65,6 @@ public final class Gateway: @unchecked Sendable {
                 clientLane: Int = 0) throws(GatewayError) {
         self.config = config
         self.logger = logger
-        self.generationNumber = generationNumber
         var tables = clientTables
         for (index, listener) in config.listeners.enumerated() where listener.perClient.isEnabled && tables[index] == nil {
             guard let table = ClientTable.local(capacity: listener.perClient.tableSize) else {
@@ -84,7 +81,7 @@ public final class Gateway: @unchecked Sendable {
         self.metrics = WorkerMetrics(segment: segment)
         let generation: Generation
         do {
-            generation = try Generation.build(number: 1, config: config, loopCount: config.eventLoops,
+            generation = try Generation.build(number: generationNumber, config: config, loopCount: config.eventLoops,
                                               metrics: PluginMetricsRegistry(segment: segment))
         } catch {
             throw GatewayError(kind: .plugin, message: error.description)
@@ -154,7 +151,7 @@ public final class Gateway: @unchecked Sendable {
             : nil
         let accessLog = listener.accessLog ? self.accessLog.map {
             ListenerAccessLog(log: $0, origin: AccessLogOrigin(listener: listener.displayName, plugin: listener.plugin,
-                                                               generation: generationNumber, worker: getpid()))
+                                                               generation: generation.number, worker: getpid()))
         } : nil
         let acceptTLS = listener.tls.flatMap { $0.startTLS ? nil : $0 }
         let stats = ListenerStats(

@@ -6,7 +6,8 @@ import Synchronization
 /// One listener's accounting: every connection it accepts is counted once as accepted and
 /// once as closed with its reason (in the worker's metrics segment, per event loop), and
 /// the ends an operator should hear of are logged: limits, refusals, failed TLS handshakes
-/// and bad or missing PROXY headers, each with its running count; totals at shutdown.
+/// and bad or missing PROXY headers, each with its running count (read from those same
+/// counters); totals at shutdown.
 final class ListenerStats: Sendable {
     let name: String
     /// Per event loop, the listener's counters (each written by its loop's thread only).
@@ -17,22 +18,21 @@ final class ListenerStats: Sendable {
     let clients: (table: ClientTable, limits: ClientLimits, lane: Int)?
     private let clientReport = OncePerSecond()
     private let logger: Logger
-    let tlsHandshakeFailures = Atomic<Int>(0)
-    let proxyHeaderFailures = Atomic<Int>(0)
-    let preambleTimeouts = Atomic<Int>(0)
-
-    let denied = Atomic<Int>(0)
+    /// Failed TLS handshakes, including clients that reset during one (which the metrics
+    /// count as ended by the peer).
+    private let tlsHandshakeFailures = Atomic<Int>(0)
     private let deniedReport = OncePerSecond()
     let access: AccessList
     /// This worker's share of `max_connections`, if the listener has one.
     let limit: ConnectionLimit?
     private let rejectedReport = OncePerSecond()
 
-    let idleTimeouts = Atomic<Int>(0)
-    let readTimeouts = Atomic<Int>(0)
-    let lifetimeLimits = Atomic<Int>(0)
-
     func accepted(loop: Int) { counters[loop].add(ListenerField.accepted) }
+
+    /// This worker's connections of this listener closed for `reason`, over all its loops.
+    private func total(_ reason: CloseReason) -> Int {
+        Int(counters.reduce(UInt64(0)) { $0 &+ $1.load(ListenerField.closed + reason.rawValue) })
+    }
 
     func tlsHandshakeDone(loop: Int) { counters[loop].add(ListenerField.tlsHandshakes) }
 
@@ -58,10 +58,9 @@ final class ListenerStats: Sendable {
     private func logLimit(_ stream: IOStreamHandler, _ reason: StreamError?) {
         let count: Int, limit: String
         switch reason {
-        case .idleTimeout: (count, limit) = (idleTimeouts.add(1, ordering: .relaxed).newValue, "idle_timeout_ms")
-        case .readTimeout: (count, limit) = (readTimeouts.add(1, ordering: .relaxed).newValue, "read_timeout_ms")
-        case .lifetimeExceeded:
-            (count, limit) = (lifetimeLimits.add(1, ordering: .relaxed).newValue, "max_lifetime_ms")
+        case .idleTimeout: (count, limit) = (total(.idleTimeout), "idle_timeout_ms")
+        case .readTimeout: (count, limit) = (total(.readTimeout), "read_timeout_ms")
+        case .lifetimeExceeded: (count, limit) = (total(.lifetime), "max_lifetime_ms")
         default: return
         }
         let peer = stream.remoteAddress.map { "\($0)" } ?? "?"
@@ -93,7 +92,7 @@ final class ListenerStats: Sendable {
         if rejectedReport.record() != nil {
             logger.notice("connection closed: max_connections reached (on_limit: reject)",
                           metadata: ["listener": "\(name)", "share": "\(limit.share)",
-                                     "rejected": "\(limit.rejected.load(ordering: .relaxed))"])
+                                     "rejected": "\(total(.rejected))"])
         }
         return false
     }
@@ -141,11 +140,10 @@ final class ListenerStats: Sendable {
     func admits(_ client: SocketAddress?, loop: Int) -> Bool {
         guard !access.permits(client) else { return true }
         closed(.denied, loop: loop)
-        let total = denied.add(1, ordering: .relaxed).newValue
         if let report = deniedReport.record() {
             logger.notice("connection refused by the listener's allow/deny list",
                           metadata: ["listener": "\(name)", "client": "\(client?.ipAddress ?? "?")",
-                                     "refused": "\(report)", "total": "\(total)"])
+                                     "refused": "\(report)", "total": "\(total(.denied))"])
         }
         return false
     }
@@ -169,13 +167,11 @@ final class ListenerStats: Sendable {
     private func logPreambleFailure(_ reason: StreamError, _ error: (any Error)?) {
         switch (reason, error) {
         case (.timedOut, _):
-            let count = preambleTimeouts.add(1, ordering: .relaxed).newValue
             logger.info("connection closed: handshake_timeout_ms passed before its PROXY header or TLS handshake",
-                        metadata: ["listener": "\(name)", "count": "\(count)"])
+                        metadata: ["listener": "\(name)", "count": "\(total(.handshakeTimeout))"])
         case let (_, error as ProxyProtocolError):
-            let count = proxyHeaderFailures.add(1, ordering: .relaxed).newValue
             logger.info("connection closed: bad PROXY protocol header: \(error)",
-                        metadata: ["listener": "\(name)", "count": "\(count)"])
+                        metadata: ["listener": "\(name)", "count": "\(total(.proxyHeader))"])
         case (.tlsFailed, let error):
             let count = tlsHandshakeFailures.add(1, ordering: .relaxed).newValue
             logger.info("TLS handshake failed: \(error.map { "\($0)" } ?? "unknown")",
@@ -189,14 +185,12 @@ final class ListenerStats: Sendable {
     }
 
     var hadFailures: Bool {
-        tlsHandshakeFailures.load(ordering: .relaxed) + proxyHeaderFailures.load(ordering: .relaxed)
-            + preambleTimeouts.load(ordering: .relaxed) > 0
+        tlsHandshakeFailures.load(ordering: .relaxed) + total(.proxyHeader) + total(.handshakeTimeout) > 0
     }
 
     var summary: String {
         "\(name): \(tlsHandshakeFailures.load(ordering: .relaxed)) TLS handshake failures, "
-            + "\(proxyHeaderFailures.load(ordering: .relaxed)) bad PROXY headers, "
-            + "\(preambleTimeouts.load(ordering: .relaxed)) handshake timeouts"
+            + "\(total(.proxyHeader)) bad PROXY headers, \(total(.handshakeTimeout)) handshake timeouts"
     }
 }
 

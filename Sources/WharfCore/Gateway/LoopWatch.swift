@@ -66,8 +66,14 @@ final class LoopWatch: @unchecked Sendable {
     /// When loop `index` last ran, in CLOCK_MONOTONIC milliseconds.
     func lastRun(_ index: Int) -> UInt64 { cwharf_counter_load(stamps + index) }
 
+    /// Milliseconds since loop `index` last ran, as of `now`.
+    func silence(_ index: Int, now: UInt64 = cwharf_monotonic_ms()) -> UInt64 {
+        let last = lastRun(index)
+        return now > last ? now - last : 0
+    }
+
     func isStalled(_ index: Int, now: UInt64 = cwharf_monotonic_ms()) -> Bool {
-        now > lastRun(index) && now - lastRun(index) > Self.stallAfter
+        silence(index, now: now) > Self.stallAfter
     }
 
     func index(of loop: any EventLoop) -> Int? { loops.firstIndex { $0 === loop } }

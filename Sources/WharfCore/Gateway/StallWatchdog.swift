@@ -39,12 +39,13 @@ final class StallWatchdog: @unchecked Sendable {
         let now = cwharf_monotonic_ms()
         for index in watch.loops.indices {
             let last = watch.lastRun(index)
-            let late = now > last && now - last > Self.reportAfter
+            let silence = watch.silence(index, now: now)
+            let late = silence > Self.reportAfter
             if late, stalled[index] == nil {
                 let culprit = describeStack(of: index)
                 stalled[index] = (last, culprit)
                 logger.error("""
-                    event loop \(index) has not run for \(now - last) ms: \(culprit) is blocking it; \
+                    event loop \(index) has not run for \(silence) ms: \(culprit) is blocking it; \
                     its connections wait, new ones go to the other loops
                     """)
             } else if !late, let (since, culprit) = stalled.removeValue(forKey: index) {

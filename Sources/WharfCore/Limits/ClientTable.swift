@@ -12,7 +12,7 @@ import Musl
 /// bucket of new connections. A fixed number of entries in shared memory, so a flood of
 /// distinct addresses cannot grow it: an entry with no open connection is evicted (the least
 /// recently seen nearby) to make room; if every candidate holds connections, the newcomer is
-/// admitted untracked and counted.
+/// admitted untracked (and the listener logs it).
 ///
 /// Open connections are counted per *lane*, one lane per live worker process: when a worker
 /// dies, the supervisor zeroes its lane, so a crash cannot leave clients counted forever.
@@ -35,8 +35,7 @@ public final class ClientTable: @unchecked Sendable {
     private enum Header {
         static let magic = 0 // UInt64
         static let capacity = 8 // UInt64
-        static let untracked = 16 // UInt64: admitted while the table was full
-        static let evictions = 24 // UInt64
+        static let evictions = 16 // UInt64
         static let mutex = 64
         static let size = 128
     }
@@ -100,7 +99,6 @@ public final class ClientTable: @unchecked Sendable {
         lock()
         defer { unlock() }
         guard let (entry, isNew) = find(key, now: now, insert: true) else {
-            add(Header.untracked)
             return .untracked
         }
         if limits.connectionsPerSecond > 0 {
@@ -153,7 +151,6 @@ public final class ClientTable: @unchecked Sendable {
         return find(key, now: 0, insert: false).map { openConnections($0.entry) } ?? 0
     }
 
-    var untracked: UInt64 { memory.base.load(fromByteOffset: Header.untracked, as: UInt64.self) }
     var evictions: UInt64 { memory.base.load(fromByteOffset: Header.evictions, as: UInt64.self) }
 
     // MARK: The table

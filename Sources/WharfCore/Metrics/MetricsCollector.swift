@@ -22,11 +22,8 @@ public final class MetricsCollector {
     static let restartCauses = ["signal", "exit", "stall"]
 
     private var live: [pid_t: Live] = [:]
-    private var retiredListeners: [MetricsLayout.ListenerLabels: [UInt64]] = [:]
-    private var retiredLoops: [LoopKey: [UInt64]] = [:]
-    private var retiredProcess = [UInt64](repeating: 0, count: ProcessField.count)
-    /// Counters and histograms of plugin metrics, from workers that are gone.
-    private var retiredPlugins: [PluginSeriesKey: PluginSeries] = [:]
+    /// What workers that are gone counted (their counters and histograms; no gauge).
+    private var retired = MetricsTotals()
     private(set) var restarts: [String: UInt64] = Dictionary(uniqueKeysWithValues: restartCauses.map { ($0, 0) })
     private(set) var reloads: (ok: UInt64, failed: UInt64) = (0, 0)
     /// Failures that cost a restart, per worker slot.
@@ -54,21 +51,7 @@ public final class MetricsCollector {
             restarts[cause, default: 0] += 1
             restartsBySlot[worker.slot, default: 0] += 1
         }
-        let segment = worker.segment
-        for (index, labels) in segment.layout.listeners.enumerated() {
-            var totals = segment.listenerTotals(index)
-            let open = Self.openConnections(totals)
-            totals[ListenerField.closed + CloseReason.workerExit.rawValue] &+= open
-            Self.add(totals, into: &retiredListeners[labels, default: Array(repeating: 0, count: ListenerField.count)])
-        }
-        for loop in 0..<segment.layout.loops {
-            let key = LoopKey(slot: worker.slot, loop: loop)
-            Self.add(segment.loopTotals(loop), into: &retiredLoops[key, default: Array(repeating: 0, count: LoopField.count)])
-        }
-        Self.add(segment.processTotals(), into: &retiredProcess)
-        for metric in segment.pluginMetrics() where metric.spec.kind != .gauge {
-            PluginSeries.merge(metric, into: &retiredPlugins)
-        }
+        retired.add(worker.segment, slot: worker.slot, gone: true)
     }
 
     func reloaded(ok: Bool) {
@@ -77,29 +60,10 @@ public final class MetricsCollector {
 
     /// Every counter now: retired totals plus what live workers hold.
     func snapshot() -> MetricsSnapshot {
-        var listeners = retiredListeners.mapValues { MetricsSnapshot.Listener(totals: $0, active: 0) }
-        var loops = retiredLoops
-        var process = retiredProcess
-        var plugins = retiredPlugins
-        for worker in live.values {
-            for metric in worker.segment.pluginMetrics() { PluginSeries.merge(metric, into: &plugins) }
-            let segment = worker.segment
-            for (index, labels) in segment.layout.listeners.enumerated() {
-                let totals = segment.listenerTotals(index)
-                var entry = listeners[labels] ?? MetricsSnapshot.Listener(
-                    totals: Array(repeating: 0, count: ListenerField.count), active: 0)
-                Self.add(totals, into: &entry.totals)
-                entry.active &+= Self.openConnections(totals)
-                listeners[labels] = entry
-            }
-            for loop in 0..<segment.layout.loops {
-                let key = LoopKey(slot: worker.slot, loop: loop)
-                Self.add(segment.loopTotals(loop), into: &loops[key, default: Array(repeating: 0, count: LoopField.count)])
-            }
-            Self.add(segment.processTotals(), into: &process)
-        }
-        return MetricsSnapshot(listeners: listeners, loops: loops, process: process, restarts: restarts,
-                               reloads: reloads, plugins: plugins)
+        var totals = retired
+        for worker in live.values { totals.add(worker.segment, slot: worker.slot, gone: false) }
+        return MetricsSnapshot(listeners: totals.listeners, loops: totals.loops, process: totals.process,
+                               restarts: restarts, reloads: reloads, plugins: totals.plugins)
     }
 
     /// Accepted and not yet counted closed. The two are written by the same thread in order,
@@ -108,6 +72,38 @@ public final class MetricsCollector {
         let closed = CloseReason.allCases.reduce(UInt64(0)) { $0 &+ totals[ListenerField.closed + $1.rawValue] }
         let accepted = totals[ListenerField.accepted]
         return accepted > closed ? accepted - closed : 0
+    }
+}
+
+/// Counters summed by their labels, over any number of workers' segments.
+struct MetricsTotals {
+    var listeners: [MetricsLayout.ListenerLabels: MetricsSnapshot.Listener] = [:]
+    var loops: [MetricsCollector.LoopKey: [UInt64]] = [:]
+    var process = [UInt64](repeating: 0, count: ProcessField.count)
+    var plugins: [PluginSeriesKey: PluginSeries] = [:]
+
+    /// Adds what one worker counted. A live worker's open connections are active; a `gone`
+    /// one's are counted closed with reason `worker_exit` (so accepted = closed + active
+    /// holds), and its gauges, which describe a present that is over, are left out.
+    mutating func add(_ segment: MetricsSegment, slot: Int, gone: Bool) {
+        for (index, labels) in segment.layout.listeners.enumerated() {
+            var counted = segment.listenerTotals(index)
+            let open = MetricsCollector.openConnections(counted)
+            if gone { counted[ListenerField.closed + CloseReason.workerExit.rawValue] &+= open }
+            var entry = listeners[labels]
+                ?? MetricsSnapshot.Listener(totals: Array(repeating: 0, count: ListenerField.count), active: 0)
+            Self.add(counted, into: &entry.totals)
+            if !gone { entry.active &+= open }
+            listeners[labels] = entry
+        }
+        for loop in 0..<segment.layout.loops {
+            let key = MetricsCollector.LoopKey(slot: slot, loop: loop)
+            Self.add(segment.loopTotals(loop), into: &loops[key, default: Array(repeating: 0, count: LoopField.count)])
+        }
+        Self.add(segment.processTotals(), into: &process)
+        for metric in segment.pluginMetrics() where !gone || metric.spec.kind != .gauge {
+            PluginSeries.merge(metric, into: &plugins)
+        }
     }
 
     private static func add(_ values: [UInt64], into totals: inout [UInt64]) {

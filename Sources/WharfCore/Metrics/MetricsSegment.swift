@@ -109,6 +109,9 @@ struct CounterBlock: @unchecked Sendable {
         cwharf_counter_add(base + field, amount)
     }
 
+    /// Any thread: the word as last stored (relaxed).
+    func load(_ field: Int) -> UInt64 { cwharf_counter_load(base + field) }
+
     /// Records `micros` into the histogram of `shape` that starts at word `field`.
     func record(_ shape: HistogramShape, at field: Int, micros: UInt64) {
         add(field + shape.bucket(micros: micros))

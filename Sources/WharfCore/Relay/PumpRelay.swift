@@ -80,13 +80,11 @@ final class PumpRelay: StreamRelay {
         // Bytes read before the hand-over go out through the pump: counted as sent here.
         fromA.buffered?.withUnsafeReadableBytes {
             pair.aToB.pending.append($0.baseAddress!, count: $0.count)
-            b.meter?.sent($0.count)
-            b.bytesSent &+= UInt64($0.count)
+            b.countSent($0.count)
         }
         fromB.buffered?.withUnsafeReadableBytes {
             pair.bToA.pending.append($0.baseAddress!, count: $0.count)
-            a.meter?.sent($0.count)
-            a.bytesSent &+= UInt64($0.count)
+            a.countSent($0.count)
         }
         pair.aToB.sourceEnded = fromA.inputEnded
         pair.bToA.sourceEnded = fromB.inputEnded

@@ -31,8 +31,7 @@ extension IOStreamHandler {
     func sendRelayed(_ buffer: ByteBuffer) {
         guard machine.state == .relayed(.channel), !machine.outputShutDown, let context else { return }
         machine.noteActivity(now: now)
-        meter?.sent(buffer.readableBytes)
-        bytesSent &+= UInt64(buffer.readableBytes)
+        countSent(buffer.readableBytes)
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
     }
 
@@ -62,6 +61,7 @@ extension IOStreamHandler {
     /// The pump ended the relay and closed the socket, having moved `received` bytes from
     /// this stream's peer and `sent` to it.
     func pumpEnded(reason: StreamError?, received: UInt64, sent: UInt64) {
+        // The pump counted these in its own region of the metrics as they moved.
         bytesReceived &+= received
         bytesSent &+= sent
         if machine.pumpEnded(reason: reason) { loop.enqueue(.notifyClosed(self)) }

@@ -133,8 +133,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         // The clock is read here, once, and the dispatch that serves the read keeps it.
         let now = self.now
         let buffer = Self.unwrapInboundIn(data)
-        meter?.received(buffer.readableBytes)
-        bytesReceived &+= UInt64(buffer.readableBytes)
+        countReceived(buffer.readableBytes)
         carryOut(machine.received(buffer, now: now), at: now)
     }
 
@@ -283,8 +282,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
             close(reason: .writeBufferFull, graceful: false)
             return .writeBufferFull
         }
-        meter?.sent(bytes.count)
-        bytesSent &+= UInt64(bytes.count)
+        countSent(bytes.count)
         send(outboundBuffer(for: bytes, allocator: context.channel.allocator), token: token, context: context)
         return nil
     }
@@ -304,15 +302,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
             self.loop.enqueue(.writeDone(self, token, failure))
         }
         context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: promise)
-    }
-
-    /// Whether `count` more bytes would leave more than max_write_buffer_size unsent. Below
-    /// NIO's high-water mark (64 KiB) the channel is writable, so the count is asked of the
-    /// channel only when the cap is lower than that or the output is already backed up.
-    private func wouldOverflow(adding count: Int, _ context: ChannelHandlerContext) -> Bool {
-        if machine.writable, maxWriteBufferSize >= 65536 + count { return false }
-        let unsent = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-        return unsent + count > maxWriteBufferSize
     }
 
     func writeDone(_ token: CompletionToken, _ error: StreamError?) {

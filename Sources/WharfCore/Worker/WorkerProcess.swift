@@ -214,7 +214,7 @@ public final class WorkerProcess: @unchecked Sendable {
         heartbeatTimer = timer
         timer.setEventHandler {
             let now = cwharf_monotonic_ms()
-            if watch.loops.indices.allSatisfy({ now <= watch.lastRun($0) || now - watch.lastRun($0) < 1000 }) {
+            if watch.loops.indices.allSatisfy({ watch.silence($0, now: now) < 1000 }) {
                 self.control?.writeAndFlush(ByteBuffer(string: WorkerMessage.alive.line), promise: nil)
             }
             let dropped = (log: LogSink.standardError.droppedLines, access: accessLog?.droppedLines ?? 0)

@@ -6,8 +6,8 @@ import WharfTestSupport
 @Suite struct AccessListTests {
     /// Keep the RunningWharf: released, it stops.
     private func start(_ keys: String) throws -> (RunningWharf, Int) {
-        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1)
-            .replacing("plugin: fixture}", with: "plugin: fixture, \(keys)}")
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1,
+                                          listenerKeys: keys)
         let wharf = try RunningWharf(config: config)
         return (wharf, try wharf.port(named: "main"))
     }

@@ -34,11 +34,17 @@ import WharfTestSupport
         return parsed
     }
 
-    static func echo(_ port: Int, _ text: String, source: String? = nil) throws -> Int {
+    /// A connection that had `text` echoed and stays open.
+    static func opened(_ port: Int, _ text: String, source: String? = nil) throws -> TestSocket {
         let socket = try TestSocket(port: port, source: source)
         try socket.send(text + "\n")
         #expect(try socket.receiveLine() == text + "\n")
-        return socket.localPort
+        return socket
+    }
+
+    /// One echo on a connection of its own, closed again; returns its client port.
+    static func echo(_ port: Int, _ text: String, source: String? = nil) throws -> Int {
+        try opened(port, text, source: source).localPort
     }
 
     @Test func oneLinePerConnectionWithItsFacts() throws {
@@ -109,24 +115,14 @@ import WharfTestSupport
         let port = try wharf.port(named: "lines")
         var clients = Set<Int>()
         var held: [TestSocket] = []
-        for index in 0..<10 {
-            let socket = try TestSocket(port: port)
-            try socket.send("before \(index)\n")
-            _ = try socket.receiveLine()
-            clients.insert(socket.localPort)
-            held.append(socket)
-        }
+        for index in 0..<10 { held.append(try Self.opened(port, "before \(index)")) }
         kill(wharf.process.processIdentifier, SIGHUP)
         #expect(eventually { wharf.stderr.contains("generation 2:") && wharf.stderr.contains("serves; generation 1 drains") })
         for index in 0..<10 { clients.insert(try Self.echo(port, "during \(index)")) }
+        clients.formUnion(held.map(\.localPort))
         held.removeLast(5) // closed by their clients: retired workers log them
-        for index in 0..<10 {
-            let socket = try TestSocket(port: port)
-            try socket.send("after \(index)\n")
-            _ = try socket.receiveLine()
-            clients.insert(socket.localPort)
-            held.append(socket)
-        }
+        for index in 0..<10 { held.append(try Self.opened(port, "after \(index)")) }
+        clients.formUnion(held.map(\.localPort))
         // SIGTERM with connections open: the drain closes them, and their lines are written.
         #expect(wharf.stop() == 0)
         let lines = Self.lines(path, count: clients.count, seconds: 2)

@@ -36,8 +36,8 @@ import WharfTestSupport
 /// `max_connections` on a listener, both ways of saying no.
 @Suite struct ConnectionLimitTests {
     private func start(_ keys: String) throws -> RunningWharf {
-        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1)
-            .replacing("plugin: fixture}", with: "plugin: fixture, \(keys)}")
+        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1,
+                                          listenerKeys: keys)
         return try RunningWharf(config: config)
     }
 
@@ -73,8 +73,8 @@ import WharfTestSupport
     @Test func aWritePastTheCapFailsAndClosesOnlyItsStream() throws {
         let adminPort = LoopbackPort.unused()
         let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1,
-                                          extra: "admin: {address: 127.0.0.1, port: \(adminPort)}\n")
-            .replacing("plugin: fixture}", with: "plugin: fixture, max_write_buffer_size: 1048576}")
+                                          extra: "admin: {address: 127.0.0.1, port: \(adminPort)}\n",
+                                          listenerKeys: "max_write_buffer_size: 1048576")
         let wharf = try RunningWharf(config: config)
         let port = try wharf.port(named: "main")
         let small = try TestSocket(port: port)

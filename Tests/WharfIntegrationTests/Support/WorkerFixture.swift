@@ -8,13 +8,15 @@ enum WorkerFixture {
         try FixturePlugins.build("worker_v\(version)", source: "worker", define: "VERSION=\(version)")
     }
 
-    /// `listeners` are names; each gets a port-0 listener on 127.0.0.1 serving the fixture.
+    /// `listeners` are names; each gets a port-0 listener on 127.0.0.1 serving the fixture,
+    /// with `listenerKeys` (e.g. "max_connections: 3") added to each.
     static func config(library: String, tag: String, processes: Int = 2, listeners: [String] = ["main"],
-                       extra: String = "") -> String {
+                       extra: String = "", listenerKeys: String = "") -> String {
         var text = "processes: \(processes)\nevent_loops: 1\n" + extra
             + "plugins:\n  fixture: {path: \"\(library)\", config: {tag: \(tag)}}\nlisteners:\n"
+        let keys = listenerKeys.isEmpty ? "" : ", " + listenerKeys
         for name in listeners {
-            text += "  - {name: \(name), address: 127.0.0.1, port: 0, plugin: fixture}\n"
+            text += "  - {name: \(name), address: 127.0.0.1, port: 0, plugin: fixture\(keys)}\n"
         }
         return text
     }

@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.4.
+ * wharf.h — the Wharf plugin ABI, version 1.5.
  *
  * Version history (each addition is marked [1.x] where it is declared):
  *   1.0  streams: reads, writes, close, contexts, info, regex, wakers
@@ -10,6 +10,9 @@
  *        idle, read and lifetime timeouts
  *   1.4  plugin metrics (metric_register, metric_add, metric_set, metric_observe), shown
  *        under the admin endpoint's /metrics; WHARF_E_WRITE_FULL (max_write_buffer_size)
+ *   1.5  loop-level work: init receives a wharf_loop (loop_post, loop_timer_start,
+ *        loop_connect), and upstream connection pools (pool_create, pool_acquire,
+ *        pool_release, pool_destroy)
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -84,6 +87,21 @@
  * own reads (set_read_timeout, like gen.with_timeout): such a read fails with
  * WHARF_E_TIMEOUT and leaves the stream open.
  *
+ * Loop-level work [1.5]. Health checks, warm pools and periodic tasks belong to no client
+ * connection. init() receives a wharf_loop: this instance's place on its event loop. With it
+ * a plugin starts timers (loop_timer_start), opens connections (loop_connect) and keeps
+ * connection pools (pool_create) that are not tied to a client stream, and gets back onto
+ * the loop from any thread (loop_post). Their callbacks run on the loop, like every stream
+ * callback of the instance, so they share its state without locks. Lifetime: loop-level
+ * work lives as long as the instance. A draining instance (SIGTERM, or a reload that
+ * retired its worker) keeps it while its client connections finish. Client connections
+ * alone decide when the drain is over; loop-level streams never hold it up. Then the host
+ * ends the loop-level work before shutdown() is called:
+ *   - pools are destroyed, and waiting acquires fail with WHARF_E_SHUTDOWN;
+ *   - loop-level timers complete with WHARF_E_SHUTDOWN;
+ *   - loop-level streams, pooled or not, are closed, and their close notifications carry
+ *     WHARF_E_SHUTDOWN.
+ *
  * Thread safety of host functions. Functions marked [any thread] may be called from any
  * thread at any time. All others are [loop]: they must be called on the stream's loop
  * (from a callback, handle_stream, or a function posted with waker_post). Called from
@@ -107,7 +125,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 4 /* see the version history at the top */
+#define WHARF_ABI_MINOR 5 /* see the version history at the top */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -168,6 +186,8 @@ typedef struct wharf_regex wharf_regex;       /* a compiled pattern, see regex_c
 typedef struct wharf_waker wharf_waker;       /* posts work onto a stream's loop from any thread */
 typedef struct wharf_timer wharf_timer;       /* a pending timer_start [1.3] */
 typedef struct wharf_metric wharf_metric;     /* a plugin's counter, gauge or histogram [1.4] */
+typedef struct wharf_loop wharf_loop;         /* an instance's place on its event loop [1.5] */
+typedef struct wharf_pool wharf_pool;         /* a pool of upstream connections [1.5] */
 
 /* ---- Callback types --------------------------------------------------------------------
  * Every callback receives the userdata pointer given when the operation started. */
@@ -215,6 +235,14 @@ typedef void (*wharf_tls_cb)(void *userdata, wharf_stream *stream, int32_t statu
  * close notification). Exactly once per started timer, on the stream's loop, never inside
  * timer_start or timer_cancel. After it returns the timer handle is dead. */
 typedef void (*wharf_timer_cb)(void *userdata, wharf_timer *timer, int32_t status);
+
+/* pool_acquire finished [1.5]: WHARF_OK with `stream` a connection to the pool's upstream,
+ * now the plugin's to read and write until it gives it back with pool_release (or closes
+ * it). On failure `stream` is NULL and status says why: a connect error (WHARF_E_REFUSED,
+ * WHARF_E_TIMEOUT, WHARF_E_RESOLVE, WHARF_E_UNREACHABLE, WHARF_E_IO, WHARF_E_TLS), which
+ * fails the oldest waiting acquire; WHARF_E_TIMEOUT, when no connection came free within
+ * acquire_timeout_ms; or WHARF_E_SHUTDOWN, when the pool was destroyed. */
+typedef void (*wharf_pool_cb)(void *userdata, int32_t status, wharf_stream *stream);
 
 /* Destructor for a stream context (set_context). Runs on the stream's loop, once. */
 typedef void (*wharf_context_free_fn)(void *context);
@@ -275,6 +303,25 @@ typedef struct wharf_connect_options {
                                           * timeout; a failed handshake completes the connect
                                           * with WHARF_E_TLS */
 } wharf_connect_options;
+
+/* ---- Connection pools [1.5] -----------------------------------------------------------
+ * A pool keeps connections to one upstream (host, port) on one loop and hands them out
+ * one user at a time, so that many client connections share a few upstream ones. This is
+ * what twemproxy, mcrouter and PgBouncer do. An acquire gets an idle connection at once.
+ * Otherwise it gets a new one while fewer than max_total are open, or it waits in FIFO
+ * order for a release, up to acquire_timeout_ms. An idle connection that receives bytes or
+ * EOF is closed and dropped, never handed out. Zero fields take the defaults shown. */
+typedef struct wharf_pool_options {
+    uint32_t struct_size;         /* sizeof(wharf_pool_options) */
+    uint32_t max_total;           /* connections open at once (idle, in use, connecting); 0: 10 */
+    uint32_t max_idle;            /* idle connections kept for reuse; 0: max_total */
+    uint32_t idle_timeout_ms;     /* close a connection idle this long; 0: 60000 */
+    uint32_t acquire_timeout_ms;  /* fail an acquire still waiting after this; 0: 10000 */
+    uint32_t max_waiting;         /* acquires that may wait at once; more fail at once with
+                                   * WHARF_E_LIMIT; 0: 100000 */
+    const wharf_connect_options *connect; /* how connections are made (timeout, TLS...); NULL:
+                                           * defaults; copied by pool_create */
+} wharf_pool_options;
 
 /* ---- Host-side relay [1.1] ------------------------------------------------------- */
 typedef struct wharf_relay_options {
@@ -580,6 +627,66 @@ typedef struct wharf_host_api {
     /* [loop] Histogram: record `value` (in the unit of the bucket bounds; name it in the
      * metric, e.g. _seconds) into `series`. Ignored for counters and gauges. [1.4] */
     void (*metric_observe)(wharf_metric *metric, uint32_t series, double value);
+
+    /* ---- 1.5: loop-level work (see "Loop-level work" in THE MODEL) ---- */
+
+    /* [any thread, init] Run fn(userdata, WHARF_OK) on `loop`'s thread soon: the way onto
+     * the loop from a thread the plugin owns, and from init(). A post made during init()
+     * runs after init() returns. fn runs exactly once. When the instance's loop-level work
+     * has ended (it is shutting down), fn gets WHARF_E_SHUTDOWN instead; this runs on the
+     * loop, or, once the loops have stopped, on the calling thread before loop_post
+     * returns. Errors: WHARF_E_INVALID (NULL loop or fn). [1.5] */
+    int32_t (*loop_post)(wharf_loop *loop, wharf_post_fn fn, void *userdata);
+
+    /* [loop] timer_start for the loop rather than for a stream: cb(userdata, timer, WHARF_OK)
+     * after `delay_ms`. timer_cancel cancels it. When the instance shuts down first, cb gets
+     * WHARF_E_SHUTDOWN. Otherwise as timer_start. Errors: WHARF_E_INVALID (cb NULL, delay over
+     * 2^31 ms), WHARF_E_SHUTDOWN (the instance is shutting down), WHARF_E_WRONG_THREAD. [1.5] */
+    int32_t (*loop_timer_start)(wharf_loop *loop, uint64_t delay_ms, wharf_timer_cb cb, void *userdata,
+                                wharf_timer **out);
+
+    /* [loop] connect for the loop rather than for a client connection (a health check, a
+     * warm connection): the same arguments, options and callback as connect, with no origin.
+     * The new stream has the host's defaults (max_buffer_size 100 MiB, no listener timeouts,
+     * no keepalive unless options say so). It lives until it is closed, or until the
+     * instance shuts down, which closes it with WHARF_E_SHUTDOWN. Errors: as connect, and
+     * WHARF_E_SHUTDOWN. [1.5] */
+    int32_t (*loop_connect)(wharf_loop *loop, const char *host, size_t host_len, uint32_t port,
+                            const wharf_connect_options *options, wharf_connect_cb cb, void *userdata);
+
+    /* [loop, init] Create a pool of connections to `host` (host_len bytes, copied) and
+     * `port` on `loop` (see "Connection pools" above). No connection is opened until the
+     * first acquire. `options` may be NULL. *out receives the handle, valid until
+     * pool_destroy or the instance's shutdown. Errors: WHARF_E_INVALID (empty or over
+     * 255-byte host, port 0 or over 65535, out NULL, max_idle over max_total, bad connect
+     * options), WHARF_E_SHUTDOWN, WHARF_E_WRONG_THREAD. [1.5] */
+    int32_t (*pool_create)(wharf_loop *loop, const char *host, size_t host_len, uint32_t port,
+                           const wharf_pool_options *options, wharf_pool **out);
+
+    /* [loop] Ask for a connection. cb(userdata, status, stream) runs exactly once, never
+     * inside this call (see wharf_pool_cb). A connection handed out is a loop-level stream
+     * with the whole stream API. It is the plugin's alone until pool_release; it may be
+     * closed instead, and the pool then forgets it. Errors: WHARF_E_INVALID (cb NULL),
+     * WHARF_E_LIMIT (max_waiting acquires are already waiting), WHARF_E_CLOSED (a destroyed
+     * pool), WHARF_E_WRONG_THREAD. [1.5] */
+    int32_t (*pool_acquire)(wharf_pool *pool, wharf_pool_cb cb, void *userdata);
+
+    /* [loop] Give a connection from pool_acquire back. From this call on the handle is
+     * dead: the plugin hears nothing more of it. Its close callback is dropped, its
+     * context's destructor runs now, and its timers complete with WHARF_E_CLOSED. The pool
+     * keeps the connection for the next acquire only if it is clean: open, no read
+     * pending, no byte buffered unread, nothing unsent, not relayed, its peer not
+     * half-closed. Otherwise the connection is closed, for example after a failed or
+     * abandoned request. Errors: WHARF_E_INVALID (the stream is not from a pool),
+     * WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.5] */
+    int32_t (*pool_release)(wharf_stream *stream);
+
+    /* [loop] Destroy a pool. Acquires still waiting complete with WHARF_E_SHUTDOWN after the
+     * current callback returns. Idle connections are closed. Connections in use stay the
+     * plugin's until released, and release then closes them. The handle is dead after
+     * this. The host destroys what is left at the instance's shutdown. Errors:
+     * WHARF_E_CLOSED (already destroyed), WHARF_E_INVALID, WHARF_E_WRONG_THREAD. [1.5] */
+    int32_t (*pool_destroy)(wharf_pool *pool);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */
@@ -600,6 +707,9 @@ typedef struct wharf_init_args {
     size_t config_json_len;         /* NUL-terminated too; valid during init only */
     uint32_t loop_index;            /* which loop this instance will serve */
     uint32_t loop_count;
+    /* ---- 1.5 ---- */
+    wharf_loop *loop;               /* this instance's place on its loop, for loop-level work;
+                                     * valid until shutdown() returns. NULL in validate mode */
 } wharf_init_args;
 
 /* ---- The descriptor -------------------------------------------------------------------- */
@@ -627,8 +737,9 @@ typedef struct wharf_plugin_descriptor {
     int32_t (*handle_stream)(void *instance, wharf_stream *stream);
 
     /* Optional (NULL allowed). Free the instance state. Called on the control thread after
-     * the last stream of this instance has been notified closed; also after a validate
-     * init. Must stop and join any thread the plugin started. */
+     * the last stream of this instance has been notified closed and its loop-level work
+     * has ended [1.5]; also after a validate init. Must stop and join any thread the
+     * plugin started. */
     void (*shutdown)(void *instance);
 } wharf_plugin_descriptor;
 

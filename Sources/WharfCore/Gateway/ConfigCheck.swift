@@ -1,7 +1,7 @@
 /// `wharf check`: everything startup does except binding and serving.
 public enum ConfigCheck {
     public static func validate(_ config: GatewayConfig) throws(PluginLoadError) {
-        let generation = try Generation.build(number: 0, config: config, loopCount: 1, validateOnly: true)
+        let generation = try Generation.build(number: 0, config: config, loops: [])
         generation.shutdownInstances()
     }
 }

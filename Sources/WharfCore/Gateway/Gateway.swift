@@ -79,14 +79,8 @@ public final class Gateway: @unchecked Sendable {
             throw GatewayError(kind: .listen, message: "cannot allocate memory for the metrics: \(ListeningSocket.errorText())")
         }
         self.metrics = WorkerMetrics(segment: segment)
-        let generation: Generation
-        do {
-            generation = try Generation.build(number: generationNumber, config: config, loopCount: config.eventLoops,
-                                              metrics: PluginMetricsRegistry(segment: segment))
-        } catch {
-            throw GatewayError(kind: .plugin, message: error.description)
-        }
-        self.generation = generation
+        // The loops run before the plugins' init: an instance gets its place on its loop
+        // (`wharf_loop *`) there.
         group = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
         var loops: [PluginLoop] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
@@ -97,6 +91,16 @@ public final class Gateway: @unchecked Sendable {
             loops.append(PluginLoop(loop: loop))
         }
         self.loops = loops
+        let generation: Generation
+        do {
+            generation = try Generation.build(number: generationNumber, config: config, loops: loops,
+                                              metrics: PluginMetricsRegistry(segment: segment))
+        } catch {
+            loops.forEach { $0.loop.deadlines.stopAlarm() }
+            try? group.syncShutdownGracefully()
+            throw GatewayError(kind: .plugin, message: error.description)
+        }
+        self.generation = generation
         loopWatch = LoopWatch(loops: loops.map { $0.loop.eventLoop })
         watchdog = StallWatchdog(watch: loopWatch, plugins: Self.plugins(of: generation, config), logger: logger)
         self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })
@@ -204,6 +208,7 @@ public final class Gateway: @unchecked Sendable {
         }
         watchdog.stop()
         loopWatch.stop()
+        endLoopLevelWork()
         loops.forEach { $0.loop.pump.stop() }
         loops.forEach { $0.loop.deadlines.stopAlarm() }
         generation.shutdownInstances()
@@ -215,6 +220,31 @@ public final class Gateway: @unchecked Sendable {
         try? group.syncShutdownGracefully()
         accessLog?.flush()
         return cut
+    }
+
+    /// Ends every instance's loop-level work once its client connections are gone, before
+    /// the shutdown hooks: pools are destroyed, timers complete, loop-level streams close
+    /// (each gets two seconds to deliver its close notification).
+    private func endLoopLevelWork() {
+        let ended = loops.map { pluginLoop -> EventLoopFuture<Void> in
+            let eventLoop = pluginLoop.loop.eventLoop
+            let seats = generation.seats(onLoop: pluginLoop.loop.loopIndex)
+            let done = eventLoop.makePromise(of: Void.self)
+            eventLoop.execute {
+                let each = seats.map { seat in
+                    let ended = eventLoop.makePromise(of: Void.self)
+                    seat.end { ended.succeed() }
+                    return ended.futureResult
+                }
+                let giveUp = eventLoop.assumeIsolated().scheduleTask(in: .seconds(2)) { done.succeed() }
+                EventLoopFuture.andAllSucceed(each, on: eventLoop).whenComplete { _ in
+                    giveUp.cancel()
+                    done.succeed()
+                }
+            }
+            return done.futureResult
+        }
+        ended.forEach { _ = try? $0.wait() }
     }
 
     /// Asks every stream to close at its next message boundary. Safe from any thread.

@@ -14,9 +14,10 @@ public final class Generation: Sendable {
     }
 
     /// Loads every plugin library (each file once, shared by its instances) and runs each
-    /// instance's init on every loop. On any failure, instances already created are shut
-    /// down and the error names the plugin and the reason.
-    static func build(number: Int, config: GatewayConfig, loopCount: Int, validateOnly: Bool = false,
+    /// instance's init for every loop in `loops` (with none, once, to validate the config
+    /// only). On any failure, instances already created are shut down and the error names
+    /// the plugin and the reason.
+    static func build(number: Int, config: GatewayConfig, loops: [PluginLoop],
                       metrics: PluginMetricsRegistry? = nil) throws(PluginLoadError) -> Generation {
         let locator = PluginLocator(pluginDirectories: config.pluginDirectories, baseDirectory: config.baseDirectory)
         var libraries: [String: PluginLibrary] = [:]
@@ -31,23 +32,21 @@ public final class Generation: Sendable {
                     library = try PluginLibrary.load(path: path)
                     libraries[path] = library
                 }
-                let loops = validateOnly ? 1 : loopCount
                 var perLoop: [PluginInstance] = []
-                for loopIndex in 0..<loops {
+                for pluginLoop in loops.isEmpty ? [nil] : loops.map(Optional.some) {
                     do throws(PluginLoadError) {
                         perLoop.append(try PluginInstance(name: plugin.name, library: library,
-                                                          configJSON: plugin.configJSON, loopIndex: loopIndex,
-                                                          loopCount: loops, validateOnly: validateOnly,
-                                                          metrics: metrics))
+                                                          configJSON: plugin.configJSON, pluginLoop: pluginLoop,
+                                                          loopCount: max(1, loops.count), metrics: metrics))
                     } catch {
-                        perLoop.forEach { $0.shutdown() }
+                        perLoop.forEach { $0.endAndShutdown() }
                         throw error
                     }
                 }
                 instances[plugin.name] = perLoop
             }
         } catch {
-            instances.values.joined().forEach { $0.shutdown() }
+            instances.values.joined().forEach { $0.endAndShutdown() }
             throw PluginLoadError(path: error.path, reason: error.reason)
         }
         return Generation(number: number, config: config, instances: instances)
@@ -57,7 +56,13 @@ public final class Generation: Sendable {
         instances[name]?[loopIndex]
     }
 
-    /// Runs every instance's shutdown hook. Only when none of their streams is live.
+    /// The places on `loopIndex`'s loop of every instance (for ending their loop-level work).
+    func seats(onLoop loopIndex: Int) -> [LoopSeat] {
+        instances.values.compactMap { $0.indices.contains(loopIndex) ? $0[loopIndex].seat : nil }
+    }
+
+    /// Runs every instance's shutdown hook. Only when none of their streams is live and
+    /// their loop-level work has ended.
     func shutdownInstances() {
         for plugin in config.plugins {
             instances[plugin.name]?.forEach { $0.shutdown() }

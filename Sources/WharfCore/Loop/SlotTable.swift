@@ -3,7 +3,7 @@
 /// Each entry is retained by hand (+1 from insert to remove) so lookups need no
 /// retain/release pair.
 struct SlotTable<Element: AnyObject> {
-    static var maxSlots: Int { 1 << 23 }
+    static var maxSlots: Int { 1 << 22 }
     static var generationMask: UInt32 { 0xFF_FFFF }
 
     private var entries: [Unmanaged<Element>?] = []
@@ -18,7 +18,7 @@ struct SlotTable<Element: AnyObject> {
             entries[slot] = .passRetained(element)
         } else {
             slot = entries.count
-            precondition(slot < Self.maxSlots, "more than 8M live handles of one kind on one loop")
+            precondition(slot < Self.maxSlots, "more than 4M live handles of one kind on one loop")
             entries.append(.passRetained(element))
             generations.append(0)
         }

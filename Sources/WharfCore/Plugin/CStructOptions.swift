@@ -49,3 +49,26 @@ extension ClientTLS {
                   serverName: text(raw.server_name))
     }
 }
+
+/// A plugin's `wharf_pool_options`, with the documented defaults filled in.
+struct PoolSettings {
+    var limits = ConnectionPoolMachine.Limits()
+    var connect = ConnectOptions()
+
+    /// Nil if a field is invalid (max_idle over max_total, bad connect options).
+    init?(_ pointer: UnsafePointer<wharf_pool_options>?) {
+        guard let pointer else { return }
+        guard let raw = CStruct.read(pointer, declaredSize: Int(pointer.pointee.struct_size), zero: wharf_pool_options())
+        else { return nil }
+        if raw.max_total > 0 { limits.maxTotal = Int(raw.max_total) }
+        limits.maxIdle = raw.max_idle > 0 ? Int(raw.max_idle) : limits.maxTotal
+        guard limits.maxIdle <= limits.maxTotal else { return nil }
+        if raw.idle_timeout_ms > 0 { limits.idleTimeout = .milliseconds(Int64(raw.idle_timeout_ms)) }
+        if raw.acquire_timeout_ms > 0 { limits.acquireTimeout = .milliseconds(Int64(raw.acquire_timeout_ms)) }
+        if raw.max_waiting > 0 { limits.maxWaiting = Int(raw.max_waiting) }
+        if let options = raw.connect {
+            guard let connect = ConnectOptions(options) else { return nil }
+            self.connect = connect
+        }
+    }
+}

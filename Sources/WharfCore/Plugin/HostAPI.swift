@@ -23,6 +23,8 @@ public enum HostAPI {
         addUpstreams(to: &api)
         addTimers(to: &api)
         addMetrics(to: &api)
+        addLoopLevelWork(to: &api)
+        addPools(to: &api)
         pointer.initialize(to: api)
         return UnsafePointer(pointer)
     }()

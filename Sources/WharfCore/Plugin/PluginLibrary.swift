@@ -97,15 +97,16 @@ public final class PluginLibrary: @unchecked Sendable {
     }
 
     /// Calls the plugin's `init`; returns its instance state or its own refusal message.
+    /// `seat`: the `wharf_loop *` for args->loop; nil validates the config only.
     func initialize(identity: PluginIdentity, configJSON: String, loopIndex: Int, loopCount: Int,
-                    validateOnly: Bool) throws(PluginLoadError) -> UnsafeMutableRawPointer? {
+                    seat: OpaquePointer?) throws(PluginLoadError) -> UnsafeMutableRawPointer? {
         var state: UnsafeMutableRawPointer?
         var message = [CChar](repeating: 0, count: 1024)
         let status: Int32 = identity.name.withCString { namePointer in
             configJSON.withCString { jsonPointer in
                 var args = wharf_init_args()
                 args.struct_size = UInt32(MemoryLayout<wharf_init_args>.size)
-                args.flags = validateOnly ? WHARF_INIT_VALIDATE : 0
+                args.flags = seat == nil ? WHARF_INIT_VALIDATE : 0
                 args.instance = identity.opaque
                 args.instance_name = namePointer
                 args.instance_name_len = identity.name.utf8.count
@@ -113,6 +114,7 @@ public final class PluginLibrary: @unchecked Sendable {
                 args.config_json_len = configJSON.utf8.count
                 args.loop_index = UInt32(loopIndex)
                 args.loop_count = UInt32(loopCount)
+                args.loop = seat
                 identity.initializing = true
                 defer { identity.initializing = false }
                 return message.withUnsafeMutableBufferPointer { buffer in

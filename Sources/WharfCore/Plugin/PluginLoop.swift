@@ -9,11 +9,12 @@ import Glibc
 import Musl
 #endif
 
-/// The plugin side of one event loop: the tables that turn `wharf_stream *` and
-/// `wharf_timer *` handles into objects, and the check that a host call runs on the loop.
+/// The plugin side of one event loop: the tables that turn `wharf_stream *`, `wharf_timer *`,
+/// `wharf_pool *` and `wharf_loop *` handles into objects, and the check that a host call
+/// runs on the loop.
 ///
-/// Handle layout: registry id (16 bits) | kind (1 bit) | slot (23 bits) | generation (24
-/// bits). A dead or stale handle, or a handle of the other kind, resolves to nothing.
+/// Handle layout: registry id (16 bits) | kind (2 bits) | slot (22 bits) | generation (24
+/// bits). A dead or stale handle, or a handle of another kind, resolves to nothing.
 ///
 /// Confined to its loop (hence `@unchecked Sendable`), except the atomics.
 final class PluginLoop: @unchecked Sendable {
@@ -24,6 +25,8 @@ final class PluginLoop: @unchecked Sendable {
     private(set) var registryID: UInt64 = 0
     private var streams = SlotTable<PluginStream>()
     private var timers = SlotTable<PluginTimer>()
+    private var pools = SlotTable<PluginPool>()
+    private var seats = SlotTable<LoopSeat>()
     /// The loop's thread, recorded at the first registration (which runs on the loop):
     /// comparing `pthread_self()` is the cheapest wrong-thread check there is.
     private let loopThread = Atomic<UInt>(0)
@@ -31,7 +34,7 @@ final class PluginLoop: @unchecked Sendable {
     /// their own thread with WHARF_E_SHUTDOWN instead of being dropped by NIO.
     private let stopped = Atomic<Bool>(false)
 
-    private enum Kind: UInt64 { case stream = 0, timer = 1 }
+    private enum Kind: UInt64 { case stream = 0, timer = 1, pool = 2, seat = 3 }
 
     init(loop: LoopContext) {
         self.loop = loop
@@ -65,34 +68,55 @@ final class PluginLoop: @unchecked Sendable {
         timers.remove(slot: slot, generation: generation)
     }
 
+    func register(_ pool: PluginPool) -> OpaquePointer {
+        handle(.pool, pools.insert(pool))
+    }
+
+    func unregister(pool: OpaquePointer) {
+        let (slot, generation) = Self.slotAndGeneration(pool)
+        pools.remove(slot: slot, generation: generation)
+    }
+
+    func register(_ seat: LoopSeat) -> OpaquePointer {
+        handle(.seat, seats.insert(seat))
+    }
+
+    func unregister(seat: OpaquePointer) {
+        let (slot, generation) = Self.slotAndGeneration(seat)
+        seats.remove(slot: slot, generation: generation)
+    }
+
     func stream(for handle: OpaquePointer) -> PluginStream? {
         lookupStream(handle)?.takeUnretainedValue()
     }
 
+    func seat(for handle: OpaquePointer) -> LoopSeat? {
+        lookup(handle, .seat, in: seats)?.takeUnretainedValue()
+    }
+
     private func handle(_ kind: Kind, _ entry: (slot: Int, generation: UInt32)) -> OpaquePointer {
-        let bits = registryID << 48 | kind.rawValue << 47 | UInt64(entry.slot) << 24 | UInt64(entry.generation)
+        let bits = registryID << 48 | kind.rawValue << 46 | UInt64(entry.slot) << 24 | UInt64(entry.generation)
         return OpaquePointer(bitPattern: UInt(bits))!
     }
 
     private func lookupStream(_ handle: OpaquePointer) -> Unmanaged<PluginStream>? {
-        guard Self.kind(of: handle) == .stream else { return nil }
-        let (slot, generation) = Self.slotAndGeneration(handle)
-        return streams.lookup(slot: slot, generation: generation)
+        lookup(handle, .stream, in: streams)
     }
 
-    private func lookupTimer(_ handle: OpaquePointer) -> Unmanaged<PluginTimer>? {
-        guard Self.kind(of: handle) == .timer else { return nil }
+    private func lookup<Element>(_ handle: OpaquePointer, _ kind: Kind,
+                                 in table: SlotTable<Element>) -> Unmanaged<Element>? {
+        guard Self.kind(of: handle) == kind else { return nil }
         let (slot, generation) = Self.slotAndGeneration(handle)
-        return timers.lookup(slot: slot, generation: generation)
+        return table.lookup(slot: slot, generation: generation)
     }
 
     private static func kind(of handle: OpaquePointer) -> Kind {
-        UInt64(UInt(bitPattern: handle)) >> 47 & 1 == Kind.timer.rawValue ? .timer : .stream
+        Kind(rawValue: UInt64(UInt(bitPattern: handle)) >> 46 & 3)!
     }
 
     private static func slotAndGeneration(_ handle: OpaquePointer) -> (Int, UInt32) {
         let bits = UInt64(UInt(bitPattern: handle))
-        return (Int(bits >> 24 & 0x7F_FFFF), UInt32(bits & 0xFF_FFFF))
+        return (Int(bits >> 24 & 0x3F_FFFF), UInt32(bits & 0xFF_FFFF))
     }
 
     private func noteLoopThread() {
@@ -101,8 +125,14 @@ final class PluginLoop: @unchecked Sendable {
         }
     }
 
-    private var isOnLoopThread: Bool {
-        loopThread.load(ordering: .acquiring) == UInt(bitPattern: Int(bitPattern: pthread_self()))
+    /// Whether the caller runs on this loop. Before any stream has been registered (a
+    /// plugin's loop-level work can come first) the loop is asked once.
+    var isOnLoopThread: Bool {
+        let recorded = loopThread.load(ordering: .acquiring)
+        if recorded != 0 { return recorded == UInt(bitPattern: Int(bitPattern: pthread_self())) }
+        guard loop.eventLoop.inEventLoop else { return false }
+        noteLoopThread()
+        return true
     }
 
     // MARK: Host calls
@@ -119,8 +149,44 @@ final class PluginLoop: @unchecked Sendable {
 
     static func withTimer(_ handle: OpaquePointer?, _ body: (PluginTimer) -> Int32) -> Int32 {
         withLoop(of: handle) { pluginLoop, handle in
-            guard let timer = pluginLoop.lookupTimer(handle)?.takeUnretainedValue() else { return WHARF_E_CLOSED }
+            guard let timer = pluginLoop.lookup(handle, .timer, in: pluginLoop.timers)?.takeUnretainedValue() else {
+                return WHARF_E_CLOSED
+            }
             return pluginLoop.dispatcher.hostCall { body(timer) }
+        }
+    }
+
+    static func withPool(_ handle: OpaquePointer?, _ body: (PluginPool) -> Int32) -> Int32 {
+        withLoop(of: handle) { pluginLoop, handle in
+            guard let pool = pluginLoop.lookup(handle, .pool, in: pluginLoop.pools)?.takeUnretainedValue() else {
+                return WHARF_E_CLOSED
+            }
+            return pluginLoop.dispatcher.hostCall { body(pool) }
+        }
+    }
+
+    /// A `wharf_loop *` on its loop. With `duringInit`, a call from the plugin's init()
+    /// (the control thread, while the loop runs) is carried onto the loop and waited for:
+    /// the loop's tables are only ever touched there.
+    static func withSeat(_ handle: OpaquePointer?, duringInit: Bool = false, _ body: (LoopSeat) -> Int32) -> Int32 {
+        guard let handle else { return WHARF_E_INVALID }
+        guard let entry = PluginLoopRegistry.entry(UInt64(UInt(bitPattern: handle)) >> 48) else {
+            return WHARF_E_CLOSED
+        }
+        let pluginLoop = entry.takeUnretainedValue()
+        if pluginLoop.isOnLoopThread {
+            guard let seat = pluginLoop.seat(for: handle) else { return WHARF_E_CLOSED }
+            return pluginLoop.dispatcher.hostCall { body(seat) }
+        }
+        guard duringInit, !pluginLoop.isStopped else { return WHARF_E_WRONG_THREAD }
+        return withoutActuallyEscaping(body) { body in
+            let call = UnsafeTransfer((body, handle))
+            let result = try? pluginLoop.loop.eventLoop.submit { () -> Int32 in
+                guard let seat = pluginLoop.seat(for: call.value.1) else { return WHARF_E_CLOSED }
+                guard seat.isInitializing else { return WHARF_E_WRONG_THREAD }
+                return pluginLoop.dispatcher.hostCall { call.value.0(seat) }
+            }.wait()
+            return result ?? WHARF_E_SHUTDOWN
         }
     }
 

@@ -4,7 +4,7 @@ import NIOCore
 /// The C side of one stream: the plugin adapter. It owns the stream's handle, the plugin's
 /// callbacks and userdata, its context and destructor, its timers, and the mapping from
 /// Swift errors to `WHARF_E_*` codes. The stream itself (`IOStreamHandler`) knows none of it.
-final class PluginStream: StreamOwner {
+final class PluginStream: StreamOwner, TimerOwner {
     /// What opening the stream means: an accepted connection goes to the plugin's
     /// handle_stream; an outgoing one completes its connect.
     enum Role {
@@ -48,6 +48,11 @@ final class PluginStream: StreamOwner {
     private var refused: CloseReason?
     /// Counted in its listener's per-client table: released when it ends.
     var clientKey: ClientKey?
+    /// A loop-level stream (`loop_connect`, a pool's connection): the instance's place on
+    /// the loop it belongs to, which closes it when the instance ends.
+    var seat: LoopSeat?
+    /// A pool's connection: the pool and the connection's place in it.
+    var pooled: PooledConnection?
 
     init(pluginLoop: PluginLoop, abiMinor: UInt16, serverTLS: ServerTLS? = nil, role: Role, counters: CounterBlock? = nil,
          record: ConnectionRecord? = nil) {
@@ -196,13 +201,36 @@ final class PluginStream: StreamOwner {
             closeCallback = nil
             callback(userdata, handle, code(reason))
         }
+        releaseUserContext()
+        self.handle = nil
+        pooled?.pool.connectionClosed(self)
+        pooled = nil
+        seat?.streamEnded(self)
+        seat = nil
+        pluginLoop.unregister(handle) // releases this adapter, and with it the stream
+    }
+
+    /// pool_release: the plugin gives the stream up. It hears nothing more of it: the close
+    /// callback goes, the context's destructor runs, timers complete with WHARF_E_CLOSED,
+    /// the read deadline is cleared, and the handle it held is dead (the stream gets a new
+    /// one for its next user).
+    func detachFromUser() {
+        closeCallback = nil
+        releaseUserContext()
+        timers.forEach { $0.end(WHARF_E_CLOSED) }
+        _ = stream.setReadTimeout(nil)
+        if let old = handle {
+            handle = pluginLoop.register(self)
+            pluginLoop.unregister(old)
+        }
+    }
+
+    private func releaseUserContext() {
         if let release = userContextFree {
             userContextFree = nil
             release(userContext)
         }
         userContext = nil
-        self.handle = nil
-        pluginLoop.unregister(handle) // releases this adapter, and with it the stream
     }
 
     func streamAbandoned(_ stream: IOStreamHandler, reason: StreamError, error: (any Error)?) {

@@ -1,22 +1,30 @@
 import CWharf
 import NIOCore
 
-/// A plugin's `timer_start`: one scheduled task on the stream's loop (NIO keeps them in its
-/// own heap) and a handle. It completes exactly once: fired, cancelled, or its stream closed.
+/// What a plugin timer belongs to: a stream (`timer_start`) or an instance's place on its
+/// loop (`loop_timer_start`). The owner completes its timers when it ends.
+protocol TimerOwner: AnyObject {
+    var pluginLoop: PluginLoop { get }
+    /// Timers started on this owner and not yet completed.
+    var timers: [PluginTimer] { get set }
+}
+
+/// A plugin's timer: one scheduled task on the owner's loop (NIO keeps them in its own
+/// heap) and a handle. It completes exactly once: fired, cancelled, or its owner ended.
 final class PluginTimer {
     private let callback: wharf_timer_cb
     private let userdata: UnsafeMutableRawPointer?
-    private unowned let owner: PluginStream
+    private unowned let owner: any TimerOwner
     private var scheduled: Scheduled<Void>?
     private(set) var handle: OpaquePointer?
 
-    init(owner: PluginStream, callback: wharf_timer_cb, userdata: UnsafeMutableRawPointer?) {
+    init(owner: any TimerOwner, callback: wharf_timer_cb, userdata: UnsafeMutableRawPointer?) {
         self.owner = owner
         self.callback = callback
         self.userdata = userdata
     }
 
-    /// Registers the timer with its stream and its loop, and schedules it.
+    /// Registers the timer with its owner and its loop, and schedules it.
     func start(delay: TimeAmount) -> OpaquePointer {
         let pluginLoop = owner.pluginLoop
         let handle = pluginLoop.register(self)
@@ -31,11 +39,18 @@ final class PluginTimer {
 
     /// timer_cancel: the callback runs with WHARF_E_CANCELLED after the current code returns.
     func cancel() -> Int32 {
-        guard let scheduled else { return WHARF_E_CLOSED }
-        scheduled.cancel()
-        self.scheduled = nil
-        owner.pluginLoop.loop.enqueue(.completion { [self] in complete(WHARF_E_CANCELLED) })
+        guard scheduled != nil else { return WHARF_E_CLOSED }
+        end(WHARF_E_CANCELLED)
         return WHARF_OK
+    }
+
+    /// Stops the timer now and completes it with `status` after the current code returns
+    /// (its owner is being handed on, or ends inside a host call).
+    func end(_ status: Int32) {
+        scheduled?.cancel()
+        scheduled = nil
+        owner.timers.removeAll { $0 === self }
+        owner.pluginLoop.loop.enqueue(.completion { [self] in complete(status) })
     }
 
     /// Runs the callback once, then the handle is dead.

@@ -21,6 +21,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
     let loop: LoopContext
     let streamID: UInt64
     let isClient: Bool
+    /// Whether a drain waits for this stream. Loop-level streams (a plugin's own connects
+    /// and pools) do not hold a drain up; they end with their plugin instance.
+    let holdsDrain: Bool
     /// TCP keepalive of the stream's socket, which an upstream connect inherits.
     let keepalive: TCPKeepalive?
     /// See `StreamOptions.maxWriteBufferSize` (0: none).
@@ -60,10 +63,11 @@ final class IOStreamHandler: ChannelDuplexHandler {
     private var abandonError: (any Error)?
 
     init(loop: LoopContext, options: StreamOptions, streamID: UInt64, isClient: Bool = false,
-         awaiting: Preamble = [], owner: any StreamOwner) {
+         awaiting: Preamble = [], holdsDrain: Bool = true, owner: any StreamOwner) {
         self.loop = loop
         self.streamID = streamID
         self.isClient = isClient
+        self.holdsDrain = holdsDrain
         self.keepalive = options.keepalive
         self.maxWriteBufferSize = options.maxWriteBufferSize
         self.owner = owner
@@ -121,7 +125,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func open() {
-        loop.streamOpened(self)
+        if holdsDrain { loop.streamOpened(self) }
         loop.dispatch {
             if !owner.streamOpened(self) { close(reason: nil, graceful: false) }
         }
@@ -271,6 +275,15 @@ final class IOStreamHandler: ChannelDuplexHandler {
     func setReadTimeout(_ timeout: TimeAmount?) -> StreamError? {
         machine.setReadTimeout(timeout)
     }
+
+    /// Takes the pending read back unresolved (a pool handing out a connection it was
+    /// watching); its token, if there was one, never completes.
+    func withdrawRead() -> CompletionToken? {
+        machine.withdrawRead()
+    }
+
+    /// Whether a pool may hand this stream to its next user (see `pool_release`).
+    var isReusable: Bool { machine.isReusable(hasUnsentWrites: hasUnsentWrites) }
 
     // MARK: Writing and closing
 

@@ -307,6 +307,21 @@ struct StreamStateMachine {
         return nil
     }
 
+    // MARK: Pooling
+
+    /// Open, with no read pending, nothing buffered unread or unsent, both directions open
+    /// and no upgrade under way: the next user would start from a clean connection.
+    func isReusable(hasUnsentWrites: Bool) -> Bool {
+        state == .open && !reads.hasPendingRead && reads.bufferedBytes == 0 && !hasUnsentWrites
+            && !outputShutDown && !reads.inputEnded && tlsUpgrade == nil
+    }
+
+    /// Takes the pending read away unresolved; what was buffered stays for the next read.
+    mutating func withdrawRead() -> CompletionToken? {
+        deadlines.readEnded()
+        return reads.cancelPending()
+    }
+
     // MARK: Relays
 
     /// Whether this stream can be handed to a relay now.

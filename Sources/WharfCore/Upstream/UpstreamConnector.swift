@@ -32,7 +32,7 @@ public struct ConnectOptions: Sendable {
 /// `streamAbandoned` / `connectFailed` with the reason.
 enum UpstreamConnector {
     static func connect(on loop: LoopContext, host: String, port: Int, options: ConnectOptions,
-                        streamOptions: StreamOptions, owner: any StreamOwner,
+                        streamOptions: StreamOptions, holdsDrain: Bool = true, owner: any StreamOwner,
                         connectFailed: @escaping (StreamError) -> Void) {
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: options.readChunkSize, fixed: false)
         let noDelay = options.noDelay
@@ -55,7 +55,7 @@ enum UpstreamConnector {
                     handlerOptions.timeouts.handshake = max(.milliseconds(1), deadline - channel.eventLoop.now)
                     let handler = IOStreamHandler(loop: loop, options: handlerOptions, streamID: loop.nextStreamID(),
                                                   isClient: true, awaiting: tls == nil ? [] : .tlsHandshake,
-                                                  owner: boundOwner.value)
+                                                  holdsDrain: holdsDrain, owner: boundOwner.value)
                     handler.facts.connectHost = host
                     if let tls {
                         handler.facts.serverName = tls.serverName(defaultingTo: host)

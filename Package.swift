@@ -4,7 +4,7 @@ import PackageDescription
 
 /// Example plugins are plain C compiled as shared libraries (`lib<name>.so`), beside the `wharf`
 /// executable. They import only `include/wharf.h`; nothing of the host.
-let pluginNames = ["echo", "reverse", "separator_echo", "proxy"]
+let pluginNames = ["echo", "reverse", "separator_echo", "proxy", "message_proxy"]
 
 let strictC: [CSetting] = [
     .headerSearchPath("../common"),

@@ -676,8 +676,9 @@ typedef struct wharf_host_api {
      * context's destructor runs now, and its timers complete with WHARF_E_CLOSED. The pool
      * keeps the connection for the next acquire only if it is clean: open, no read
      * pending, no byte buffered unread, nothing unsent, not relayed, its peer not
-     * half-closed. Otherwise the connection is closed, for example after a failed or
-     * abandoned request. Errors: WHARF_E_INVALID (the stream is not from a pool),
+     * half-closed, and no read on it ever timed out (set_read_timeout): the late reply
+     * would reach the next user. Otherwise the connection is closed, for example after a
+     * failed or abandoned request. Errors: WHARF_E_INVALID (the stream is not from a pool),
      * WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.5] */
     int32_t (*pool_release)(wharf_stream *stream);
 

@@ -13,7 +13,9 @@ import Musl
 
 /// The seed tutorial's interactive client (tcp_client.py), on Wharf's own client streams:
 /// each stdin line is sent, what comes back is printed, and the session ends when the
-/// server closes (e.g. after `over` on the reverse service) or stdin ends.
+/// server closes (e.g. after `over` on the reverse service) or stdin ends. With `--pool`, the
+/// pulsar client's shape instead: a load of framed requests over several connections
+/// (`ClientLoad`).
 struct ClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "client",
@@ -25,6 +27,10 @@ struct ClientCommand: ParsableCommand {
               wharf client 127.0.0.1 8888                       (reverse; 'over' ends it)
               wharf client 127.0.0.1 8889 --separator '\\n'       (line echo)
               wharf client 127.0.0.1 8060 --separator '\\r\\n\\r\\n' (separator echo; QUIT ends it)
+            With --pool N --requests M, it sends M requests over N connections at once (each \
+            waits for its reply; the separator defaults to \\r\\n\\r\\n) and reports replies and \
+            latency:
+              wharf client 127.0.0.1 8060 --pool 10 --requests 10000 --check-echo
             """
     )
 
@@ -52,11 +58,29 @@ struct ClientCommand: ParsableCommand {
     @Flag(name: .long, help: "With --tls: accept any certificate (testing only).")
     var insecure = false
 
+    @Option(name: .long, help: "Load mode: this many connections, each sending requests one at a time.")
+    var pool: Int?
+
+    @Option(name: .long, help: "Load mode: how many requests in all.")
+    var requests: Int = 1000
+
+    @Option(name: .long, help: "Load mode: the request body; {n} becomes the request's number.")
+    var message: String = "request {n}"
+
+    @Flag(name: .long, help: "Load mode: count a reply that is not its request's echo as wrong.")
+    var checkEcho = false
+
+    @Flag(name: .long, help: "Load mode: print the report as one JSON object.")
+    var json = false
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("port must be 1-65535") }
         if !tls, ca != nil || serverName != nil || insecure {
             throw ValidationError("--ca, --server-name and --insecure need --tls")
         }
+        if let pool, !(1...100_000).contains(pool) { throw ValidationError("--pool must be 1-100000") }
+        if pool != nil, requests < 1 { throw ValidationError("--requests must be at least 1") }
+        if pool == nil, checkEcho || json { throw ValidationError("--check-echo and --json need --pool") }
     }
 
     func run() throws {
@@ -77,6 +101,16 @@ struct ClientCommand: ParsableCommand {
         options.timeout = .milliseconds(Int64(timeoutMs))
         let connectOptions = options
         let host = self.host, port = self.port
+        if let pool {
+            let framing = separator.isEmpty ? "\r\n\r\n" : Self.unescape(separator)
+            let load = ClientLoad(settings: .init(host: host, port: port, connections: pool, requests: requests,
+                                                  separator: Array(framing.utf8), message: message,
+                                                  checkEcho: checkEcho, options: connectOptions), loop: loop)
+            let report = load.run()
+            print(json ? report.json : report.summary)
+            guard report.replies == report.requests, report.wrongReplies == 0 else { throw ExitStatus.runtimeFailure }
+            return
+        }
         loop.eventLoop.execute {
             ClientStream.connect(on: loop, host: host, port: port, options: connectOptions) { session.connected($0) }
         }

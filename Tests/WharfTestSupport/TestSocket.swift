@@ -42,7 +42,25 @@ public final class TestSocket: @unchecked Sendable {
         }
     }
 
+    /// Takes over an accepted socket (see `TestListener.accept`).
+    init(adopting fd: Int32, timeout: TimeInterval) {
+        self.fd = fd
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     deinit { close(fd) }
+
+    /// Resets the connection (SO_LINGER 0, then close): the peer sees ECONNRESET. The
+    /// descriptor is left pointing at /dev/null, so the socket is gone but `fd` stays valid.
+    public func reset() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        let null = open("/dev/null", O_RDWR)
+        dup2(null, fd)
+        close(null)
+    }
 
     /// The client side's port (what a PROXY header must announce as the source).
     public var localPort: Int {
@@ -154,4 +172,54 @@ public final class LoopbackPort {
 
     /// A port nothing listens on (bound, read back, released).
     public static func unused() -> Int { LoopbackPort().port }
+}
+
+/// A listening socket on 127.0.0.1 that the test accepts from, to play a server (an
+/// upstream that answers, stalls or dies on cue). `port: 0` picks a free port; a given port
+/// is bound again (SO_REUSEADDR), so a test can bring "the same" upstream back.
+public final class TestListener {
+    public let fd: Int32
+    public let port: Int
+
+    public init(port: Int = 0) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestError.failed("socket: \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && listen(fd, 128) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            close(fd)
+            throw TestError.failed("listen on \(port): errno \(errno)")
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
+
+    /// The next connection, waiting at most `timeout` for it.
+    public func accept(timeout: TimeInterval = 10) throws -> TestSocket {
+        var waiting = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&waiting, 1, Int32(timeout * 1000)) == 1 else {
+            throw TestError.timeout("no connection to port \(port) within \(timeout) s")
+        }
+        let client = Glibc.accept(fd, nil, nil)
+        guard client >= 0 else { throw TestError.failed("accept: errno \(errno)") }
+        return TestSocket(adopting: client, timeout: timeout)
+    }
+
+    /// Whether a connection is waiting to be accepted within `timeout`.
+    public func hasPendingConnection(within timeout: TimeInterval) -> Bool {
+        var waiting = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&waiting, 1, Int32(timeout * 1000)) == 1
+    }
 }

@@ -258,6 +258,45 @@ static inline int wharf_config_string(const char *json, size_t len, const char *
     return WHARF_CONFIG_BAD;
 }
 
+/* "host:port" or "[ipv6]:port" into host[capacity] (NUL-terminated, brackets removed) and
+ * *port (1-65535). */
+static inline int wharf_config_host_port(const char *json, size_t len, const char *key, char *host, size_t capacity,
+                                         uint32_t *port, char *error, size_t error_len) {
+    char text[300];
+    size_t text_len = 0;
+    int found = wharf_config_string(json, len, key, text, sizeof text, &text_len, error, error_len);
+    if (found != WHARF_CONFIG_FOUND) return found;
+    const char *name = text, *colon = NULL;
+    size_t name_len = 0;
+    if (text_len > 0 && text[0] == '[') {
+        const char *close = memchr(text, ']', text_len);
+        if (close != NULL && close + 1 < text + text_len && close[1] == ':') {
+            name = text + 1;
+            name_len = (size_t)(close - name);
+            colon = close + 1;
+        }
+    } else {
+        colon = memchr(text, ':', text_len);
+        if (colon != NULL && memchr(colon + 1, ':', text_len - (size_t)(colon + 1 - text)) != NULL) colon = NULL;
+        if (colon != NULL) name_len = (size_t)(colon - text);
+    }
+    long value = 0;
+    int digits = 0;
+    for (const char *p = colon == NULL ? NULL : colon + 1; p != NULL && p < text + text_len; p++, digits++) {
+        if (*p < '0' || *p > '9' || value > 65535) { digits = -1000; break; }
+        value = value * 10 + (*p - '0');
+    }
+    if (colon == NULL || name_len == 0 || name_len >= capacity || digits <= 0 || value < 1 || value > 65535) {
+        snprintf(error, error_len, "config key '%s': expected \"host:port\" or \"[ipv6]:port\", got \"%.*s\"", key,
+                 (int)(text_len > 80 ? 80 : text_len), text);
+        return WHARF_CONFIG_BAD;
+    }
+    memcpy(host, name, name_len);
+    host[name_len] = '\0';
+    *port = (uint32_t)value;
+    return WHARF_CONFIG_FOUND;
+}
+
 /* true or false. */
 static inline int wharf_config_bool(const char *json, size_t len, const char *key, int *out, char *error,
                                     size_t error_len) {

@@ -18,7 +18,10 @@ extension HostAPI {
             return PluginLoop.withSeat(handle) { seat in
                 guard !seat.hasEnded else { return WHARF_E_SHUTDOWN }
                 let timer = PluginTimer(owner: seat, callback: callback, userdata: userdata)
-                out?.pointee = timer.start(delay: .milliseconds(Int64(delay)))
+                // Started whether or not the plugin wants the handle (`out?.pointee = start()`
+                // would skip the call when out is NULL).
+                let timerHandle = timer.start(delay: .milliseconds(Int64(delay)))
+                out?.pointee = timerHandle
                 return WHARF_OK
             }
         }

@@ -168,7 +168,8 @@ final class PluginLoop: @unchecked Sendable {
     /// A `wharf_loop *` on its loop. With `duringInit`, a call from the plugin's init()
     /// (the control thread, while the loop runs) is carried onto the loop and waited for:
     /// the loop's tables are only ever touched there.
-    static func withSeat(_ handle: OpaquePointer?, duringInit: Bool = false, _ body: (LoopSeat) -> Int32) -> Int32 {
+    static func withSeat(_ handle: OpaquePointer?, duringInit: Bool = false,
+                         _ body: @escaping (LoopSeat) -> Int32) -> Int32 {
         guard let handle else { return WHARF_E_INVALID }
         guard let entry = PluginLoopRegistry.entry(UInt64(UInt(bitPattern: handle)) >> 48) else {
             return WHARF_E_CLOSED
@@ -179,15 +180,13 @@ final class PluginLoop: @unchecked Sendable {
             return pluginLoop.dispatcher.hostCall { body(seat) }
         }
         guard duringInit, !pluginLoop.isStopped else { return WHARF_E_WRONG_THREAD }
-        return withoutActuallyEscaping(body) { body in
-            let call = UnsafeTransfer((body, handle))
-            let result = try? pluginLoop.loop.eventLoop.submit { () -> Int32 in
-                guard let seat = pluginLoop.seat(for: call.value.1) else { return WHARF_E_CLOSED }
-                guard seat.isInitializing else { return WHARF_E_WRONG_THREAD }
-                return pluginLoop.dispatcher.hostCall { call.value.0(seat) }
-            }.wait()
-            return result ?? WHARF_E_SHUTDOWN
-        }
+        let call = UnsafeTransfer((body, handle))
+        let result = try? pluginLoop.loop.eventLoop.submit { () -> Int32 in
+            guard let seat = pluginLoop.seat(for: call.value.1) else { return WHARF_E_CLOSED }
+            guard seat.isInitializing else { return WHARF_E_WRONG_THREAD }
+            return pluginLoop.dispatcher.hostCall { call.value.0(seat) }
+        }.wait()
+        return result ?? WHARF_E_SHUTDOWN
     }
 
     private static func withLoop(of handle: OpaquePointer?,

@@ -28,6 +28,9 @@ struct StreamStateMachine {
     private var serviceQueued = false
     /// Why a stream that never opened ends.
     private(set) var abandonReason: StreamError?
+    /// A read the owner put a deadline on timed out: whatever the peer was about to send
+    /// is unaccounted for, so the stream is never pooled again.
+    private(set) var readTimedOut = false
 
     init(awaiting: Preamble, maxBufferSize: Int, timeouts: StreamTimeouts, now: NIODeadline) {
         state = .starting(awaiting: awaiting)
@@ -293,6 +296,7 @@ struct StreamStateMachine {
             return .close(.readTimeout, graceful: true, failingUpgrade: nil)
         case .pluginRead:
             deadlines.readEnded()
+            readTimedOut = true
             guard let token = reads.cancelPending() else { return .none }
             return .failRead(token)
         }
@@ -309,11 +313,12 @@ struct StreamStateMachine {
 
     // MARK: Pooling
 
-    /// Open, with no read pending, nothing buffered unread or unsent, both directions open
-    /// and no upgrade under way: the next user would start from a clean connection.
+    /// Open, with no read pending, nothing buffered unread or unsent, both directions open,
+    /// no upgrade under way and no read ever timed out: the next user would start from a
+    /// clean connection.
     func isReusable(hasUnsentWrites: Bool) -> Bool {
         state == .open && !reads.hasPendingRead && reads.bufferedBytes == 0 && !hasUnsentWrites
-            && !outputShutDown && !reads.inputEnded && tlsUpgrade == nil
+            && !outputShutDown && !reads.inputEnded && tlsUpgrade == nil && !readTimedOut
     }
 
     /// Takes the pending read away unresolved; what was buffered stays for the next read.

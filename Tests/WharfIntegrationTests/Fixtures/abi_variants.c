@@ -37,7 +37,7 @@ static const wharf_plugin_descriptor descriptor = {
     .abi_minor = WHARF_ABI_MINOR,
 #endif
 #ifdef VARIANT_NEWER_MINOR
-    .min_host_abi_minor = 5,
+    .min_host_abi_minor = WHARF_ABI_MINOR + 1,
 #endif
     .name = "fixture",
     .version = "9.9.9",

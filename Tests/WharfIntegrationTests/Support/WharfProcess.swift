@@ -19,7 +19,7 @@ enum Products {
 }
 
 /// A scratch folder removed when the test ends.
-/// The ABI the host speaks, as include/wharf.h declares it: "1.4".
+/// The ABI the host speaks, as include/wharf.h declares it, e.g. "1.5".
 enum HostABI {
     static let minor: Int = {
         let header = (try? String(contentsOf: Products.repositoryRoot.appendingPathComponent("include/wharf.h"),

@@ -92,9 +92,7 @@ extension HostAPI {
             guard let callback, delay <= UInt64(Int32.max) else { return WHARF_E_INVALID }
             return HostAPI.withStream(handle) { adapter in
                 guard !adapter.finishing else { return WHARF_E_CLOSED }
-                let timer = PluginTimer(owner: adapter, callback: callback, userdata: userdata)
-                let timerHandle = timer.start(delay: .milliseconds(Int64(delay)))
-                out?.pointee = timerHandle
+                out.store(PluginTimer.start(on: adapter, delay: delay, callback, userdata))
                 return WHARF_OK
             }
         }

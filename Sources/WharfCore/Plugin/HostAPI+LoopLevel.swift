@@ -17,11 +17,7 @@ extension HostAPI {
             guard let callback, delay <= UInt64(Int32.max) else { return WHARF_E_INVALID }
             return PluginLoop.withSeat(handle) { seat in
                 guard !seat.hasEnded else { return WHARF_E_SHUTDOWN }
-                let timer = PluginTimer(owner: seat, callback: callback, userdata: userdata)
-                // Started whether or not the plugin wants the handle (`out?.pointee = start()`
-                // would skip the call when out is NULL).
-                let timerHandle = timer.start(delay: .milliseconds(Int64(delay)))
-                out?.pointee = timerHandle
+                out.store(PluginTimer.start(on: seat, delay: delay, callback, userdata))
                 return WHARF_OK
             }
         }

@@ -24,6 +24,12 @@ final class PluginTimer {
         self.userdata = userdata
     }
 
+    /// timer_start and loop_timer_start: a timer on `owner`, started; returns its handle.
+    static func start(on owner: any TimerOwner, delay milliseconds: UInt64, _ callback: wharf_timer_cb,
+                      _ userdata: UnsafeMutableRawPointer?) -> OpaquePointer {
+        PluginTimer(owner: owner, callback: callback, userdata: userdata).start(delay: .milliseconds(Int64(milliseconds)))
+    }
+
     /// Registers the timer with its owner and its loop, and schedules it.
     func start(delay: TimeAmount) -> OpaquePointer {
         let pluginLoop = owner.pluginLoop
@@ -62,5 +68,14 @@ final class PluginTimer {
         owner.timers.removeAll { $0 === self }
         callback(userdata, handle, status)
         owner.pluginLoop.unregister(timer: handle)
+    }
+}
+
+extension Optional where Wrapped == UnsafeMutablePointer<OpaquePointer?> {
+    /// Stores a handle where the plugin asked for one (an out-parameter that may be NULL).
+    /// A function, not `out?.pointee = make()`: optional chaining would skip `make()`
+    /// itself when `out` is NULL.
+    func store(_ handle: OpaquePointer) {
+        self?.pointee = handle
     }
 }

@@ -21,7 +21,7 @@ let package = Package(
     products: [
         .executable(name: "wharf", targets: ["wharf"]),
         .executable(name: "nio-echo-baseline", targets: ["NIOEchoBaseline"]),
-    ] + pluginNames.map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
+    ] + (pluginNames + ["cpp_echo"]).map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
@@ -91,8 +91,16 @@ let package = Package(
     ] + pluginNames.map {
         .target(name: "Plugin_\($0)", dependencies: ["CWharf"], path: "plugins/\($0)",
                 publicHeadersPath: ".", cSettings: strictC)
-    },
-    cLanguageStandard: .c11
+    } + [
+        // The C++ example, from the same header; no exception may cross into the host.
+        // It reads the header by path, not through the CWharf module (clang does not import
+        // a C module into C++ here).
+        .target(name: "Plugin_cpp_echo", path: "plugins/cpp_echo", publicHeadersPath: ".",
+                cxxSettings: [.headerSearchPath("../../include"),
+                              .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-fno-exceptions"])]),
+    ],
+    cLanguageStandard: .c11,
+    cxxLanguageStandard: .cxx20
 )
 
 /// `WHARF_FUZZ=1` (set by scripts/fuzz.sh) turns the checks into one libFuzzer executable,

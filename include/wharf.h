@@ -746,10 +746,17 @@ typedef struct wharf_plugin_descriptor {
 
 typedef const wharf_plugin_descriptor *(*wharf_plugin_entry_fn)(void);
 
+/* C linkage for the entry when the plugin is C++ (the host looks it up by its C name). */
+#ifdef __cplusplus
+#define WHARF_EXTERN_C extern "C"
+#else
+#define WHARF_EXTERN_C
+#endif
+
 /* Declare the entry in a plugin: `WHARF_PLUGIN_DEFINE(&my_descriptor)` at file scope. */
 #define WHARF_PLUGIN_DEFINE(descriptor_ptr)                                                  \
-    WHARF_EXPORT const wharf_plugin_descriptor *WHARF_PLUGIN_ENTRY(void);                   \
-    WHARF_EXPORT const wharf_plugin_descriptor *WHARF_PLUGIN_ENTRY(void) { return (descriptor_ptr); }
+    WHARF_EXTERN_C WHARF_EXPORT const wharf_plugin_descriptor *WHARF_PLUGIN_ENTRY(void);    \
+    WHARF_EXTERN_C WHARF_EXPORT const wharf_plugin_descriptor *WHARF_PLUGIN_ENTRY(void) { return (descriptor_ptr); }
 
 /* ---- Convenience (plugin side, no ABI impact) ------------------------------------------ */
 #if !defined(WHARF_NO_LOGF) && (defined(__GNUC__) || defined(__clang__))

@@ -103,7 +103,8 @@ import Testing
         let library = try FixturePlugins.build("refuse", source: "abi_variants", define: "VARIANT_REFUSE")
         let result = try check(pluginPath: library)
         #expect(result.status == 2)
-        #expect(result.stderr.contains("init of 'fixture' refused: listen_port must be set"))
+        #expect(result.stderr.contains("plugins.fixture.config: listen_port must be set (refused by the init of \(library))"),
+                "\(result.stderr)")
         let scratch = try TemporaryDirectory()
         let run = try runWharf(["run", "--config", try scratch.write("w.yaml", config(pluginPath: library))])
         #expect(run.status == 2, "nothing starts")
@@ -128,7 +129,8 @@ import Testing
                                                              listeners: ["e"]))
         let result = try runWharf(["check", "--config", file])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("init of 'e' refused: unknown config key 'max_byte'"))
+        // Located like every config error: at the `config:` the plugin refused.
+        #expect(result.stderr.contains("w.yaml:2:27: plugins.e.config: unknown config key 'max_byte'"), "\(result.stderr)")
     }
 
     @Test func pluginInfoPrintsTheDescriptor() throws {

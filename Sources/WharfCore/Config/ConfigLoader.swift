@@ -176,7 +176,8 @@ public enum ConfigLoader {
             guard let libraryPath else { throw reader.fail(body, path, "missing required key 'path'") }
             let json = try YAMLToJSON.convert(configNode, reader: reader, path: "\(path).config")
             plugins.append(PluginInstanceConfig(name: name, path: libraryPath, configJSON: json,
-                                                location: reader.location(of: body)))
+                                                location: reader.location(of: body),
+                                                configLocation: reader.location(of: configNode ?? body)))
         }
         if plugins.isEmpty { throw reader.fail(node, "plugins", "no plugin instances defined") }
         return plugins

@@ -81,6 +81,8 @@ public struct PluginInstanceConfig: Sendable {
     /// The instance's `config:` subtree as JSON text, handed to the plugin's init.
     public var configJSON: String
     public var location: SourceLocation
+    /// Where its `config:` value is (the instance's own entry without one).
+    public var configLocation: SourceLocation
 }
 
 public struct ListenerConfig: Sendable {

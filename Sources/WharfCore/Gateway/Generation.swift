@@ -40,14 +40,17 @@ public final class Generation: Sendable {
                                                           loopCount: max(1, loops.count), metrics: metrics))
                     } catch {
                         perLoop.forEach { $0.endAndShutdown() }
-                        throw error
+                        // A refusal by the plugin's init is about its `config:`: say where it is.
+                        var located = error
+                        if located.configKey != nil { located.location = plugin.configLocation }
+                        throw located
                     }
                 }
                 instances[plugin.name] = perLoop
             }
         } catch {
             instances.values.joined().forEach { $0.endAndShutdown() }
-            throw PluginLoadError(path: error.path, reason: error.reason)
+            throw error
         }
         return Generation(number: number, config: config, instances: instances)
     }

@@ -7,12 +7,28 @@ import Musl
 #endif
 
 /// Why a plugin was refused. `description` names the file and the reason, with both
-/// versions where versions are the reason.
+/// versions where versions are the reason. A refusal by the plugin's own init is about its
+/// config, so it is printed like every other config error, at the `config:` it refused:
+/// `wharf.yaml:4:13: plugins.cache.config: <the plugin's message> (init of libx.so)`.
 public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let reason: String
+    /// `plugins.NAME.config` when the plugin's init refused its config.
+    public var configKey: String?
+    public var location: SourceLocation?
 
-    public var description: String { "plugin \(path): \(reason)" }
+    public init(path: String, reason: String, configKey: String? = nil, location: SourceLocation? = nil) {
+        self.path = path
+        self.reason = reason
+        self.configKey = configKey
+        self.location = location
+    }
+
+    public var description: String {
+        guard let configKey else { return "plugin \(path): \(reason)" }
+        let prefix = location.map { "\($0): " } ?? ""
+        return "\(prefix)\(configKey): \(reason) (refused by the init of \(path))"
+    }
 }
 
 /// A loaded plugin library and its checked descriptor.
@@ -125,7 +141,7 @@ public final class PluginLibrary: @unchecked Sendable {
         guard status == WHARF_OK else {
             let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let detail = text.isEmpty ? String(describing: StatusCode.describe(status)) : text
-            throw PluginLoadError(path: path, reason: "init of '\(identity.name)' refused: \(detail)")
+            throw PluginLoadError(path: path, reason: detail, configKey: "plugins.\(identity.name).config")
         }
         return state
     }

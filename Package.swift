@@ -4,7 +4,7 @@ import PackageDescription
 
 /// Example plugins are plain C compiled as shared libraries (`lib<name>.so`), beside the `wharf`
 /// executable. They import only `include/wharf.h`; nothing of the host.
-let pluginNames = ["echo", "reverse", "separator_echo", "proxy", "message_proxy"]
+let pluginNames = ["echo", "reverse", "separator_echo", "proxy", "message_proxy", "ffi_call"]
 
 let strictC: [CSetting] = [
     .headerSearchPath("../common"),
@@ -21,7 +21,7 @@ let package = Package(
     products: [
         .executable(name: "wharf", targets: ["wharf"]),
         .executable(name: "nio-echo-baseline", targets: ["NIOEchoBaseline"]),
-    ] + (pluginNames + ["cpp_echo"]).map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
+    ] + (pluginNames + ["cpp_echo", "ffi_example"]).map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
@@ -90,8 +90,11 @@ let package = Package(
                     exclude: ["Entry", "corpus", "ClientHello"]),
     ] + pluginNames.map {
         .target(name: "Plugin_\($0)", dependencies: ["CWharf"], path: "plugins/\($0)",
-                publicHeadersPath: ".", cSettings: strictC)
+                publicHeadersPath: ".", cSettings: strictC,
+                linkerSettings: $0 == "ffi_call" ? [.linkedLibrary("ffi")] : [])
     } + [
+        // Not a plugin: the library whose functions ffi_call serves in etc/ffi.example.yaml.
+        .target(name: "Plugin_ffi_example", path: "plugins/ffi_example", publicHeadersPath: ".", cSettings: strictC),
         // The C++ example, from the same header; no exception may cross into the host.
         // It reads the header by path, not through the CWharf module (clang does not import
         // a C module into C++ here).

@@ -3,12 +3,16 @@
  * (read_bytes partial), write the chunk back, then the chunk reversed byte-wise. A chunk
  * that is exactly "over" is answered, then the connection is closed.
  * Config: chunk_size (default 20).
+ *
+ * Written as the sequence the tutorial's coroutine is, with include/wharf_seq.h, rather
+ * than as a chain of callbacks.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "wharf.h"
 #include "wharf_plugin_config.h"
+#include "wharf_seq.h"
 
 #define MAX_CHUNK 4096
 
@@ -17,20 +21,36 @@ typedef struct reverse_instance {
     size_t chunk_size;
 } reverse_instance;
 
-static void on_chunk(void *userdata, wharf_stream *stream, int32_t status, const uint8_t *chunk, size_t len) {
-    reverse_instance *self = userdata;
-    if (status != WHARF_OK) return;
-    uint8_t reversed[MAX_CHUNK];
-    for (size_t i = 0; i < len; i++) reversed[i] = chunk[len - 1 - i];
-    if (self->host->write(stream, chunk, len, NULL, NULL) != WHARF_OK ||
-        self->host->write(stream, reversed, len, NULL, NULL) != WHARF_OK) {
-        return;
+/* One connection: the helper's state, and what the loop needs across its awaits. */
+typedef struct reverse_task {
+    wharf_seq seq;
+    size_t chunk_size;
+} reverse_task;
+
+/*     while True:
+ *         data = yield stream.read_bytes(20, partial=True)
+ *         yield stream.write(data); yield stream.write(data[::-1])
+ *         if data == b"over": stream.close()                                          */
+static void serve(wharf_seq *seq) {
+    reverse_task *task = (reverse_task *)seq;
+    WHARF_SEQ_BEGIN(seq);
+    for (;;) {
+        WHARF_SEQ_READ_BYTES(seq, task->chunk_size, 1);
+        if (seq->status != WHARF_OK) break; /* closed: the task ends */
+        uint8_t reversed[MAX_CHUNK];
+        for (size_t i = 0; i < seq->len; i++) reversed[i] = seq->data[seq->len - 1 - i];
+        /* No need to await the writes: the host copies them and throttles reads while the
+         * output is backed up. */
+        if (seq->host->write(seq->stream, seq->data, seq->len, NULL, NULL) != WHARF_OK ||
+            seq->host->write(seq->stream, reversed, seq->len, NULL, NULL) != WHARF_OK) {
+            break;
+        }
+        if (seq->len == 4 && memcmp(seq->data, "over", 4) == 0) {
+            seq->host->close(seq->stream); /* graceful: both replies are flushed first */
+            break;
+        }
     }
-    if (len == 4 && memcmp(chunk, "over", 4) == 0) {
-        self->host->close(stream); /* graceful: both replies are flushed first */
-        return;
-    }
-    self->host->read_bytes(stream, self->chunk_size, 1, on_chunk, self);
+    WHARF_SEQ_END(seq);
 }
 
 static int32_t reverse_init(const wharf_host_api *host, const wharf_init_args *args, void **instance_out,
@@ -52,7 +72,11 @@ static int32_t reverse_init(const wharf_host_api *host, const wharf_init_args *a
 
 static int32_t reverse_handle_stream(void *instance, wharf_stream *stream) {
     reverse_instance *self = instance;
-    return self->host->read_bytes(stream, self->chunk_size, 1, on_chunk, self);
+    reverse_task *task = wharf_seq_new(self->host, stream, sizeof *task, serve);
+    if (task == NULL) return WHARF_E_NOMEM;
+    task->chunk_size = self->chunk_size;
+    wharf_seq_run(&task->seq);
+    return WHARF_OK;
 }
 
 static void reverse_shutdown(void *instance) { free(instance); }

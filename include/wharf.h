@@ -12,7 +12,10 @@
  *        under the admin endpoint's /metrics; WHARF_E_WRITE_FULL (max_write_buffer_size)
  *   1.5  loop-level work: init receives a wharf_loop (loop_post, loop_timer_start,
  *        loop_connect), and upstream connection pools (pool_create, pool_acquire,
- *        pool_release, pool_destroy)
+ *        pool_release, pool_destroy); host-declared plugin config (the descriptor's
+ *        config_schema, and config_integer, config_string, config_host_port,
+ *        config_list_count, config_list_item, config_map_count, config_map_entry);
+ *        WHARF_E_ABSENT
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -171,6 +174,7 @@ extern "C" {
 /* [1.4] A plugin built against 1.3 or older gets WHARF_E_BUFFER_FULL instead. */
 #define WHARF_E_WRITE_FULL (-23)   /* a write would leave more than the listener's
                                     * max_write_buffer_size unsent; the stream is closing */
+#define WHARF_E_ABSENT (-24)       /* config_*: an optional key without a default was not given [1.5] */
 
 /* ---- Log levels (for wharf_host_api.log) ------------------------------------------------ */
 #define WHARF_LOG_TRACE 0
@@ -399,6 +403,49 @@ typedef struct wharf_metric_spec {
                                         * implied); 0 otherwise */
     const double *buckets;
 } wharf_metric_spec;
+
+/* ---- Host-declared config [1.5] -------------------------------------------------------
+ * Like nginx's ngx_command_t: a plugin may declare its config keys in a static schema (the
+ * descriptor's config_schema). The host then checks the instance's `config:` before init,
+ * with the same strictness and messages as the rest of the config, e.g.
+ *
+ *     wharf.yaml:14:18: plugins.echo.config.max_bytes: expected an integer 1-1073741824, got -1
+ *     wharf.yaml:13:15: plugins.echo.config: unknown key 'max_byte' (did you mean 'max_bytes'?)
+ *
+ * and init reads typed, normalized values through the config_* functions (defaults filled
+ * in). `wharf plugin info` prints the schema as documentation. args->config_json still
+ * carries the config, normalized the same way (durations in ms, sizes in bytes, byte
+ * strings decoded), for plugins that read it themselves. Without a schema nothing changes.
+ *
+ * Types, and what min/max bound (both 0: no bound):                                       */
+#define WHARF_CONFIG_INTEGER 1u   /* a YAML integer; its value */
+#define WHARF_CONFIG_BOOLEAN 2u   /* true or false (config_integer gives 1 or 0) */
+#define WHARF_CONFIG_STRING 3u    /* a string; its length in bytes */
+#define WHARF_CONFIG_BYTES 4u     /* a string whose escapes \n \r \t \0 \\ \xHH are decoded; length */
+#define WHARF_CONFIG_DURATION 5u  /* "250ms", "10s", "5m", "2h" or an integer of ms; in ms */
+#define WHARF_CONFIG_SIZE 6u      /* "512", "64k" or "64KiB", "1m"/"1MiB", "1g"/"1GiB"; in bytes */
+#define WHARF_CONFIG_HOST_PORT 7u /* "host:port" or "[ipv6]:port" */
+#define WHARF_CONFIG_LIST 8u      /* a list of strings; the count */
+#define WHARF_CONFIG_MAP 9u       /* a mapping of strings to strings; the count */
+
+#define WHARF_CONFIG_REQUIRED 1u  /* flags: the key must be given (no default then) */
+
+typedef struct wharf_config_key {
+    const char *name;          /* [a-z0-9_]+ */
+    uint32_t type;             /* WHARF_CONFIG_* */
+    uint32_t flags;            /* WHARF_CONFIG_REQUIRED */
+    int64_t min;               /* see the types above; min == max == 0: no bound */
+    int64_t max;
+    const char *default_value; /* the default as YAML text ("65536", "10s", "\"\\r\\n\""), or NULL */
+    const char *description;   /* one line, for `wharf plugin info` */
+} wharf_config_key;
+
+typedef struct wharf_config_schema {
+    uint32_t struct_size; /* sizeof(wharf_config_schema) */
+    uint32_t key_size;    /* sizeof(wharf_config_key): the array's stride, so keys can grow */
+    uint32_t key_count;
+    const wharf_config_key *keys;
+} wharf_config_schema;
 
 /* ---- The host function table ----------------------------------------------------------
  * Passed to init(); static storage owned by the host, valid until the process exits.
@@ -688,6 +735,35 @@ typedef struct wharf_host_api {
      * this. The host destroys what is left at the instance's shutdown. Errors:
      * WHARF_E_CLOSED (already destroyed), WHARF_E_INVALID, WHARF_E_WRONG_THREAD. [1.5] */
     int32_t (*pool_destroy)(wharf_pool *pool);
+
+    /* ---- 1.5: host-declared config (see "Host-declared config" above) ---- */
+
+    /* [init] The value of `key` (NUL-terminated) of this instance's config, for a plugin with a
+     * config_schema: an integer, a duration (ms), a size (bytes) or a boolean (1 or 0).
+     * Errors: WHARF_E_ABSENT (optional, no default, not given), WHARF_E_INVALID (no such key
+     * in the schema, or another type), WHARF_E_WRONG_THREAD (outside init). [1.5] */
+    int32_t (*config_integer)(const wharf_instance *instance, const char *key, int64_t *out);
+
+    /* [init] A string or bytes value: *data (NUL-terminated too; bytes may hold NULs) and
+     * *len, valid until shutdown() returns. A host:port value reads as its text. Errors as
+     * config_integer. [1.5] */
+    int32_t (*config_string)(const wharf_instance *instance, const char *key, const char **data, size_t *len);
+
+    /* [init] A host:port value: *host (NUL-terminated, without brackets; valid until
+     * shutdown() returns) and *port. Errors as config_integer. [1.5] */
+    int32_t (*config_host_port)(const wharf_instance *instance, const char *key, const char **host, uint32_t *port);
+
+    /* [init] A list's or a map's number of entries. Errors as config_integer. [1.5] */
+    int32_t (*config_list_count)(const wharf_instance *instance, const char *key, size_t *count);
+    int32_t (*config_map_count)(const wharf_instance *instance, const char *key, size_t *count);
+
+    /* [init] A list's item, or a map's entry, by index (in config order); strings as
+     * config_string's. Errors as config_integer, and WHARF_E_INVALID for an index out of
+     * range. [1.5] */
+    int32_t (*config_list_item)(const wharf_instance *instance, const char *key, size_t index, const char **data,
+                                size_t *len);
+    int32_t (*config_map_entry)(const wharf_instance *instance, const char *key, size_t index, const char **name,
+                                const char **value, size_t *value_len);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */
@@ -742,6 +818,11 @@ typedef struct wharf_plugin_descriptor {
      * has ended [1.5]; also after a validate init. Must stop and join any thread the
      * plugin started. */
     void (*shutdown)(void *instance);
+
+    /* ---- 1.5 ---- */
+    /* Optional (NULL allowed): the keys of this plugin's config, checked by the host before
+     * init (see "Host-declared config"). Static storage. */
+    const wharf_config_schema *config_schema;
 } wharf_plugin_descriptor;
 
 typedef const wharf_plugin_descriptor *(*wharf_plugin_entry_fn)(void);

@@ -11,7 +11,7 @@ struct PluginCommand: ParsableCommand {
     struct InfoCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "info",
-            abstract: "Print a plugin's descriptor: name, version, ABI version, description, hooks."
+            abstract: "Print a plugin's descriptor: name, version, ABI version, description, hooks, config keys."
         )
 
         @Argument(help: "A path to a shared library, or a bare NAME (libNAME.so in --plugin-dir, then beside wharf).")
@@ -38,6 +38,10 @@ struct PluginCommand: ParsableCommand {
                 hooks:       \(library.hooks.joined(separator: ", "))
                 file:        \(library.path)
                 """)
+            if let schema = library.configSchema {
+                print("config:" + (schema.keys.isEmpty ? "      (none: the plugin takes no config)" : ""))
+                schema.documentation.forEach { print("  " + $0) }
+            }
         }
     }
 }

@@ -148,6 +148,7 @@ const wharf_plugin_descriptor descriptor = {
     .init = init,
     .handle_stream = handleStream,
     .shutdown = shutdown,
+    .config_schema = nullptr,
 };
 
 } // namespace

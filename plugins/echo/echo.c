@@ -1,12 +1,10 @@
 /*
  * echo — the tornado.tcpserver docs' echo server: read a line ("\n"-terminated), write it
- * back, repeat. Config: max_bytes (delimiter included, default 65536); a longer line
- * closes the connection.
+ * back, repeat. Config (declared in echo_keys, checked by the host): max_bytes.
  */
 #include <stdlib.h>
 
 #include "wharf.h"
-#include "wharf_plugin_config.h"
 
 typedef struct echo_instance {
     const wharf_host_api *host;
@@ -29,15 +27,21 @@ static void on_line(void *userdata, wharf_stream *stream, int32_t status, const 
     read_line(self, stream);
 }
 
+/* The host checks the config against this before init (ABI 1.5). */
+static const wharf_config_key echo_keys[] = {
+    {.name = "max_bytes", .type = WHARF_CONFIG_SIZE, .min = 1, .max = 1LL << 40, .default_value = "65536",
+     .description = "the longest line, its newline included; a longer one closes the connection"},
+};
+static const wharf_config_schema echo_schema = {
+    .struct_size = sizeof echo_schema, .key_size = sizeof(wharf_config_key), .key_count = 1, .keys = echo_keys};
+
 static int32_t echo_init(const wharf_host_api *host, const wharf_init_args *args, void **instance_out, char *error,
                          size_t error_len) {
-    static const char *const keys[] = {"max_bytes", NULL};
-    long long max_bytes = 65536;
-    if (wharf_config_check_keys(args->config_json, args->config_json_len, keys, error, error_len) < 0 ||
-        wharf_config_int(args->config_json, args->config_json_len, "max_bytes", 1, 1LL << 40, &max_bytes, error,
-                         error_len) < 0) {
-        return WHARF_E_INVALID;
-    }
+    (void)error;
+    (void)error_len;
+    int64_t max_bytes = 0;
+    int32_t status = host->config_integer(args->instance, "max_bytes", &max_bytes);
+    if (status != WHARF_OK) return status;
     echo_instance *self = calloc(1, sizeof *self);
     if (self == NULL) return WHARF_E_NOMEM;
     self->host = host;
@@ -57,12 +61,14 @@ static const wharf_plugin_descriptor descriptor = {
     .struct_size = sizeof(wharf_plugin_descriptor),
     .abi_major = WHARF_ABI_MAJOR,
     .abi_minor = WHARF_ABI_MINOR,
+    .min_host_abi_minor = 5, /* the host checks its config */
     .name = "echo",
     .version = "1.0.0",
     .description = "Line echo: writes every \\n-terminated line back (tornado.tcpserver docs)",
     .init = echo_init,
     .handle_stream = echo_handle_stream,
     .shutdown = echo_shutdown,
+    .config_schema = &echo_schema,
 };
 
 WHARF_PLUGIN_DEFINE(&descriptor)

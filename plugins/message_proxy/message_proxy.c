@@ -11,19 +11,16 @@
  * "-ERR upstream: <reason>", and may send its next request. The connection that failed is
  * closed, never reused.
  *
- * Config:
- *   upstream    "host:port" (required)
- *   pool_size   upstream connections per worker process, 1-10000 (default 10), shared out
- *               among its event loops (each loop keeps its own pool, with at least one)
- *   separator   the frame end, 1-64 bytes (default "\r\n\r\n")
- *   max_bytes   largest request or reply, separator included (default 1 MiB)
- *   timeout_ms  how long a request may wait for a connection, and then for its reply (default 10000)
+ * Config: declared in message_proxy_keys below and checked by the host (`wharf plugin info
+ * message_proxy` prints it). pool_size is per worker process, shared out among its event
+ * loops (each loop keeps its own pool, with at least one connection).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+
 #include "wharf.h"
-#include "wharf_plugin_config.h"
 
 typedef struct message_proxy {
     const wharf_host_api *host;
@@ -161,51 +158,46 @@ static int32_t message_proxy_handle_stream(void *instance, wharf_stream *stream)
     return WHARF_OK;
 }
 
+static const wharf_config_key message_proxy_keys[] = {
+    {.name = "upstream", .type = WHARF_CONFIG_HOST_PORT, .flags = WHARF_CONFIG_REQUIRED,
+     .description = "the service each request goes to"},
+    {.name = "pool_size", .type = WHARF_CONFIG_INTEGER, .min = 1, .max = 10000, .default_value = "10",
+     .description = "upstream connections per worker, shared out among its event loops"},
+    {.name = "separator", .type = WHARF_CONFIG_BYTES, .min = 1, .max = 64, .default_value = "\"\\r\\n\\r\\n\"",
+     .description = "the end of each request and reply"},
+    {.name = "max_bytes", .type = WHARF_CONFIG_SIZE, .min = 1, .max = 1 << 30, .default_value = "1MiB",
+     .description = "the largest request or reply, its separator included"},
+    {.name = "timeout_ms", .type = WHARF_CONFIG_DURATION, .min = 1, .max = 3600000, .default_value = "10s",
+     .description = "how long a request may wait for a connection, and then for its reply"},
+};
+static const wharf_config_schema message_proxy_schema = {.struct_size = sizeof message_proxy_schema,
+                                                         .key_size = sizeof(wharf_config_key),
+                                                         .key_count = 5,
+                                                         .keys = message_proxy_keys};
+
 static int32_t message_proxy_init(const wharf_host_api *host, const wharf_init_args *args, void **instance_out,
                                   char *error, size_t error_len) {
-    static const char *const keys[] = {"upstream", "pool_size", "separator", "max_bytes", "timeout_ms", NULL};
-    if (!WHARF_HOST_HAS(host, pool_destroy)) {
-        snprintf(error, error_len, "needs a host with connection pools (ABI 1.5)");
-        return WHARF_E_UNSUPPORTED;
-    }
-    const char *json = args->config_json;
-    size_t json_len = args->config_json_len;
+    const char *upstream = NULL, *separator = NULL;
+    size_t separator_len = 0;
+    uint32_t port = 0;
+    int64_t pool_size = 0, max_bytes = 0, timeout_ms = 0;
+    int32_t status = host->config_host_port(args->instance, "upstream", &upstream, &port);
+    if (status == WHARF_OK) status = host->config_integer(args->instance, "pool_size", &pool_size);
+    if (status == WHARF_OK) status = host->config_string(args->instance, "separator", &separator, &separator_len);
+    if (status == WHARF_OK) status = host->config_integer(args->instance, "max_bytes", &max_bytes);
+    if (status == WHARF_OK) status = host->config_integer(args->instance, "timeout_ms", &timeout_ms);
+    if (status != WHARF_OK) return status;
     message_proxy *self = calloc(1, sizeof *self);
     if (self == NULL) return WHARF_E_NOMEM;
     self->host = host;
-    memcpy(self->separator, "\r\n\r\n", 5);
-    self->separator_len = 4;
-    char upstream[256];
-    uint32_t port = 0;
-    long long pool_size = 10, max_bytes = 1 << 20, timeout_ms = 10000;
-    int found = wharf_config_check_keys(json, json_len, keys, error, error_len);
-    if (found >= 0) found = wharf_config_host_port(json, json_len, "upstream", upstream, sizeof upstream, &port, error,
-                                                   error_len);
-    if (found == WHARF_CONFIG_ABSENT) {
-        snprintf(error, error_len, "config key 'upstream' is required: \"host:port\" of the service to forward to");
-        found = WHARF_CONFIG_BAD;
-    }
-    if (found >= 0) found = wharf_config_int(json, json_len, "pool_size", 1, 10000, &pool_size, error, error_len);
-    if (found >= 0) {
-        found = wharf_config_string(json, json_len, "separator", self->separator, sizeof self->separator,
-                                    &self->separator_len, error, error_len);
-    }
-    if (found >= 0 && self->separator_len == 0) {
-        snprintf(error, error_len, "config key 'separator': must not be empty");
-        found = WHARF_CONFIG_BAD;
-    }
-    if (found >= 0) found = wharf_config_int(json, json_len, "max_bytes", 1, 1LL << 30, &max_bytes, error, error_len);
-    if (found >= 0) found = wharf_config_int(json, json_len, "timeout_ms", 1, 3600000, &timeout_ms, error, error_len);
-    if (found < 0) {
-        free(self);
-        return WHARF_E_INVALID;
-    }
+    memcpy(self->separator, separator, separator_len);
+    self->separator_len = separator_len;
     self->max_bytes = (size_t)max_bytes;
     self->timeout_ms = (uint32_t)timeout_ms;
     if (args->loop != NULL) {
-        wharf_connect_options connect = {.struct_size = sizeof connect, .timeout_ms = (uint32_t)timeout_ms, .nodelay = 1};
         /* Each loop has its own pool: this loop's share of pool_size. */
         uint32_t share = (uint32_t)pool_size / args->loop_count + (args->loop_index < pool_size % args->loop_count);
+        wharf_connect_options connect = {.struct_size = sizeof connect, .timeout_ms = (uint32_t)timeout_ms, .nodelay = 1};
         wharf_pool_options options = {
             .struct_size = sizeof options,
             .max_total = share > 0 ? share : 1,
@@ -229,13 +221,14 @@ static const wharf_plugin_descriptor descriptor = {
     .struct_size = sizeof(wharf_plugin_descriptor),
     .abi_major = WHARF_ABI_MAJOR,
     .abi_minor = WHARF_ABI_MINOR,
-    .min_host_abi_minor = 5,
+    .min_host_abi_minor = 5, /* pools, and the host checks its config */
     .name = "message_proxy",
     .version = "1.0.0",
     .description = "Forwards separator-framed requests over a pool of upstream connections",
     .init = message_proxy_init,
     .handle_stream = message_proxy_handle_stream,
     .shutdown = message_proxy_shutdown,
+    .config_schema = &message_proxy_schema,
 };
 
 WHARF_PLUGIN_DEFINE(&descriptor)

@@ -2,7 +2,7 @@
  * reverse — the Tornado TCPServer tutorial's server: read up to 20 bytes as they come
  * (read_bytes partial), write the chunk back, then the chunk reversed byte-wise. A chunk
  * that is exactly "over" is answered, then the connection is closed.
- * Config: chunk_size (default 20).
+ * Config (declared in reverse_keys): chunk_size.
  *
  * Written as the sequence the tutorial's coroutine is, with include/wharf_seq.h, rather
  * than as a chain of callbacks.
@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "wharf.h"
-#include "wharf_plugin_config.h"
 #include "wharf_seq.h"
 
 #define MAX_CHUNK 4096
@@ -53,15 +52,20 @@ static void serve(wharf_seq *seq) {
     WHARF_SEQ_END(seq);
 }
 
+static const wharf_config_key reverse_keys[] = {
+    {.name = "chunk_size", .type = WHARF_CONFIG_INTEGER, .min = 1, .max = MAX_CHUNK, .default_value = "20",
+     .description = "the most bytes answered at a time (read_bytes partial)"},
+};
+static const wharf_config_schema reverse_schema = {
+    .struct_size = sizeof reverse_schema, .key_size = sizeof(wharf_config_key), .key_count = 1, .keys = reverse_keys};
+
 static int32_t reverse_init(const wharf_host_api *host, const wharf_init_args *args, void **instance_out,
                             char *error, size_t error_len) {
-    static const char *const keys[] = {"chunk_size", NULL};
-    long long chunk_size = 20;
-    if (wharf_config_check_keys(args->config_json, args->config_json_len, keys, error, error_len) < 0 ||
-        wharf_config_int(args->config_json, args->config_json_len, "chunk_size", 1, MAX_CHUNK, &chunk_size, error,
-                         error_len) < 0) {
-        return WHARF_E_INVALID;
-    }
+    (void)error;
+    (void)error_len;
+    int64_t chunk_size = 0;
+    int32_t status = host->config_integer(args->instance, "chunk_size", &chunk_size);
+    if (status != WHARF_OK) return status;
     reverse_instance *self = calloc(1, sizeof *self);
     if (self == NULL) return WHARF_E_NOMEM;
     self->host = host;
@@ -85,12 +89,14 @@ static const wharf_plugin_descriptor descriptor = {
     .struct_size = sizeof(wharf_plugin_descriptor),
     .abi_major = WHARF_ABI_MAJOR,
     .abi_minor = WHARF_ABI_MINOR,
+    .min_host_abi_minor = 5, /* the host checks its config */
     .name = "reverse",
     .version = "1.0.0",
     .description = "Echoes each chunk of up to 20 bytes, then it reversed; 'over' ends (Tornado tutorial)",
     .init = reverse_init,
     .handle_stream = reverse_handle_stream,
     .shutdown = reverse_shutdown,
+    .config_schema = &reverse_schema,
 };
 
 WHARF_PLUGIN_DEFINE(&descriptor)

@@ -83,6 +83,8 @@ public struct PluginInstanceConfig: Sendable {
     public var location: SourceLocation
     /// Where its `config:` value is (the instance's own entry without one).
     public var configLocation: SourceLocation
+    /// The `config:` value itself, for a plugin that declares a schema (nil: none given).
+    public var config: ConfigTree?
 }
 
 public struct ListenerConfig: Sendable {

@@ -32,17 +32,28 @@ public final class Generation: Sendable {
                     library = try PluginLibrary.load(path: path)
                     libraries[path] = library
                 }
+                // The host checks the config first when the plugin declares its keys.
+                var configJSON = plugin.configJSON
+                var checked: PluginConfigSchema.Checked?
+                if let schema = library.configSchema {
+                    do throws(ConfigError) {
+                        checked = try schema.check(plugin.config, at: plugin.configLocation, path: "plugins.\(plugin.name).config")
+                    } catch {
+                        throw PluginLoadError(path: library.path, schemaError: error)
+                    }
+                    configJSON = checked!.json
+                }
                 var perLoop: [PluginInstance] = []
                 for pluginLoop in loops.isEmpty ? [nil] : loops.map(Optional.some) {
                     do throws(PluginLoadError) {
-                        perLoop.append(try PluginInstance(name: plugin.name, library: library,
-                                                          configJSON: plugin.configJSON, pluginLoop: pluginLoop,
+                        perLoop.append(try PluginInstance(name: plugin.name, library: library, configJSON: configJSON,
+                                                          config: checked?.values, pluginLoop: pluginLoop,
                                                           loopCount: max(1, loops.count), metrics: metrics))
                     } catch {
                         perLoop.forEach { $0.endAndShutdown() }
                         // A refusal by the plugin's init is about its `config:`: say where it is.
                         var located = error
-                        if located.configKey != nil { located.location = plugin.configLocation }
+                        if located.configKey != nil, !located.bySchema { located.location = plugin.configLocation }
                         throw located
                     }
                 }

@@ -25,6 +25,7 @@ public enum HostAPI {
         addMetrics(to: &api)
         addLoopLevelWork(to: &api)
         addPools(to: &api)
+        addConfigAccess(to: &api)
         pointer.initialize(to: api)
         return UnsafePointer(pointer)
     }()

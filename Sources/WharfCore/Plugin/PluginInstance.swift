@@ -14,13 +14,16 @@ public final class PluginInstance: @unchecked Sendable {
     private var isShutDown = false
 
     /// `pluginLoop`: the loop the instance serves (nil to validate the config only).
-    init(name: String, library: PluginLibrary, configJSON: String, pluginLoop: PluginLoop?, loopCount: Int,
-         metrics: PluginMetricsRegistry? = nil) throws(PluginLoadError) {
+    /// `config`: the values checked against the plugin's schema, for the config_* accessors.
+    init(name: String, library: PluginLibrary, configJSON: String, config: [String: PluginConfigValue]? = nil,
+         pluginLoop: PluginLoop?, loopCount: Int, metrics: PluginMetricsRegistry? = nil) throws(PluginLoadError) {
         let loopIndex = pluginLoop?.loop.loopIndex ?? 0
         self.name = name
         self.library = library
         self.loopIndex = loopIndex
         self.identity = PluginIdentity(name: name, loopIndex: loopIndex, metrics: pluginLoop == nil ? nil : metrics)
+        identity.config = config.map { PluginConfigStore(values: $0) }
+        identity.configKeys = Set(library.configSchema?.keys.map(\.name) ?? [])
         let seat = pluginLoop.map { LoopSeat.make(on: $0, abiMinor: library.abiMinor) }
         self.seat = seat
         do {

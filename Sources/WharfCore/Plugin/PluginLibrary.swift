@@ -24,10 +24,19 @@ public struct PluginLoadError: Error, CustomStringConvertible, Sendable {
         self.location = location
     }
 
+    /// The host refused the config against the plugin's schema (not the plugin's init).
+    public var bySchema = false
+
     public var description: String {
         guard let configKey else { return "plugin \(path): \(reason)" }
         let prefix = location.map { "\($0): " } ?? ""
-        return "\(prefix)\(configKey): \(reason) (refused by the init of \(path))"
+        return "\(prefix)\(configKey): \(reason)" + (bySchema ? "" : " (refused by the init of \(path))")
+    }
+
+    /// A config that does not check against the plugin's schema.
+    init(path: String, schemaError error: ConfigError) {
+        self.init(path: path, reason: error.message, configKey: error.keyPath, location: error.location)
+        bySchema = true
     }
 }
 
@@ -44,6 +53,8 @@ public final class PluginLibrary: @unchecked Sendable {
 
     public let path: String
     let descriptor: UnsafePointer<wharf_plugin_descriptor>
+    /// The keys its config may have (ABI 1.5), if it declares them.
+    public let configSchema: PluginConfigSchema?
     // Accessed only through `descriptor`; kept so the mapping is visibly owned.
     private let dlHandle: UnsafeMutableRawPointer
 
@@ -60,10 +71,12 @@ public final class PluginLibrary: @unchecked Sendable {
         return present
     }
 
-    private init(path: String, handle: UnsafeMutableRawPointer, descriptor: UnsafePointer<wharf_plugin_descriptor>) {
+    private init(path: String, handle: UnsafeMutableRawPointer, descriptor: UnsafePointer<wharf_plugin_descriptor>,
+                 configSchema: PluginConfigSchema?) {
         self.path = path
         self.dlHandle = handle
         self.descriptor = descriptor
+        self.configSchema = configSchema
     }
 
     public static func load(path: String) throws(PluginLoadError) -> PluginLibrary {
@@ -109,7 +122,12 @@ public final class PluginLibrary: @unchecked Sendable {
         guard found.`init` != nil, found.handle_stream != nil else {
             throw refuse("descriptor lacks a required hook (init and handle_stream must be set)")
         }
-        return PluginLibrary(path: path, handle: handle, descriptor: descriptor)
+        var schema: PluginConfigSchema?
+        let schemaEnd = MemoryLayout<wharf_plugin_descriptor>.offset(of: \.config_schema)! + MemoryLayout<UnsafeRawPointer>.size
+        if Int(found.struct_size) >= schemaEnd, let declared = found.config_schema {
+            schema = try PluginConfigSchema(declared, library: path)
+        }
+        return PluginLibrary(path: path, handle: handle, descriptor: descriptor, configSchema: schema)
     }
 
     /// Calls the plugin's `init`; returns its instance state or its own refusal message.

@@ -14,6 +14,10 @@ final class PluginIdentity: @unchecked Sendable {
     var initializing = false
     /// The handles given out, kept as long as the instance.
     var metricHandles: [PluginMetric] = []
+    /// The checked config (plugins with a schema), for the config_* accessors, and the
+    /// schema's key names (an absent optional key is WHARF_E_ABSENT, an unknown one INVALID).
+    var config: PluginConfigStore?
+    var configKeys: Set<String> = []
 
     init(name: String, loopIndex: Int, metrics: PluginMetricsRegistry? = nil) {
         var logger = Logger(label: "wharf.plugin")

@@ -1,0 +1,66 @@
+import Yams
+
+/// A plugin's `config:` subtree, kept with where each value was written, so that a plugin's
+/// schema can be checked after its library is loaded with the same messages as the rest of
+/// the config. (Yams' `Node` is not `Sendable`; this is the part that is needed.)
+public indirect enum ConfigTree: Sendable {
+    public enum ScalarKind: Sendable { case string, integer, float, boolean, null }
+
+    case scalar(String, ScalarKind, SourceLocation)
+    case mapping([(key: String, keyLocation: SourceLocation, value: ConfigTree)], SourceLocation)
+    case sequence([ConfigTree], SourceLocation)
+
+    var location: SourceLocation {
+        switch self {
+        case let .scalar(_, _, location), let .mapping(_, location), let .sequence(_, location): location
+        }
+    }
+
+    /// How a value reads in an error: `"eighty"`, `-1`, `a mapping`.
+    var described: String {
+        switch self {
+        case let .scalar(text, kind, _):
+            switch kind {
+            case .string: "\"\(text)\""
+            case .null: "nothing (null)"
+            default: text
+            }
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        }
+    }
+
+    /// Reads a composed YAML node (aliases are refused, as in plugin config).
+    static func make(_ node: Node, reader: YAMLReader, path: String) throws(ConfigError) -> ConfigTree {
+        let location = reader.location(of: node)
+        switch node {
+        case let .scalar(scalar):
+            let kind: ScalarKind = switch YAMLReader.tag(of: node) {
+            case .int: .integer
+            case .float: .float
+            case .bool: .boolean
+            case .null: .null
+            default: .string
+            }
+            return .scalar(scalar.string, kind, location)
+        case let .mapping(mapping):
+            var entries: [(key: String, keyLocation: SourceLocation, value: ConfigTree)] = []
+            for (keyNode, value) in mapping {
+                guard case let .scalar(key) = keyNode else {
+                    throw reader.fail(keyNode, path, "mapping keys must be plain strings")
+                }
+                entries.append((key.string, reader.location(of: keyNode),
+                                try make(value, reader: reader, path: "\(path).\(key.string)")))
+            }
+            return .mapping(entries, location)
+        case let .sequence(sequence):
+            var items: [ConfigTree] = []
+            for (index, item) in sequence.enumerated() {
+                items.append(try make(item, reader: reader, path: "\(path)[\(index)]"))
+            }
+            return .sequence(items, location)
+        case .alias:
+            throw reader.fail(node, path, "YAML aliases are not supported in plugin config")
+        }
+    }
+}

@@ -36,6 +36,11 @@ import WharfTestSupport
         #expect(client.isClosedByPeer(), "a line over max_bytes closes the connection")
         #expect(wharf.stop() == 0, "the instances' shutdown ran cleanly: \(wharf.stderr)")
 
+        // The same cases as the C echo, in memory: byte for byte alike.
+        let cases = Products.repositoryRoot.appendingPathComponent("plugins/\(name)/cases.yaml").path
+        let kit = try runWharf(["plugin", "test", library, cases])
+        #expect(kit.status == 0 && kit.stdout.contains("6 cases: 6 passed, 0 failed"), "\(kit.stdout)\(kit.stderr)")
+
         let scratch = try TemporaryDirectory()
         let bad = gatewayConfig(plugins: "  \(name): {path: \(library), config: {max_byte: 32}}\n", listeners: [name])
         let check = try runWharf(["check", "--config", try scratch.write("bad.yaml", bad)])

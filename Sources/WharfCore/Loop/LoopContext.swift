@@ -23,6 +23,8 @@ public final class LoopContext: @unchecked Sendable {
     var metricsRegionWords = 0
     /// Unique per process: the top bits of this loop's stream ids.
     private let loopID: UInt64
+    /// Where outgoing streams go instead of the network (the plugin test kit); nil: the network.
+    var dialer: (any UpstreamDialer)?
 
     /// `wheelAlarm`: what wakes the deadline wheel (the daemon wants `.dispatchTimer`).
     public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1,

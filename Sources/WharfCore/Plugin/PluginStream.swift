@@ -10,6 +10,8 @@ final class PluginStream: StreamOwner, TimerOwner {
     enum Role {
         /// Accepted by a listener: its preamble failures and timeouts are counted there.
         case accepted(PluginInstance, ListenerStats)
+        /// Opened by the plugin test kit: handed to the plugin, counted by no listener.
+        case served(PluginInstance)
         case connected((Result<PluginStream, StreamError>) -> Void)
     }
 
@@ -152,6 +154,8 @@ final class PluginStream: StreamOwner, TimerOwner {
             if stats.awaiting.contains(.tlsHandshake) { stats.tlsHandshakeDone(loop: loop) }
             stream.meter = counters.map { ByteMeter($0, upstream: false) }
             return instance.handleStream(handle) == WHARF_OK
+        case let .served(instance):
+            return instance.handleStream(handle) == WHARF_OK
         case let .connected(completion):
             connectPending = false
             let micros = microsSinceStart
@@ -195,6 +199,8 @@ final class PluginStream: StreamOwner, TimerOwner {
             record?.connectionEnded(ending, received: stream.bytesReceived, sent: stream.bytesSent, now: pluginLoop.loop.now)
         case .connected:
             record?.upstreamClosed(received: stream.bytesReceived, sent: stream.bytesSent)
+        case .served:
+            break
         }
         while let timer = timers.first { timer.complete(WHARF_E_CLOSED) }
         if let (callback, userdata) = closeCallback {
@@ -245,6 +251,8 @@ final class PluginStream: StreamOwner, TimerOwner {
                 TLSLog.logger.info("upstream TLS handshake with \(stream.facts.connectHost ?? "?") failed: \(error)")
             }
             connectFailed(reason)
+        case .served:
+            break
         }
     }
 

@@ -26,6 +26,13 @@ public struct ConnectOptions: Sendable {
     }
 }
 
+/// Stands in for the network when outgoing streams must not reach it (the plugin test kit's
+/// fake upstreams).
+protocol UpstreamDialer: AnyObject {
+    func dial(host: String, port: Int, options: ConnectOptions, streamOptions: StreamOptions, holdsDrain: Bool,
+              owner: any StreamOwner, connectFailed: @escaping (StreamError) -> Void)
+}
+
 /// Opens outgoing streams (Tornado's TCPClient): a ClientBootstrap on the origin's loop,
 /// with the same stream handler accepted connections get. The owner hears the outcome
 /// exactly once: `streamOpened` (connected, and the TLS handshake done), or
@@ -34,6 +41,10 @@ enum UpstreamConnector {
     static func connect(on loop: LoopContext, host: String, port: Int, options: ConnectOptions,
                         streamOptions: StreamOptions, holdsDrain: Bool = true, owner: any StreamOwner,
                         connectFailed: @escaping (StreamError) -> Void) {
+        if let dialer = loop.dialer {
+            return dialer.dial(host: host, port: port, options: options, streamOptions: streamOptions,
+                               holdsDrain: holdsDrain, owner: owner, connectFailed: connectFailed)
+        }
         let receiveAllocator = StreamChannelOptions.receiveAllocator(chunkSize: options.readChunkSize, fixed: false)
         let noDelay = options.noDelay
         let keepalive = options.keepalive ?? streamOptions.keepalive

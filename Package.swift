@@ -6,6 +6,9 @@ import PackageDescription
 /// executable. They import only `include/wharf.h`; nothing of the host.
 let pluginNames = ["echo", "reverse", "separator_echo", "proxy", "message_proxy", "ffi_call"]
 
+/// The seed services again, as Swift plugins (async/await, the WharfPlugin library).
+let swiftPluginNames = ["swift_echo", "swift_reverse", "swift_separator_echo"]
+
 let strictC: [CSetting] = [
     .headerSearchPath("../common"),
     .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"]),
@@ -21,7 +24,9 @@ let package = Package(
     products: [
         .executable(name: "wharf", targets: ["wharf"]),
         .executable(name: "nio-echo-baseline", targets: ["NIOEchoBaseline"]),
-    ] + (pluginNames + ["cpp_echo", "ffi_example"]).map { .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"]) },
+    ] + (pluginNames + ["cpp_echo", "ffi_example"] + swiftPluginNames).map {
+        .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"])
+    } + [.library(name: "WharfPlugin", targets: ["WharfPlugin"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
@@ -74,6 +79,8 @@ let package = Package(
             ],
             path: "bench/NIOEchoBaseline"
         ),
+        // Swift plugins: async/await handlers on the host's event loop, over the C ABI only.
+        .target(name: "WharfPlugin", dependencies: ["CWharf"]),
         // Blocking loopback sockets for tests that talk to real listeners.
         .target(name: "WharfTestSupport", path: "Tests/WharfTestSupport"),
         .testTarget(
@@ -103,7 +110,9 @@ let package = Package(
         .target(name: "Plugin_cpp_echo", path: "plugins/cpp_echo", publicHeadersPath: ".",
                 cxxSettings: [.headerSearchPath("../../include"),
                               .unsafeFlags(["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden", "-fno-exceptions"])]),
-    ],
+    ] + swiftPluginNames.map {
+        .target(name: "Plugin_\($0)", dependencies: ["WharfPlugin"], path: "plugins/\($0)", exclude: ["cases.yaml"])
+    },
     cLanguageStandard: .c11,
     cxxLanguageStandard: .cxx20
 )

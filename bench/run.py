@@ -120,9 +120,12 @@ class Server:
         self.name = name
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
         self.backend = Server("c-epoll-backend") if name in PROXIES else None
-        if name in ("wharf", "wharf-base", "wharf-proxy"):
+        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-swift"):
             if name in ("wharf", "wharf-base"):
                 plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
+            elif name == "wharf-swift":
+                # The same line echo as a Swift async plugin (plugins/swift_echo).
+                plugin = "echo: {path: swift_echo, config: {max_bytes: 1048576}}"
             else:
                 plugin = f"echo: {{path: proxy, config: {{upstreams: [\"127.0.0.1:{self.backend.port}\"]}}}}"
             config = os.path.join(self.scratch, "wharf.yaml")

@@ -5,7 +5,8 @@ import WharfTestSupport
 /// `wharf plugin test`: every bundled plugin's cases pass, a failing case says where and what
 /// differed, and a bad cases file is refused like a bad config.
 @Suite struct PluginTestKitTests {
-    static let bundled = ["echo", "reverse", "separator_echo", "message_proxy", "proxy", "ffi_call", "cpp_echo"]
+    static let bundled = ["echo", "reverse", "separator_echo", "message_proxy", "proxy", "ffi_call", "cpp_echo",
+                          "swift_echo", "swift_reverse", "swift_separator_echo"]
 
     @Test(arguments: bundled)
     func bundledPluginsPassTheirCases(plugin: String) throws {

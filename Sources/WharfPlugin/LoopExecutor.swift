@@ -1,0 +1,87 @@
+import CWharf
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Runs a plugin's tasks on its event loop: the task executor of every handler task. The
+/// host calls the plugin only on the loop (handle_stream, completions, loop posts); each such
+/// entry runs the jobs it made ready before it returns, so a resumed task continues inside
+/// the very callback that resumed it: no thread hop, no lock, no extra loop turn. A job
+/// enqueued from another thread (say, after an await on something that is not Wharf's) is
+/// posted onto the loop with loop_post.
+final class LoopExecutor: TaskExecutor, @unchecked Sendable {
+    private let host: UnsafePointer<wharf_host_api>
+    private let loop: OpaquePointer?
+    /// Jobs made ready on the loop, run at the end of the current entry. Loop-confined.
+    private var ready: [UnownedJob] = []
+    private var depth = 0
+    /// The loop's thread, known from the first entry.
+    private var loopThread: pthread_t?
+    /// The instance's open streams, by handle: what keeps a Stream alive until its close
+    /// notification (the executor outlives them: it goes with the instance).
+    var open: [UInt: Stream] = [:]
+
+    init(host: UnsafePointer<wharf_host_api>, loop: OpaquePointer?) {
+        self.host = host
+        self.loop = loop
+    }
+
+    /// Wraps every call from the host into the plugin: runs what became ready meanwhile.
+    func entry<T>(_ body: () -> T) -> T {
+        if depth == 0 { loopThread = pthread_self() }
+        depth += 1
+        let result = body()
+        depth -= 1
+        if depth == 0 { drain() }
+        return result
+    }
+
+    private func drain() {
+        depth += 1
+        var index = 0
+        while index < ready.count {
+            let job = ready[index]
+            index += 1
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+        ready.removeAll(keepingCapacity: true)
+        depth -= 1
+    }
+
+    private var onLoop: Bool {
+        guard let loopThread else { return false }
+        return pthread_equal(loopThread, pthread_self()) != 0
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if onLoop, depth > 0 {
+            ready.append(job)
+            return
+        }
+        // Off the loop, or on it outside any entry: through the host, onto the loop.
+        let box = Unmanaged.passRetained(PostedJob(job: job, executor: self)).toOpaque()
+        if let loop, host.pointee.loop_post(loop, Self.runPosted, box) == WHARF_OK { return }
+        Unmanaged<PostedJob>.fromOpaque(box).release()
+        job.runSynchronously(on: asUnownedTaskExecutor()) // no loop (validate mode): nothing else can run it
+    }
+
+    private final class PostedJob {
+        let job: UnownedJob
+        let executor: LoopExecutor
+        init(job: UnownedJob, executor: LoopExecutor) {
+            self.job = job
+            self.executor = executor
+        }
+    }
+
+    private static let runPosted: wharf_post_fn = { userdata, _ in
+        guard let userdata else { return }
+        let posted = Unmanaged<PostedJob>.fromOpaque(userdata).takeRetainedValue()
+        // Even at shutdown the job runs: its reads then fail and the task ends.
+        posted.executor.entry { posted.job.runSynchronously(on: posted.executor.asUnownedTaskExecutor()) }
+    }
+}

@@ -8,6 +8,7 @@ shutdown.
     python3 bench/instructions.py [--short 2000] [--long 12000] [--servers wharf,nio]
     python3 bench/instructions.py --mode connect --short 500 --long 3000
     python3 bench/instructions.py --release /tmp/old/.build/release   # another build
+    python3 bench/instructions.py --servers wharf,wharf-swift   # the Swift line echo beside the C one
 """
 import argparse
 import glob
@@ -35,12 +36,14 @@ def stripped_copy(scratch, name):
 
 def total_instructions(server, round_trips, size, mode="pingpong"):
     scratch = tempfile.mkdtemp(prefix="wharf-instr-")
-    binary = stripped_copy(scratch, "wharf" if server == "wharf" else "nio-echo-baseline")
-    if server == "wharf":
-        stripped_copy(scratch, "libecho.so")
+    plugin = "swift_echo" if server == "wharf-swift" else "echo"
+    wharf = server in ("wharf", "wharf-swift")
+    binary = stripped_copy(scratch, "wharf" if wharf else "nio-echo-baseline")
+    if wharf:
+        stripped_copy(scratch, f"lib{plugin}.so")
     out = os.path.join(scratch, "callgrind.out")
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-    if server == "wharf":
+    if wharf:
         config, ready = os.path.join(scratch, "w.yaml"), os.path.join(scratch, "r.json")
         # One process: callgrind counts the serving code, not a supervisor beside it. (Builds
         # before the supervisor have no --single-process and call event loops `workers`.)
@@ -48,7 +51,7 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
         supervised = "--single-process" in help_text
         with open(config, "w") as f:
             f.write(("event_loops" if supervised else "workers") + ": 1\nlog_level: warning\nplugins:\n"
-                    "  echo: {path: echo}\nlisteners:\n  - {address: 127.0.0.1, port: 0, plugin: echo}\n")
+                    f"  echo: {{path: {plugin}}}\nlisteners:\n  - {{address: 127.0.0.1, port: 0, plugin: echo}}\n")
         process = subprocess.Popen(valgrind + [binary, "run"] + (["--single-process"] if supervised else [])
                                    + ["--config", config, "--ready-file", ready], stderr=subprocess.DEVNULL)
         while not os.path.exists(ready):
@@ -61,7 +64,7 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
         port = int(process.stdout.readline().split()[1])
     subprocess.run([LOADGEN, mode, "--port", str(port), "--connections", "1", "--size", str(size),
                     "--warmup", "0", "--count", str(round_trips)], check=True, capture_output=True)
-    process.send_signal(2 if server == "wharf" else 15)
+    process.send_signal(2 if wharf else 15)
     process.wait(timeout=120)
     total = 0
     for path in glob.glob(out + "*"):
@@ -95,9 +98,11 @@ def main():
         long = total_instructions(server, args.long, args.size, args.mode)
         results[server] = (long - short) / (args.long - args.short)
         unit = "round trip" if args.mode == "pingpong" else "connection"
-        print(f"{server:6} {results[server]:10,.0f} instructions per {unit} (user space, server process)")
+        print(f"{server:11} {results[server]:10,.0f} instructions per {unit} (user space, server process)")
     if "wharf" in results and "nio" in results:
         print(f"wharf ÷ nio: {results['wharf'] / results['nio']:.3f}")
+    if "wharf" in results and "wharf-swift" in results:
+        print(f"wharf-swift ÷ wharf: {results['wharf-swift'] / results['wharf']:.3f}")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,11 @@ let package = Package(
         .executable(name: "nio-echo-baseline", targets: ["NIOEchoBaseline"]),
     ] + (pluginNames + ["cpp_echo", "ffi_example"] + swiftPluginNames).map {
         .library(name: $0, type: .dynamic, targets: ["Plugin_\($0)"])
-    } + [.library(name: "WharfPlugin", targets: ["WharfPlugin"])],
+    } + [
+        .library(name: "WharfPlugin", targets: ["WharfPlugin"]),
+        // A Swift plugin for the tests only (WharfPlugin's edges).
+        .library(name: "swift_fixture", type: .dynamic, targets: ["SwiftPluginFixture"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
@@ -81,6 +85,7 @@ let package = Package(
         ),
         // Swift plugins: async/await handlers on the host's event loop, over the C ABI only.
         .target(name: "WharfPlugin", dependencies: ["CWharf"]),
+        .target(name: "SwiftPluginFixture", dependencies: ["WharfPlugin"], path: "Tests/SwiftPluginFixture"),
         // Blocking loopback sockets for tests that talk to real listeners.
         .target(name: "WharfTestSupport", path: "Tests/WharfTestSupport"),
         .testTarget(

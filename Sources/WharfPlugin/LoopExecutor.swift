@@ -78,6 +78,26 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the loop soon, from any thread (a task cancelled elsewhere).
+    func post(_ body: @escaping () -> Void) {
+        let box = Unmanaged.passRetained(PostedWork(body)).toOpaque()
+        guard let loop, host.pointee.loop_post(loop, Self.runWork, box) == WHARF_OK else {
+            Unmanaged<PostedWork>.fromOpaque(box).release()
+            return
+        }
+    }
+
+    private final class PostedWork {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    private static let runWork: wharf_post_fn = { userdata, status in
+        guard let userdata else { return }
+        let work = Unmanaged<PostedWork>.fromOpaque(userdata).takeRetainedValue()
+        if status == WHARF_OK { work.body() }
+    }
+
     private static let runPosted: wharf_post_fn = { userdata, _ in
         guard let userdata else { return }
         let posted = Unmanaged<PostedJob>.fromOpaque(userdata).takeRetainedValue()

@@ -89,16 +89,41 @@ public final class Stream: @unchecked Sendable {
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: stream, size: size) }
     }
 
+    /// Cancelling the handler's task aborts its connection: the pending read then fails and
+    /// the task ends. (A read that should only give up after a while is a deadline instead:
+    /// `readTimeout`.)
     private func read(_ start: (wharf_host_api, OpaquePointer, wharf_read_cb, UnsafeMutableRawPointer) -> Int32)
         async throws -> [UInt8] {
         guard let handle else { throw WharfError(WHARF_E_CLOSED, host: host) }
-        return try await withUnsafeThrowingContinuation { continuation in
-            let status = start(host.pointee, handle, Self.onRead, userdata)
-            if status == WHARF_OK {
-                pendingRead = continuation
-            } else {
-                continuation.resume(throwing: WharfError(status, host: host))
+        if Task.isCancelled { abortSoon() }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                let status = start(host.pointee, handle, Self.onRead, userdata)
+                if status == WHARF_OK {
+                    pendingRead = continuation
+                } else {
+                    continuation.resume(throwing: WharfError(status, host: host))
+                }
             }
+        } onCancel: {
+            abortSoon()
+        }
+    }
+
+    /// From any thread: the connection is reset on the loop.
+    private nonisolated func abortSoon() {
+        executor.post { [self] in
+            if let handle { _ = host.pointee.abort(handle) }
+        }
+    }
+
+    /// A deadline on every read from now on (set_read_timeout): a read still waiting after it
+    /// throws WharfError with WHARF_E_TIMEOUT, and the stream stays open. Nil: none.
+    public var readTimeout: Duration? {
+        didSet {
+            guard let handle else { return }
+            let milliseconds = readTimeout.map { $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 } ?? 0
+            _ = host.pointee.set_read_timeout(handle, UInt32(clamping: max(0, milliseconds)))
         }
     }
 

@@ -48,3 +48,42 @@ import WharfTestSupport
         #expect(wharf.stop() == 0, "the drain ended every handler task: \(wharf.stderr)")
     }
 }
+
+/// WharfPlugin's edges, through a test-only Swift plugin (Tests/SwiftPluginFixture).
+@Suite struct SwiftPluginEdgeTests {
+    func start() throws -> RunningWharf {
+        try RunningWharf(config: gatewayConfig(plugins: "  f: {path: swift_fixture}\n", listeners: ["f"],
+                                               extra: "event_loops: 2\n"))
+    }
+
+    @Test func aReadDeadlineThrowsAndTheStreamStaysOpen() throws {
+        let wharf = try start()
+        let client = try TestSocket(port: try wharf.port("f"))
+        let started = Date()
+        try client.send("deadline\n")
+        #expect(try client.receiveLine() == "timed out\n")
+        #expect(Date().timeIntervalSince(started) >= 0.09)
+        try client.send("still here\n")
+        #expect(try client.receiveLine() == "still here\n")
+    }
+
+    @Test func aSleepResumesOnTheLoopFromATimerThread() throws {
+        let wharf = try start()
+        let client = try TestSocket(port: try wharf.port("f"))
+        try client.send("sleep\n")
+        #expect(try client.receiveLine() == "slept\n")
+    }
+
+    @Test func cancellingAReadAbortsTheConnection() throws {
+        let wharf = try start()
+        let client = try TestSocket(port: try wharf.port("f"))
+        let started = Date()
+        try client.send("race\n")
+        let end = try client.receiveUntilClose()
+        #expect(end.reset, "the cancelled read's connection is reset")
+        #expect(Date().timeIntervalSince(started) < 5)
+        let next = try TestSocket(port: try wharf.port("f"))
+        try next.send("sleep\n")
+        #expect(try next.receiveLine() == "slept\n", "the loop and the plugin go on")
+    }
+}

@@ -427,6 +427,8 @@ typedef struct wharf_metric_spec {
 #define WHARF_CONFIG_HOST_PORT 7u /* "host:port" or "[ipv6]:port" */
 #define WHARF_CONFIG_LIST 8u      /* a list of strings; the count */
 #define WHARF_CONFIG_MAP 9u       /* a mapping of strings to strings; the count */
+#define WHARF_CONFIG_JSON 10u     /* any value, checked by the plugin itself (nested settings):
+                                   * config_string gives it as JSON text; not bounded */
 
 #define WHARF_CONFIG_REQUIRED 1u  /* flags: the key must be given (no default then) */
 
@@ -745,8 +747,8 @@ typedef struct wharf_host_api {
     int32_t (*config_integer)(const wharf_instance *instance, const char *key, int64_t *out);
 
     /* [init] A string or bytes value: *data (NUL-terminated too; bytes may hold NULs) and
-     * *len, valid until shutdown() returns. A host:port value reads as its text. Errors as
-     * config_integer. [1.5] */
+     * *len, valid until shutdown() returns. A host:port value reads as its text, a JSON value
+     * as JSON text. Errors as config_integer. [1.5] */
     int32_t (*config_string)(const wharf_instance *instance, const char *key, const char **data, size_t *len);
 
     /* [init] A host:port value: *host (NUL-terminated, without brackets; valid until

@@ -3,7 +3,7 @@ import CWharf
 /// One key of a Swift plugin's config, declared for the host to check (wharf_config_key).
 public struct ConfigKey: Sendable {
     public enum KeyType: UInt32, Sendable {
-        case integer = 1, boolean, string, bytes, duration, size, hostPort, list, map
+        case integer = 1, boolean, string, bytes, duration, size, hostPort, list, map, json
     }
 
     public let name: String

@@ -40,6 +40,7 @@ import Glibc
         ("verbose", WHARF_CONFIG_BOOLEAN, 0, 0, 0, "false"),
         ("routes", WHARF_CONFIG_LIST, 0, 0, 4, nil),
         ("labels", WHARF_CONFIG_MAP, 0, 0, 0, nil),
+        ("nested", WHARF_CONFIG_JSON, 0, 0, 0, nil),
     ]
 
     /// `config:` text checked against the example schema.
@@ -67,9 +68,11 @@ import Glibc
             verbose: true
             routes: [a, b]
             labels: {tier: gold}
+            nested: {hosts: [a, 1], tls: {verify: false}}
             """)
         #expect(checked.json == #"{"max_bytes":65536,"upstream":"[::1]:6379","separator":"\r\n","timeout":250,"#
-            + #""buffer":1048576,"verbose":true,"routes":["a","b"],"labels":{"tier":"gold"}}"#)
+            + #""buffer":1048576,"verbose":true,"routes":["a","b"],"labels":{"tier":"gold"},"#
+            + #""nested":{"hosts":["a",1],"tls":{"verify":false}}}"#, "a JSON value passes through for the plugin")
         guard case let .hostPort(host, port)? = checked.values["upstream"] else { Issue.record("no upstream"); return }
         #expect(host == "::1" && port == 6379)
         guard case let .text(separator)? = checked.values["separator"] else { Issue.record("no separator"); return }
@@ -104,7 +107,7 @@ import Glibc
 
     @Test func documentationListsEveryKey() throws {
         let lines = try Self.schema(Self.example).documentation
-        #expect(lines.count == 8)
+        #expect(lines.count == 9)
         #expect(lines[0] == "max_bytes  integer 1-1073741824, default 65536: what max_bytes is")
         #expect(lines[1] == "upstream   host:port, required: what upstream is")
     }

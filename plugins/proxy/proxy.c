@@ -343,6 +343,34 @@ static void proxy_shutdown(void *instance) {
     free(self);
 }
 
+/* The host checks these before init (ABI 1.5), with the config's own messages; the nested
+ * values (upstreams, sni_routes, tls, proxy_protocol's `false`) are checked by
+ * proxy_config_parse, which also serves hosts older than 1.5 that ignore the schema. */
+static const wharf_config_key proxy_keys[] = {
+    {.name = "upstreams", .type = WHARF_CONFIG_JSON,
+     .description = "\"host:port\" or a list of them (at most 64); required unless sni_routes"},
+    {.name = "balance", .type = WHARF_CONFIG_STRING, .default_value = "round_robin",
+     .description = "round_robin, least_connections or random_two"},
+    {.name = "connect_timeout_ms", .type = WHARF_CONFIG_DURATION, .min = 1, .max = 86400000, .default_value = "2000",
+     .description = "one deadline for resolving, connecting and the TLS handshake"},
+    {.name = "retries", .type = WHARF_CONFIG_INTEGER, .min = 0, .max = PROXY_MAX_UPSTREAMS, .default_value = "2",
+     .description = "more upstreams to try after a failed connect"},
+    {.name = "fail_timeout_ms", .type = WHARF_CONFIG_DURATION, .min = 0, .max = 86400000, .default_value = "10000",
+     .description = "how long an upstream whose connect failed is skipped"},
+    {.name = "idle_timeout_ms", .type = WHARF_CONFIG_DURATION, .min = 0, .max = 86400000, .default_value = "300000",
+     .description = "end a relay after this long with no byte either way (0: never)"},
+    {.name = "proxy_protocol", .type = WHARF_CONFIG_JSON, .default_value = "\"off\"",
+     .description = "off, v1 or v2: announce the client to the upstream"},
+    {.name = "tls", .type = WHARF_CONFIG_JSON,
+     .description = "upstream TLS: {verify, ca, server_name, alpn, certificate, key}"},
+    {.name = "sni_routes", .type = WHARF_CONFIG_JSON,
+     .description = "{server name or *.suffix: upstreams}, routed by the ClientHello"},
+};
+static const wharf_config_schema proxy_schema = {.struct_size = sizeof proxy_schema,
+                                                 .key_size = sizeof(wharf_config_key),
+                                                 .key_count = sizeof proxy_keys / sizeof proxy_keys[0],
+                                                 .keys = proxy_keys};
+
 static const wharf_plugin_descriptor descriptor = {
     .struct_size = sizeof(wharf_plugin_descriptor),
     .abi_major = WHARF_ABI_MAJOR,
@@ -354,6 +382,7 @@ static const wharf_plugin_descriptor descriptor = {
     .init = proxy_init,
     .handle_stream = proxy_handle_stream,
     .shutdown = proxy_shutdown,
+    .config_schema = &proxy_schema,
 };
 
 WHARF_PLUGIN_DEFINE(&descriptor)

@@ -64,3 +64,27 @@ public indirect enum ConfigTree: Sendable {
         }
     }
 }
+
+extension ConfigTree {
+    /// As JSON: what a plugin without a schema receives, and a schema's `json` values.
+    var json: String {
+        var output = ""
+        switch self {
+        case let .scalar(text, kind, _):
+            switch kind {
+            case .integer, .float, .boolean: output = text.lowercased()
+            case .null: output = "null"
+            case .string: JSONValue.quote(text, into: &output)
+            }
+        case let .mapping(entries, _):
+            output = "{" + entries.map { entry in
+                var pair = ""
+                JSONValue.quote(entry.key, into: &pair)
+                return pair + ":" + entry.value.json
+            }.joined(separator: ",") + "}"
+        case let .sequence(items, _):
+            output = "[" + items.map(\.json).joined(separator: ",") + "]"
+        }
+        return output
+    }
+}

@@ -46,6 +46,7 @@ extension HostAPI {
                 let bytes: [UInt8]
                 switch value {
                 case let .text(text): bytes = text
+                case let .json(text): bytes = Array(text.utf8)
                 case let .hostPort(host, port): bytes = Array((host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)").utf8)
                 default: return WHARF_E_INVALID
                 }

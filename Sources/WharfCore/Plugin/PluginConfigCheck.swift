@@ -56,6 +56,8 @@ extension PluginConfigSchema {
                     JSONValue.quote(String(decoding: item, as: UTF8.self), into: &quoted)
                     return quoted
                 }.joined(separator: ",") + "]"
+            case let .json(text):
+                output += text
             case let .map(entries):
                 output += "{" + entries.map { entry in
                     var pair = ""
@@ -111,6 +113,8 @@ extension PluginConfigSchema.Key {
             }
             _ = try bounded(Int64(texts.count), expected, tree, path)
             return .list(texts)
+        case .json:
+            return .json(tree.json)
         case .map:
             guard case let .mapping(entries, _) = tree else { throw fail("\(expected), got \(tree.described)") }
             var pairs: [(key: String, value: [UInt8])] = []
@@ -137,6 +141,7 @@ extension PluginConfigSchema.Key {
         case .hostPort: "\"host:port\" or \"[ipv6]:port\""
         case .list: "a list of strings" + (bounds.map { " (\($0.lowerBound)-\($0.upperBound) items)" } ?? "")
         case .map: "a mapping of strings" + (bounds.map { " (\($0.lowerBound)-\($0.upperBound) entries)" } ?? "")
+        case .json: "any value"
         }
     }
 

@@ -6,7 +6,7 @@ import Yams
 /// (`PluginConfigSchema.check`, in PluginConfigCheck.swift).
 public struct PluginConfigSchema: Sendable {
     public enum KeyType: UInt32, Sendable {
-        case integer = 1, boolean, string, bytes, duration, size, hostPort, list, map
+        case integer = 1, boolean, string, bytes, duration, size, hostPort, list, map, json
 
         var name: String {
             switch self {
@@ -19,6 +19,7 @@ public struct PluginConfigSchema: Sendable {
             case .hostPort: "host:port"
             case .list: "list"
             case .map: "map"
+            case .json: "any value (checked by the plugin)"
             }
         }
     }
@@ -105,4 +106,6 @@ enum PluginConfigValue: Sendable {
     case hostPort(host: String, port: UInt32)
     case list([[UInt8]])
     case map([(key: String, value: [UInt8])])
+    /// A value the plugin checks itself, as JSON text.
+    case json(String)
 }

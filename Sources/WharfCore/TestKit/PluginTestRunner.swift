@@ -193,30 +193,6 @@ final class PluginTestSession: UpstreamDialer {
     }
 }
 
-extension ConfigTree {
-    /// As JSON, for a plugin without a schema (the daemon gives it the same).
-    var json: String {
-        var output = ""
-        switch self {
-        case let .scalar(text, kind, _):
-            switch kind {
-            case .integer, .float, .boolean: output = text.lowercased()
-            case .null: output = "null"
-            case .string: JSONValue.quote(text, into: &output)
-            }
-        case let .mapping(entries, _):
-            output = "{" + entries.map { entry in
-                var pair = ""
-                JSONValue.quote(entry.key, into: &pair)
-                return pair + ":" + entry.value.json
-            }.joined(separator: ",") + "}"
-        case let .sequence(items, _):
-            output = "[" + items.map(\.json).joined(separator: ",") + "]"
-        }
-        return output
-    }
-}
-
 /// The machine-readable report of `wharf plugin test --json`.
 public enum PluginTestReport {
     public static func json(_ outcomes: [PluginTestRunner.Outcome]) -> String {

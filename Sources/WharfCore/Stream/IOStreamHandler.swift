@@ -276,15 +276,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
         machine.setReadTimeout(timeout)
     }
 
-    /// Takes the pending read back unresolved (a pool handing out a connection it was
-    /// watching); its token, if there was one, never completes.
-    func withdrawRead() -> CompletionToken? {
-        machine.withdrawRead()
-    }
-
-    /// Whether a pool may hand this stream to its next user (see `pool_release`).
-    var isReusable: Bool { machine.isReusable(hasUnsentWrites: hasUnsentWrites) }
-
     // MARK: Writing and closing
 
     /// Queues bytes; `token` (if any) hears when they reach the kernel.

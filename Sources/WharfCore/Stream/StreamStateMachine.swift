@@ -313,14 +313,6 @@ struct StreamStateMachine {
 
     // MARK: Pooling
 
-    /// Open, with no read pending, nothing buffered unread or unsent, both directions open,
-    /// no upgrade under way and no read ever timed out: the next user would start from a
-    /// clean connection.
-    func isReusable(hasUnsentWrites: Bool) -> Bool {
-        state == .open && !reads.hasPendingRead && reads.bufferedBytes == 0 && !hasUnsentWrites
-            && !outputShutDown && !reads.inputEnded && tlsUpgrade == nil && !readTimedOut
-    }
-
     /// Takes the pending read away unresolved; what was buffered stays for the next read.
     mutating func withdrawRead() -> CompletionToken? {
         deadlines.readEnded()
@@ -328,13 +320,6 @@ struct StreamStateMachine {
     }
 
     // MARK: Relays
-
-    /// Whether this stream can be handed to a relay now.
-    var relayRefusal: StreamError? {
-        if isRelayed { return .relayed }
-        guard state == .open else { return .closed }
-        return reads.hasPendingRead ? .busy : nil
-    }
 
     /// From open, or (the pump could not take the socket) from a hand-over to the channel
     /// relay. The listener's limits stay watched until the socket leaves (`detachForPump`).

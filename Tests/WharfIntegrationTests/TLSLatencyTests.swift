@@ -54,6 +54,8 @@ import WharfTestSupport
         let times = result.output.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         try #require(times.count == 20, "client failed: \(result.output)")
         let median = times[times.count / 2]
-        #expect(median < 10, "request to close: median \(median) ms (all: \(times)); a 40 ms stall is a timer")
+        // A delayed-ACK stall is 40 ms; 25 ms leaves room for a loaded 2-core machine (a
+        // parallel build once pushed the median to 10.05 ms) and still catches the stall.
+        #expect(median < 25, "request to close: median \(median) ms (all: \(times)); a 40 ms stall is a timer")
     }
 }

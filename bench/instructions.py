@@ -9,6 +9,8 @@ shutdown.
     python3 bench/instructions.py --mode connect --short 500 --long 3000
     python3 bench/instructions.py --release /tmp/old/.build/release   # another build
     python3 bench/instructions.py --servers wharf,wharf-swift   # the Swift line echo beside the C one
+    python3 bench/instructions.py --servers wharf-proxy --mode connect   # a proxied connection
+                                  # (the proxy plugin in front of echo_epoll; the pump thread counts)
 """
 import argparse
 import glob
@@ -23,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, ".build", "release")
 LOADGEN = os.path.join(ROOT, ".build", "bench", "loadgen")
+ECHO_EPOLL = os.path.join(ROOT, ".build", "bench", "echo_epoll")
 
 
 def stripped_copy(scratch, name):
@@ -36,8 +39,15 @@ def stripped_copy(scratch, name):
 
 def total_instructions(server, round_trips, size, mode="pingpong"):
     scratch = tempfile.mkdtemp(prefix="wharf-instr-")
-    plugin = "swift_echo" if server == "wharf-swift" else "echo"
-    wharf = server in ("wharf", "wharf-swift")
+    plugin = {"wharf-swift": "swift_echo", "wharf-proxy": "proxy"}.get(server, "echo")
+    wharf = server in ("wharf", "wharf-swift", "wharf-proxy")
+    backend = None
+    plugin_config = ""
+    if server == "wharf-proxy":
+        # The upstream runs outside callgrind: only the proxy's instructions are counted.
+        backend = subprocess.Popen([ECHO_EPOLL, "0"], stdout=subprocess.PIPE, text=True)
+        backend_port = int(backend.stdout.readline().split()[1])
+        plugin_config = f", config: {{upstreams: [\"127.0.0.1:{backend_port}\"]}}"
     binary = stripped_copy(scratch, "wharf" if wharf else "nio-echo-baseline")
     if wharf:
         stripped_copy(scratch, f"lib{plugin}.so")
@@ -51,7 +61,7 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
         supervised = "--single-process" in help_text
         with open(config, "w") as f:
             f.write(("event_loops" if supervised else "workers") + ": 1\nlog_level: warning\nplugins:\n"
-                    f"  echo: {{path: {plugin}}}\nlisteners:\n  - {{address: 127.0.0.1, port: 0, plugin: echo}}\n")
+                    f"  echo: {{path: {plugin}{plugin_config}}}\nlisteners:\n  - {{address: 127.0.0.1, port: 0, plugin: echo}}\n")
         process = subprocess.Popen(valgrind + [binary, "run"] + (["--single-process"] if supervised else [])
                                    + ["--config", config, "--ready-file", ready], stderr=subprocess.DEVNULL)
         while not os.path.exists(ready):
@@ -66,6 +76,9 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
                     "--warmup", "0", "--count", str(round_trips)], check=True, capture_output=True)
     process.send_signal(2 if wharf else 15)
     process.wait(timeout=120)
+    if backend:
+        backend.terminate()
+        backend.wait(timeout=10)
     total = 0
     for path in glob.glob(out + "*"):
         with open(path) as f:

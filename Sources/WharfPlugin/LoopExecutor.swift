@@ -63,45 +63,37 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
             return
         }
         // Off the loop, or on it outside any entry: through the host, onto the loop.
-        let box = Unmanaged.passRetained(PostedJob(job: job, executor: self)).toOpaque()
-        if let loop, host.pointee.loop_post(loop, Self.runPosted, box) == WHARF_OK { return }
-        Unmanaged<PostedJob>.fromOpaque(box).release()
-        job.runSynchronously(on: asUnownedTaskExecutor()) // no loop (validate mode): nothing else can run it
-    }
-
-    private final class PostedJob {
-        let job: UnownedJob
-        let executor: LoopExecutor
-        init(job: UnownedJob, executor: LoopExecutor) {
-            self.job = job
-            self.executor = executor
+        if !post({ [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }) {
+            job.runSynchronously(on: asUnownedTaskExecutor()) // no loop (validate mode): nothing else can run it
         }
     }
 
-    /// Runs `body` on the loop soon, from any thread (a task cancelled elsewhere).
-    func post(_ body: @escaping () -> Void) {
-        let box = Unmanaged.passRetained(PostedWork(body)).toOpaque()
-        guard let loop, host.pointee.loop_post(loop, Self.runWork, box) == WHARF_OK else {
+    /// Runs `body` on the loop soon, as an entry, from any thread: a job made ready off the
+    /// loop, or a task cancelled elsewhere. It runs even when the instance is shutting down
+    /// (a job must run for its task to end; a host call then just fails). False if it could
+    /// not be posted (no loop).
+    @discardableResult
+    func post(_ body: @escaping () -> Void) -> Bool {
+        let box = Unmanaged.passRetained(PostedWork(executor: self, body: body)).toOpaque()
+        guard let loop, host.pointee.loop_post(loop, Self.runPosted, box) == WHARF_OK else {
             Unmanaged<PostedWork>.fromOpaque(box).release()
-            return
+            return false
         }
+        return true
     }
 
     private final class PostedWork {
+        let executor: LoopExecutor
         let body: () -> Void
-        init(_ body: @escaping () -> Void) { self.body = body }
-    }
-
-    private static let runWork: wharf_post_fn = { userdata, status in
-        guard let userdata else { return }
-        let work = Unmanaged<PostedWork>.fromOpaque(userdata).takeRetainedValue()
-        if status == WHARF_OK { work.body() }
+        init(executor: LoopExecutor, body: @escaping () -> Void) {
+            self.executor = executor
+            self.body = body
+        }
     }
 
     private static let runPosted: wharf_post_fn = { userdata, _ in
         guard let userdata else { return }
-        let posted = Unmanaged<PostedJob>.fromOpaque(userdata).takeRetainedValue()
-        // Even at shutdown the job runs: its reads then fail and the task ends.
-        posted.executor.entry { posted.job.runSynchronously(on: posted.executor.asUnownedTaskExecutor()) }
+        let work = Unmanaged<PostedWork>.fromOpaque(userdata).takeRetainedValue()
+        work.executor.entry(work.body)
     }
 }

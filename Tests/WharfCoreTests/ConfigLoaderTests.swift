@@ -164,7 +164,7 @@ import Testing
 
     @Test func stringsAreEscapedForJSON() {
         var json = ""
-        YAMLToJSON.appendString("a\"b\\c\n\u{01}é", to: &json)
+        JSONValue.quote("a\"b\\c\n\u{01}é", into: &json)
         #expect(json == #""a\"b\\c\n\u0001é""#)
     }
 }

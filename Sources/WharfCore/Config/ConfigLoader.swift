@@ -174,12 +174,10 @@ public enum ConfigLoader {
                 if key == "path" { libraryPath = try reader.string(value, "\(path).path") } else { configNode = value }
             }
             guard let libraryPath else { throw reader.fail(body, path, "missing required key 'path'") }
-            let json = try YAMLToJSON.convert(configNode, reader: reader, path: "\(path).config")
             let tree = try configNode.map { node throws(ConfigError) in
                 try ConfigTree.make(node, reader: reader, path: "\(path).config")
             }
-            plugins.append(PluginInstanceConfig(name: name, path: libraryPath, configJSON: json,
-                                                location: reader.location(of: body),
+            plugins.append(PluginInstanceConfig(name: name, path: libraryPath, location: reader.location(of: body),
                                                 configLocation: reader.location(of: configNode ?? body), config: tree))
         }
         if plugins.isEmpty { throw reader.fail(node, "plugins", "no plugin instances defined") }

@@ -2,7 +2,9 @@ import Yams
 
 /// A plugin's `config:` subtree, kept with where each value was written, so that a plugin's
 /// schema can be checked after its library is loaded with the same messages as the rest of
-/// the config. (Yams' `Node` is not `Sendable`; this is the part that is needed.)
+/// the config; its `json` is what the plugin's init receives. (Yams' `Node` is not
+/// `Sendable`; this is the part that is needed.) Scalars are kept in their JSON spelling:
+/// integers, floats and booleans are resolved once, here.
 public indirect enum ConfigTree: Sendable {
     public enum ScalarKind: Sendable { case string, integer, float, boolean, null }
 
@@ -30,19 +32,25 @@ public indirect enum ConfigTree: Sendable {
         }
     }
 
-    /// Reads a composed YAML node (aliases are refused, as in plugin config).
+    /// Reads a composed YAML node (aliases are refused, as in plugin config). A value JSON
+    /// cannot carry (an integer beyond 64 bits, an infinite float) is an error here.
     static func make(_ node: Node, reader: YAMLReader, path: String) throws(ConfigError) -> ConfigTree {
         let location = reader.location(of: node)
         switch node {
         case let .scalar(scalar):
-            let kind: ScalarKind = switch YAMLReader.tag(of: node) {
-            case .int: .integer
-            case .float: .float
-            case .bool: .boolean
-            case .null: .null
-            default: .string
+            switch YAMLReader.tag(of: node) {
+            case .int:
+                guard let value = node.int else { throw reader.fail(node, path, "integer out of range") }
+                return .scalar(String(value), .integer, location)
+            case .float:
+                guard let value = node.float, value.isFinite else {
+                    throw reader.fail(node, path, "\(scalar.string) cannot be represented in JSON")
+                }
+                return .scalar(String(value), .float, location)
+            case .bool: return .scalar(node.bool == true ? "true" : "false", .boolean, location)
+            case .null: return .scalar("null", .null, location)
+            default: return .scalar(scalar.string, .string, location)
             }
-            return .scalar(scalar.string, kind, location)
         case let .mapping(mapping):
             var entries: [(key: String, keyLocation: SourceLocation, value: ConfigTree)] = []
             for (keyNode, value) in mapping {
@@ -71,11 +79,7 @@ extension ConfigTree {
         var output = ""
         switch self {
         case let .scalar(text, kind, _):
-            switch kind {
-            case .integer, .float, .boolean: output = text.lowercased()
-            case .null: output = "null"
-            case .string: JSONValue.quote(text, into: &output)
-            }
+            if kind == .string { JSONValue.quote(text, into: &output) } else { output = text }
         case let .mapping(entries, _):
             output = "{" + entries.map { entry in
                 var pair = ""

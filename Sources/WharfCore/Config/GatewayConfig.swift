@@ -78,13 +78,14 @@ public struct PluginInstanceConfig: Sendable {
     public var name: String
     /// A bare name (`echo` → `libecho.so`) or a path to a shared library.
     public var path: String
-    /// The instance's `config:` subtree as JSON text, handed to the plugin's init.
-    public var configJSON: String
     public var location: SourceLocation
     /// Where its `config:` value is (the instance's own entry without one).
     public var configLocation: SourceLocation
-    /// The `config:` value itself, for a plugin that declares a schema (nil: none given).
+    /// The `config:` value itself (nil: none given).
     public var config: ConfigTree?
+
+    /// The `config:` subtree as JSON text, as a plugin without a schema receives it.
+    public var configJSON: String { config?.json ?? "{}" }
 }
 
 public struct ListenerConfig: Sendable {
@@ -156,7 +157,7 @@ public struct AdminConfig: Sendable, Equatable {
     public var access = AccessList()
     public var location: SourceLocation
 
-    public var endpoint: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    public var endpoint: String { Endpoint.text(address, port) }
 }
 
 /// `access_log:` — where each worker writes one line per connection.

@@ -33,21 +33,18 @@ public final class Generation: Sendable {
                     libraries[path] = library
                 }
                 // The host checks the config first when the plugin declares its keys.
-                var configJSON = plugin.configJSON
-                var checked: PluginConfigSchema.Checked?
-                if let schema = library.configSchema {
-                    do throws(ConfigError) {
-                        checked = try schema.check(plugin.config, at: plugin.configLocation, path: "plugins.\(plugin.name).config")
-                    } catch {
-                        throw PluginLoadError(path: library.path, schemaError: error)
-                    }
-                    configJSON = checked!.json
+                let config: (json: String, values: [String: PluginConfigValue]?)
+                do throws(ConfigError) {
+                    config = try library.initConfig(plugin.config, at: plugin.configLocation,
+                                                    path: "plugins.\(plugin.name).config")
+                } catch {
+                    throw PluginLoadError(path: library.path, schemaError: error)
                 }
                 var perLoop: [PluginInstance] = []
                 for pluginLoop in loops.isEmpty ? [nil] : loops.map(Optional.some) {
                     do throws(PluginLoadError) {
-                        perLoop.append(try PluginInstance(name: plugin.name, library: library, configJSON: configJSON,
-                                                          config: checked?.values, pluginLoop: pluginLoop,
+                        perLoop.append(try PluginInstance(name: plugin.name, library: library, configJSON: config.json,
+                                                          config: config.values, pluginLoop: pluginLoop,
                                                           loopCount: max(1, loops.count), metrics: metrics))
                     } catch {
                         perLoop.forEach { $0.endAndShutdown() }

@@ -47,7 +47,7 @@ extension HostAPI {
                 switch value {
                 case let .text(text): bytes = text
                 case let .json(text): bytes = Array(text.utf8)
-                case let .hostPort(host, port): bytes = Array((host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)").utf8)
+                case let .hostPort(host, port): bytes = Array(Endpoint.text(host, port).utf8)
                 default: return WHARF_E_INVALID
                 }
                 data?.pointee = store.cString(bytes)

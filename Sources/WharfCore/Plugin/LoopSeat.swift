@@ -59,9 +59,10 @@ final class LoopSeat: TimerOwner, @unchecked Sendable {
 
     func code(_ error: StreamError?) -> Int32 { StatusCode.of(error, abiMinor: abiMinor) }
 
-    // MARK: Posting (any thread)
+    // MARK: Posting
 
-    /// `loop_post`: runs `function` on the loop; during init, once init has returned.
+    /// `loop_post`, on the loop (`LoopPost` looked the seat up there): runs `function` after
+    /// the current code returns; during init, once init has returned.
     func post(_ function: wharf_post_fn, userdata: UnsafeMutableRawPointer?) {
         let work = PostedWork(function: function, userdata: userdata, seat: self)
         let deferred = phase.withLockedValue { phase -> Bool in
@@ -70,7 +71,7 @@ final class LoopSeat: TimerOwner, @unchecked Sendable {
             phase = .initializing(waiting)
             return true
         }
-        if !deferred { work.schedule() }
+        if !deferred { work.run() }
     }
 
     /// init() failed: the instance never existed. Posts it made run with WHARF_E_SHUTDOWN
@@ -104,17 +105,18 @@ final class LoopSeat: TimerOwner, @unchecked Sendable {
         let userdata: UnsafeMutableRawPointer?
         let seat: LoopSeat
 
+        /// On the loop: after the current code returns.
+        func run() {
+            let seat = self.seat
+            seat.pluginLoop.loop.enqueue(.completion { [self] in
+                function(userdata, seat.hasEnded ? WHARF_E_SHUTDOWN : WHARF_OK)
+            })
+        }
+
+        /// From the thread that ran init: onto the loop, then `run`.
         func schedule() {
-            let pluginLoop = seat.pluginLoop
-            if pluginLoop.isStopped {
-                function(userdata, WHARF_E_SHUTDOWN)
-                return
-            }
-            pluginLoop.loop.eventLoop.execute {
-                pluginLoop.loop.enqueue(.completion {
-                    function(userdata, seat.hasEnded ? WHARF_E_SHUTDOWN : WHARF_OK)
-                })
-            }
+            if seat.pluginLoop.isStopped { return function(userdata, WHARF_E_SHUTDOWN) }
+            seat.pluginLoop.loop.eventLoop.execute { run() }
         }
     }
 

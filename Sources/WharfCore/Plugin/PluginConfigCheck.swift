@@ -49,7 +49,7 @@ extension PluginConfigSchema {
             case let .integer(number): output += key.type == .boolean ? (number != 0 ? "true" : "false") : String(number)
             case let .text(bytes): JSONValue.quote(String(decoding: bytes, as: UTF8.self), into: &output)
             case let .hostPort(host, port):
-                JSONValue.quote(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)", into: &output)
+                JSONValue.quote(Endpoint.text(host, port), into: &output)
             case let .list(items):
                 output += "[" + items.map { item in
                     var quoted = ""
@@ -69,6 +69,18 @@ extension PluginConfigSchema {
             }
         }
         return output + "}"
+    }
+}
+
+extension PluginLibrary {
+    /// What an instance's init receives for `config`: with a schema, the checked, normalized
+    /// JSON and the typed values for the config_* accessors; without one, the config's JSON
+    /// as written. `path` is "plugins.NAME.config".
+    func initConfig(_ config: ConfigTree?, at location: SourceLocation,
+                    path: String) throws(ConfigError) -> (json: String, values: [String: PluginConfigValue]?) {
+        guard let configSchema else { return (config?.json ?? "{}", nil) }
+        let checked = try configSchema.check(config, at: location, path: path)
+        return (checked.json, checked.values)
     }
 }
 

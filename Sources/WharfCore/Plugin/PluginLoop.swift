@@ -54,37 +54,25 @@ final class PluginLoop: @unchecked Sendable {
         return handle(.stream, streams.insert(stream))
     }
 
-    func unregister(_ stream: OpaquePointer) {
-        let (slot, generation) = Self.slotAndGeneration(stream)
-        streams.remove(slot: slot, generation: generation)
-    }
+    func unregister(_ stream: OpaquePointer) { remove(stream, from: &streams) }
 
     func register(_ timer: PluginTimer) -> OpaquePointer {
         handle(.timer, timers.insert(timer))
     }
 
-    func unregister(timer: OpaquePointer) {
-        let (slot, generation) = Self.slotAndGeneration(timer)
-        timers.remove(slot: slot, generation: generation)
-    }
+    func unregister(timer: OpaquePointer) { remove(timer, from: &timers) }
 
     func register(_ pool: PluginPool) -> OpaquePointer {
         handle(.pool, pools.insert(pool))
     }
 
-    func unregister(pool: OpaquePointer) {
-        let (slot, generation) = Self.slotAndGeneration(pool)
-        pools.remove(slot: slot, generation: generation)
-    }
+    func unregister(pool: OpaquePointer) { remove(pool, from: &pools) }
 
     func register(_ seat: LoopSeat) -> OpaquePointer {
         handle(.seat, seats.insert(seat))
     }
 
-    func unregister(seat: OpaquePointer) {
-        let (slot, generation) = Self.slotAndGeneration(seat)
-        seats.remove(slot: slot, generation: generation)
-    }
+    func unregister(seat: OpaquePointer) { remove(seat, from: &seats) }
 
     func stream(for handle: OpaquePointer) -> PluginStream? {
         lookupStream(handle)?.takeUnretainedValue()
@@ -92,6 +80,12 @@ final class PluginLoop: @unchecked Sendable {
 
     func seat(for handle: OpaquePointer) -> LoopSeat? {
         lookup(handle, .seat, in: seats)?.takeUnretainedValue()
+    }
+
+    /// Releases the handle's entry (a stale handle removes nothing).
+    private func remove<Element>(_ handle: OpaquePointer, from table: inout SlotTable<Element>) {
+        let (slot, generation) = Self.slotAndGeneration(handle)
+        table.remove(slot: slot, generation: generation)
     }
 
     private func handle(_ kind: Kind, _ entry: (slot: Int, generation: UInt32)) -> OpaquePointer {

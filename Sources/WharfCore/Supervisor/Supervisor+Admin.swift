@@ -91,5 +91,5 @@ extension Supervisor: AdminRoutes {
 }
 
 extension ListeningSocket {
-    var endpoint: String { boundAddress.contains(":") ? "[\(boundAddress)]:\(boundPort)" : "\(boundAddress):\(boundPort)" }
+    var endpoint: String { Endpoint.text(boundAddress, boundPort) }
 }

@@ -345,5 +345,5 @@ public final class Supervisor: @unchecked Sendable {
 
 extension BoundListener {
     /// `address:port`, with IPv6 addresses in brackets.
-    public var endpoint: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
+    public var endpoint: String { Endpoint.text(address, port) }
 }

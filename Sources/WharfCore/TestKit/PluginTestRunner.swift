@@ -60,15 +60,8 @@ final class PluginTestSession: UpstreamDialer {
     /// Runs the case; nil if every step held, else why not.
     func run(config: ConfigTree?) -> String? {
         do {
-            let path = "plugins.test.config"
-            var json = config?.json ?? "{}"
-            var values: [String: PluginConfigValue]?
-            if let schema = library.configSchema {
-                let checked = try schema.check(config, at: testCase.location, path: path)
-                json = checked.json
-                values = checked.values
-            }
-            instance = try PluginInstance(name: "test", library: library, configJSON: json, config: values,
+            let checked = try library.initConfig(config, at: testCase.location, path: "plugins.test.config")
+            instance = try PluginInstance(name: "test", library: library, configJSON: checked.json, config: checked.values,
                                           pluginLoop: pluginLoop, loopCount: 1)
         } catch {
             return "\(testCase.location): the plugin refused the config: \(error)"
@@ -179,7 +172,7 @@ final class PluginTestSession: UpstreamDialer {
 
     func dial(host: String, port: Int, options: ConnectOptions, streamOptions: StreamOptions, holdsDrain: Bool,
               owner: any StreamOwner, connectFailed: @escaping (StreamError) -> Void) {
-        let target = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        let target = Endpoint.text(host, port)
         switch testCase.upstreams[target] ?? .refuse {
         case .accept:
             let peer = VirtualPeer(loop: loop, owner: owner, isClient: true, options: streamOptions, holdsDrain: holdsDrain)

@@ -2,6 +2,7 @@
  * loadgen — a single-threaded epoll load generator for line-echo servers.
  *
  *   loadgen pingpong   --port P [--connections 64] [--size 64] [--duration 5] [--warmup 1] [--count N]
+ *                      [--rate R]
  *   loadgen throughput --port P [--connections 16] [--size 16384] [--duration 5] [--warmup 1]
  *   loadgen connect    --port P [--connections 32] [--duration 5] [--warmup 1] [--count N]
  *   loadgen idle       --port P [--connections 10000] [--duration 10]
@@ -10,6 +11,12 @@
  * measured alike. Prints one JSON object on stdout (idle also prints {"ready":...} once all
  * connections are open and answered). Latencies go into a log-linear histogram
  * (~3% precision), so memory stays fixed however many round trips are made.
+ *
+ * `--rate R` makes ping-pong open-loop: R requests a second in all, each connection sending
+ * on its own fixed schedule, and a request's latency counts from when it was due, not from
+ * when it went out, so a server that falls behind is charged for the wait it caused
+ * (no coordinated omission). `total` and `elapsed` cover the warm-up too, for the runner's
+ * CPU-per-operation figure.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -75,6 +82,7 @@ static const char *host = "127.0.0.1";
 static int port = 0, connections = 64, size = 64;
 static double duration = 5, warmup = 1;
 static long long count_limit = 0;
+static double rate = 0;
 
 static void die(const char *what) {
     fprintf(stderr, "loadgen: %s: %s\n", what, strerror(errno));
@@ -147,15 +155,37 @@ static int run_pingpong(void) {
     }
     uint64_t start = now_ns(), measure_from = start + (uint64_t)(warmup * 1e9),
              end = measure_from + (uint64_t)(duration * 1e9);
+    /* Open loop: connection i is due every `interval`, its schedule offset by i/connections. */
+    uint64_t interval = rate > 0 ? (uint64_t)((double)connections * 1e9 / rate) : 0;
     for (int i = 0; i < connections; i++) {
-        conns[i].started = now_ns();
-        if (send_all(conns[i].fd, message, (size_t)size) < 0) die("send");
+        conns[i].started = start + (interval * (uint64_t)i) / (uint64_t)connections;
+        conns[i].state = 1; /* 1: waiting to send at `started`; 0: waiting for the echo */
     }
-    long long trips = 0, errors = 0;
+    long long trips = 0, total = 0, errors = 0;
     struct epoll_event events[512];
     for (uint64_t t = now_ns(); count_limit ? trips < count_limit : t < end; t = now_ns()) {
         if (count_limit && t > start + 600000000000ull) break;
-        int ready = epoll_wait(ep, events, 512, 100);
+        uint64_t next_due = UINT64_MAX;
+        /* Closed loop: only the first pass sends here; an echo's arrival sends the next. */
+        for (int i = 0; i < connections && (interval || total == 0); i++) {
+            conn *c = &conns[i];
+            if (c->state != 1) continue;
+            if (interval == 0 || c->started <= t) {
+                if (interval == 0) c->started = t;
+                c->state = 0;
+                c->received = 0;
+                if (send_all(c->fd, message, (size_t)size) < 0) errors++;
+            } else if (c->started < next_due) {
+                next_due = c->started;
+            }
+        }
+        struct timespec wait = {0, 100000000};
+        if (next_due != UINT64_MAX) {
+            uint64_t gap = next_due > t ? next_due - t : 0;
+            wait.tv_sec = (time_t)(gap / 1000000000ull);
+            wait.tv_nsec = (long)(gap % 1000000000ull);
+        }
+        int ready = epoll_pwait2(ep, events, 512, &wait, NULL);
         for (int e = 0; e < ready; e++) {
             conn *c = events[e].data.ptr;
             ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
@@ -168,20 +198,28 @@ static int run_pingpong(void) {
             c->received += (size_t)n;
             if (c->received < (size_t)size) continue;
             uint64_t finished = now_ns();
+            total++;
             if (c->started >= measure_from) {
                 hist_record(finished - c->started);
                 trips++;
             }
-            c->received = 0;
-            c->started = finished;
-            if (send_all(c->fd, message, (size_t)size) < 0) errors++;
+            if (interval) {
+                c->state = 1;
+                c->started += interval;
+            } else {
+                c->received = 0;
+                c->started = finished;
+                if (send_all(c->fd, message, (size_t)size) < 0) errors++;
+            }
         }
     }
+    double elapsed = (double)(now_ns() - start) / 1e9;
     if (count_limit) duration = (double)(now_ns() - measure_from) / 1e9;
-    printf("{\"mode\":\"pingpong\",\"connections\":%d,\"size\":%d,\"seconds\":%.3f,\"round_trips\":%lld,"
-           "\"rps\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"errors\":%lld}\n",
-           connections, size, duration, trips, (double)trips / duration, hist_percentile(50) / 1000,
-           hist_percentile(99) / 1000, hist_percentile(99.9) / 1000, errors);
+    printf("{\"mode\":\"pingpong\",\"connections\":%d,\"size\":%d,\"rate\":%.0f,\"seconds\":%.3f,"
+           "\"round_trips\":%lld,\"rps\":%.1f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+           "\"total\":%lld,\"elapsed\":%.3f,\"errors\":%lld}\n",
+           connections, size, rate, duration, trips, (double)trips / duration, hist_percentile(50) / 1000,
+           hist_percentile(99) / 1000, hist_percentile(99.9) / 1000, total, elapsed, errors);
     return errors ? 2 : 0;
 }
 
@@ -244,6 +282,7 @@ static int run_connect(void) {
     uint64_t start = now_ns(), measure_from = start + (uint64_t)(warmup * 1e9),
              end = measure_from + (uint64_t)(duration * 1e9);
     for (int i = 0; i < connections; i++) {
+        conns[i].started = now_ns();
         conns[i].fd = open_connection(1);
         if (conns[i].fd < 0) die("connect");
         struct epoll_event event = {.events = EPOLLOUT, .data.ptr = &conns[i]};
@@ -279,10 +318,14 @@ static int run_connect(void) {
             if (failed) errors++;
             else {
                 done++;
-                if (t >= measure_from) measured++;
+                if (c->started >= measure_from) {
+                    measured++;
+                    hist_record(t - c->started);
+                }
             }
             epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
             close_reset(c->fd);
+            c->started = now_ns();
             c->fd = open_connection(1);
             c->state = 0;
             if (c->fd < 0) { errors++; continue; }
@@ -292,9 +335,11 @@ static int run_connect(void) {
     }
     double seconds = count_limit ? (double)(t - start) / 1e9 : duration;
     long long counted = count_limit ? done : measured;
+    /* A cycle is connect + one round trip + close, timed from socket() to the echo. */
     printf("{\"mode\":\"connect\",\"connections\":%d,\"seconds\":%.3f,\"completed\":%lld,\"cps\":%.1f,"
-           "\"errors\":%lld}\n",
-           connections, seconds, counted, (double)counted / seconds, errors);
+           "\"p50_us\":%.1f,\"p99_us\":%.1f,\"total\":%lld,\"elapsed\":%.3f,\"errors\":%lld}\n",
+           connections, seconds, counted, (double)counted / seconds, hist_percentile(50) / 1000,
+           hist_percentile(99) / 1000, done, (double)(now_ns() - start) / 1e9, errors);
     return errors ? 2 : 0;
 }
 
@@ -347,6 +392,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--duration")) duration = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--count")) count_limit = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate")) rate = atof(argv[i + 1]);
         else { fprintf(stderr, "loadgen: unknown option %s\n", argv[i]); return 64; }
     }
     if (port <= 0 || connections <= 0 || size < 2) {

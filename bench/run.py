@@ -44,6 +44,10 @@ CASES = {
     "pingpong64": dict(mode="pingpong", connections=64, size=64, metric="rps", label="ping-pong 64 conns (rt/s)"),
     "pingpong1000": dict(mode="pingpong", connections=1000, size=64, metric="rps", label="ping-pong 1000 conns (rt/s)"),
     "throughput": dict(mode="throughput", connections=16, size=16384, metric="mbps_in", label="throughput 16×16 KiB (MB/s echoed)"),
+    "pingpong20": dict(mode="pingpong", connections=20, size=64, metric="rps", label="ping-pong 20 conns (rt/s)"),
+    # Moderate, fixed load: the server is not saturated, so each round trip's latency shows.
+    "rate20": dict(mode="pingpong", connections=20, size=64, rate=10000, metric="p99_us",
+                   label="20 conns at 10k rt/s, p99 (µs)"),
     "connect": dict(mode="connect", connections=32, size=64, metric="cps", label="connect+1 rt+close (conn/s)"),
     "idle": dict(mode="idle", connections=10000, size=64, metric="kb_per_conn", label="RSS per idle conn (KB), 10k conns"),
 }
@@ -92,7 +96,7 @@ def children(pid):
     return found
 
 
-PROXIES = ("wharf-proxy", "haproxy")
+PROXIES = ("wharf-proxy", "haproxy", "nginx")
 PROXY_IDLE_CONNECTIONS = 4000
 
 
@@ -161,6 +165,22 @@ class Server:
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_for_port(self.port, self.process, "haproxy")
             return
+        if name == "nginx":
+            # The stream module, one worker process, defaults otherwise, as an operator would start it.
+            self.port = free_port()
+            config = os.path.join(self.scratch, "nginx.conf")
+            module = "/usr/lib/nginx/modules/ngx_stream_module.so"
+            with open(config, "w") as f:
+                f.write((f"load_module {module};\n" if os.path.exists(module) else "")
+                        + f"daemon off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
+                        f"pid {self.scratch}/nginx.pid;\nerror_log {self.scratch}/error.log error;\n"
+                        f"events {{ worker_connections 20000; }}\n"
+                        f"stream {{ server {{ listen 127.0.0.1:{self.port} backlog=4096; "
+                        f"proxy_pass 127.0.0.1:{self.backend.port}; }} }}\n")
+            self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("nginx"), "-c", config, "-p", self.scratch]),
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for_port(self.port, self.process, "nginx")
+            return
         if name == "nio":
             command = [os.path.join(RELEASE, "nio-echo-baseline"), "0", "1"]
         elif name == "c-epoll":
@@ -179,6 +199,18 @@ class Server:
         if len(line) != 2 or line[0] != "listening":
             raise RuntimeError(f"{name} did not start: {line}")
         self.port = int(line[1])
+
+    def cpu_seconds(self):
+        """User + system CPU of the server and its child processes (wharf's workers, nginx's)."""
+        total = 0
+        for pid in [self.pid] + children(self.pid):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError):
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
 
     @property
     def pid(self):
@@ -255,7 +287,14 @@ def run_case(case_name, server_name, args):
             if server_name in PROXIES:
                 connections = min(connections, PROXY_IDLE_CONNECTIONS)
             return measure_idle(server, connections)
-        return loadgen(case["mode"], server.port, case["connections"], case["size"], args.duration, args.warmup)
+        extra = ("--rate", str(case["rate"])) if "rate" in case else ()
+        cpu_before = server.cpu_seconds()
+        result = loadgen(case["mode"], server.port, case["connections"], case["size"], args.duration, args.warmup,
+                         extra)
+        if result.get("total"):
+            # Warm-up included on both sides: CPU over the whole run per operation of the whole run.
+            result["cpu_us_per_op"] = round((server.cpu_seconds() - cpu_before) * 1e6 / result["total"], 2)
+        return result
     finally:
         server.stop()
 
@@ -263,7 +302,7 @@ def run_case(case_name, server_name, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--servers", default="wharf,nio,c-epoll,tornado,wharf-proxy,haproxy")
+    parser.add_argument("--servers", default="wharf,nio,c-epoll,tornado,wharf-proxy,haproxy,nginx")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3)
     parser.add_argument("--warmup", type=float, default=1)
@@ -296,11 +335,13 @@ def main():
         except ImportError:
             print("tornado is not installed (pip install tornado): skipping it", file=sys.stderr)
             servers.remove("tornado")
-    if "haproxy" in servers and not shutil.which("haproxy"):
-        print("haproxy is not installed (apt-get install haproxy): skipping it", file=sys.stderr)
-        servers.remove("haproxy")
+    for proxy, package in (("haproxy", "haproxy"), ("nginx", "nginx libnginx-mod-stream")):
+        if proxy in servers and not shutil.which(proxy):
+            print(f"{proxy} is not installed (apt-get install {package}): skipping it", file=sys.stderr)
+            servers.remove(proxy)
     cases = args.cases.split(",")
     samples = {case: {server: [] for server in servers} for case in cases}
+    cpu = {case: {server: [] for server in servers} for case in cases}
     for repeat in range(args.repeats):
         for case in cases:
             order = servers[repeat % len(servers):] + servers[:repeat % len(servers)]
@@ -310,6 +351,7 @@ def main():
                 result = run_case(case, server, args)
                 value = result[CASES[case]["metric"]]
                 samples[case][server].append(value)
+                cpu[case][server].append(result.get("cpu_us_per_op"))
                 print(f"[{repeat + 1}/{args.repeats}] {case:13} {server:8} {value:12.1f}  {json.dumps(result)}",
                       file=sys.stderr, flush=True)
 
@@ -326,16 +368,44 @@ def main():
 
     medians = {case: {server: statistics.median(values) for server, values in by_server.items() if values}
                for case, by_server in samples.items()}
-    def ratio(row, numerator, denominator):
-        return f"{row[numerator] / row[denominator]:.2f}×" if row.get(numerator) and row.get(denominator) else "–"
+    cpu_medians = {case: {server: statistics.median([v for v in values if v is not None])
+                          for server, values in by_server.items() if any(v is not None for v in values)}
+                   for case, by_server in cpu.items()}
 
-    header = "| case | " + " | ".join(servers) + " | wharf ÷ nio | wharf-proxy ÷ haproxy |"
-    lines = [header, "|" + "---|" * (len(servers) + 3)]
+    def ratio(case, numerator, denominator):
+        row = medians[case]
+        if not row.get(numerator) or not row.get(denominator):
+            return "–"
+        value = row[numerator] / row[denominator]
+        # Always "Wharf's figure as a multiple of theirs"; for latencies, lower is better.
+        return f"{value:.2f}×"
+
+    comparisons = [(a, b) for a, b in (("wharf", "nio"), ("wharf-proxy", "haproxy"), ("wharf-proxy", "nginx"))
+                   if a in servers and b in servers]
+    header = "| case | " + " | ".join(servers) + "".join(f" | {a} ÷ {b}" for a, b in comparisons) + " |"
+    lines = [header, "|" + "---|" * (len(servers) + len(comparisons) + 1)]
     for case in cases:
         row = medians[case]
-        cells = [f"{row[s]:,.1f}" if s in row else "–" for s in servers]
+        cells = []
+        for server in servers:
+            values = samples[case][server]
+            if not values:
+                cells.append("–")
+                continue
+            cell = f"{row[server]:,.1f}"
+            if len(values) > 1:
+                cell += f" ({min(values):,.0f}–{max(values):,.0f})"
+            cells.append(cell)
         lines.append(f"| {CASES[case]['label']} | " + " | ".join(cells)
-                     + f" | {ratio(row, 'wharf', 'nio')} | {ratio(row, 'wharf-proxy', 'haproxy')} |")
+                     + "".join(f" | {ratio(case, a, b)}" for a, b in comparisons) + " |")
+    lines.append("\nServer CPU per operation (µs, user + system, medians; the proxies' backend not counted):\n")
+    lines.append("| case | " + " | ".join(servers) + " |")
+    lines.append("|" + "---|" * (len(servers) + 1))
+    for case in cases:
+        if cpu_medians[case]:
+            lines.append(f"| {CASES[case]['label']} | "
+                         + " | ".join(f"{cpu_medians[case][s]:.1f}" if s in cpu_medians[case] else "–" for s in servers)
+                         + " |")
     if "tornado" in servers and "pingpong64" in medians and medians["pingpong64"].get("tornado"):
         lines.append(f"\nwharf ÷ tornado, ping-pong 64 conns: "
                      f"{medians['pingpong64']['wharf'] / medians['pingpong64']['tornado']:.2f}×")
@@ -349,7 +419,8 @@ def main():
     with open(args.out, "w") as f:
         json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), cores=os.cpu_count(), repeats=args.repeats,
                        duration=args.duration, server_cpu=SERVER_CPU, client_cpu=CLIENT_CPU,
-                       samples=samples, medians=medians, churn=churn, table=table), f, indent=1)
+                       samples=samples, medians=medians, cpu_us_per_op=cpu, cpu_medians=cpu_medians, churn=churn,
+                       table=table), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.5.
+ * wharf.h — the Wharf plugin ABI, version 1.6.
  *
  * Version history (each addition is marked [1.x] where it is declared):
  *   1.0  streams: reads, writes, close, contexts, info, regex, wakers
@@ -16,6 +16,8 @@
  *        config_schema, and config_integer, config_string, config_host_port,
  *        config_list_count, config_list_item, config_map_count, config_map_entry);
  *        WHARF_E_ABSENT
+ *   1.6  connect_relay: connect a client's upstream and relay the two in one call, with no
+ *        upstream stream (the host's fastest path for an L4 proxy)
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -128,7 +130,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 5 /* see the version history at the top */
+#define WHARF_ABI_MINOR 6 /* see the version history at the top */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -341,6 +343,26 @@ typedef struct wharf_relay_result {
     uint64_t bytes_a_to_b; /* bytes the host moved from a's peer to b's peer */
     uint64_t bytes_b_to_a;
 } wharf_relay_result;
+
+/* connect_relay's options [1.6]. */
+typedef struct wharf_connect_relay_options {
+    uint32_t struct_size;                 /* sizeof(wharf_connect_relay_options) */
+    const wharf_connect_options *connect; /* NULL: connect's defaults */
+    const wharf_relay_options *relay;     /* NULL: relay's defaults */
+    const uint8_t *preface;               /* bytes the upstream gets before any relayed byte
+                                           * (a PROXY header, a ClientHello already read);
+                                           * copied during the call. NULL: none */
+    size_t preface_len;
+} wharf_connect_relay_options;
+
+/* connect_relay's connect finished [1.6]: WHARF_OK when the upstream is connected and the
+ * relay has begun (the wharf_relay_cb follows when it ends, then the client's close
+ * callback), or a connect error as wharf_connect_cb's (WHARF_E_REFUSED, WHARF_E_TIMEOUT,
+ * WHARF_E_RESOLVE, WHARF_E_UNREACHABLE, WHARF_E_IO, WHARF_E_TLS, WHARF_E_SHUTDOWN), after
+ * which the client is an ordinary open stream again: try another upstream, write to it or
+ * close it. WHARF_E_CLOSED (or the reason the host closed it) when the client closed while
+ * connecting; its close callback comes too, before or after this. */
+typedef void (*wharf_connect_relay_cb)(void *userdata, int32_t status);
 
 /* The relay ended. `result` is valid during the callback. Both streams are closing; their
  * own close notifications follow this callback. [1.1] */
@@ -766,6 +788,26 @@ typedef struct wharf_host_api {
                                 size_t *len);
     int32_t (*config_map_entry)(const wharf_instance *instance, const char *key, size_t index, const char **name,
                                 const char **value, size_t *value_len);
+
+    /* ---- 1.6 ---- */
+
+    /* [loop] Connect to host:port for `client` and relay the two, as connect then relay
+     * would, but without an upstream stream: the plugin never sees the upstream, and for
+     * plain TCP to an IP address the host opens the upstream socket itself and hands both to
+     * its relay thread, so a proxied connection costs about one accepted connection's work.
+     * With TLS on either side, a host name, or a plugin test kit's fake upstream, the host
+     * uses connect and relay itself; the plugin sees no difference.
+     * `on_connected` is called exactly once (see wharf_connect_relay_cb); on WHARF_OK the
+     * relay runs as relay()'s does, bytes the plugin wrote to the client before the call go
+     * out first, and `on_done` (may be NULL) is called once when it ends. Until
+     * `on_connected`, the client belongs to the host: do not read from or write to it (the
+     * host may refuse with WHARF_E_RELAYED); close or abort calls the connect off.
+     * `options` may be NULL. Errors (returned at once; nothing is called): WHARF_E_INVALID
+     * (as connect's, and on_connected NULL), WHARF_E_BUSY (a read pending on the client),
+     * WHARF_E_RELAYED, WHARF_E_CLOSED, WHARF_E_WRONG_THREAD. [1.6] */
+    int32_t (*connect_relay)(wharf_stream *client, const char *host, size_t host_len, uint32_t port,
+                             const wharf_connect_relay_options *options, wharf_connect_relay_cb on_connected,
+                             wharf_relay_cb on_done, void *userdata);
 } wharf_host_api;
 
 /* 1 if the host table has function `field` (the table is long enough and it is set). */

@@ -1,7 +1,9 @@
 /* proxy: a layer-4 proxy. For each client it picks an upstream (round robin, least
  * connections or random two), connects (trying the next upstream when a connect fails, and
  * skipping failed ones for fail_timeout_ms), writes a PROXY protocol header if configured,
- * then hands both streams to the host's relay. With `sni_routes` it first reads the TLS
+ * then hands both streams to the host's relay. On hosts with connect_relay (ABI 1.6) the
+ * connect and the relay are one call and no upstream stream exists: the host's fastest
+ * path, with the same retries and balancing. With `sni_routes` it first reads the TLS
  * ClientHello, picks the upstream by its server name and replays those bytes (TLS
  * passthrough). Balancing and health state are per event loop, like nginx's per-worker
  * state without a shared zone. */
@@ -59,6 +61,7 @@ typedef struct session {
     uint64_t tried;     /* bit i: pool->members[i] was tried for this client */
     uint32_t attempts;
     int connecting;     /* a connect callback is still to come: the session must outlive it */
+    int direct;         /* relayed through connect_relay: there is no upstream stream */
     uint8_t *preread;   /* SNI mode: the ClientHello records, replayed to the upstream */
     size_t preread_len;
     uint8_t *hello;     /* the handshake message reassembled from those records */
@@ -131,21 +134,27 @@ static void start_relay(session *s) {
     }
 }
 
+/* The connect to s->target failed: skip it for a while, then try the next upstream. */
+static void connect_failed(session *s, int32_t status) {
+    proxy *self = s->plugin;
+    s->target->failed_until_ms = monotonic_ms() + self->config.fail_timeout_ms;
+    upstream_metrics_add(&self->metrics, self->metrics.failures, s->target, 1);
+    int retrying = s->client != NULL && s->attempts <= self->config.retries && balancer_has_untried(s->pool, s->tried);
+    log_upstream_failure(self, s->target, status, retrying ? "; trying the next one" : "");
+    if (s->client == NULL) {
+        session_free_if_done(s);
+        return;
+    }
+    connect_next(s);
+}
+
 static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_stream) {
     session *s = userdata;
     proxy *self = s->plugin;
     const wharf_host_api *host = self->host;
     s->connecting = 0;
     if (status != WHARF_OK) {
-        s->target->failed_until_ms = monotonic_ms() + self->config.fail_timeout_ms;
-        upstream_metrics_add(&self->metrics, self->metrics.failures, s->target, 1);
-        int retrying = s->client != NULL && s->attempts <= self->config.retries && balancer_has_untried(s->pool, s->tried);
-        log_upstream_failure(self, s->target, status, retrying ? "; trying the next one" : "");
-        if (s->client == NULL) {
-            session_free_if_done(s);
-            return;
-        }
-        connect_next(s);
+        connect_failed(s, status);
         return;
     }
     s->upstream = upstream_stream;
@@ -157,6 +166,71 @@ static void on_connected(void *userdata, int32_t status, wharf_stream *upstream_
         return;
     }
     start_relay(s);
+}
+
+/* ---- connect_relay (ABI 1.6): no upstream stream -------------------------------------- */
+
+static void on_direct_relay_done(void *userdata, const wharf_relay_result *result) {
+    session *s = userdata;
+    s->target->active--;
+    upstream_metrics_add(&s->plugin->metrics, s->plugin->metrics.active, s->target, -1);
+    on_relayed(userdata, result);
+}
+
+static void on_relay_connected(void *userdata, int32_t status) {
+    session *s = userdata;
+    s->connecting = 0;
+    if (status == WHARF_OK) {
+        s->direct = 1;
+        s->target->active++;
+        upstream_metrics_add(&s->plugin->metrics, s->plugin->metrics.active, s->target, 1);
+        return;
+    }
+    /* The client left (its close callback frees s, or already has run): no one to retry for. */
+    if (s->client == NULL || status == WHARF_E_CLOSED || status == WHARF_E_SHUTDOWN) {
+        session_free_if_done(s);
+        return;
+    }
+    connect_failed(s, status);
+}
+
+/* What the upstream must get first: the PROXY header, then (SNI mode) the ClientHello
+ * records already read from the client. *out is malloc'd, or NULL when there is nothing. */
+static int32_t build_preface(session *s, uint8_t **out, size_t *out_len) {
+    proxy *self = s->plugin;
+    uint8_t header[232];
+    size_t header_len = 0;
+    *out = NULL;
+    *out_len = 0;
+    if (self->config.proxy_protocol != PROXY_PROTOCOL_OFF) {
+        wharf_stream_info info = {.struct_size = sizeof info};
+        if (self->host->get_info(s->client, &info) == WHARF_OK) {
+            header_len = proxy_protocol_header(self->config.proxy_protocol, &info, header, sizeof header);
+        }
+        if (header_len == 0) return WHARF_E_IO;
+    }
+    if (header_len + s->preread_len == 0) return WHARF_OK;
+    *out = malloc(header_len + s->preread_len);
+    if (*out == NULL) return WHARF_E_NOMEM;
+    memcpy(*out, header, header_len);
+    if (s->preread_len > 0) memcpy(*out + header_len, s->preread, s->preread_len);
+    *out_len = header_len + s->preread_len;
+    return WHARF_OK;
+}
+
+static int32_t connect_relay(session *s, upstream *target, const wharf_connect_options *options) {
+    proxy *self = s->plugin;
+    uint8_t *preface;
+    size_t preface_len;
+    int32_t status = build_preface(s, &preface, &preface_len);
+    if (status != WHARF_OK) return status;
+    wharf_relay_options relay = {.struct_size = sizeof relay, .idle_timeout_ms = self->config.idle_timeout_ms};
+    wharf_connect_relay_options both = {.struct_size = sizeof both, .connect = options, .relay = &relay,
+                                        .preface = preface, .preface_len = preface_len};
+    status = self->host->connect_relay(s->client, target->host, strlen(target->host), target->port, &both,
+                                       on_relay_connected, on_direct_relay_done, s);
+    free(preface); /* the host copied it */
+    return status;
 }
 
 static void connect_next(session *s) {
@@ -190,8 +264,10 @@ static void connect_next(session *s) {
         };
         s->connecting = 1;
         upstream_metrics_add(&self->metrics, self->metrics.connects, target, 1);
-        int32_t status = host->connect(s->client, target->host, strlen(target->host), target->port, &options,
-                                       on_connected, s);
+        int32_t status = WHARF_HOST_HAS(host, connect_relay)
+                             ? connect_relay(s, target, &options)
+                             : host->connect(s->client, target->host, strlen(target->host), target->port, &options,
+                                             on_connected, s);
         if (status == WHARF_OK) return;
         s->connecting = 0;
         if (status == WHARF_E_CLOSED) return; /* the client is gone; its close frees s */

@@ -68,6 +68,12 @@ final class ConnectionRecord {
         partEnded()
     }
 
+    /// An upstream connect was called off because the connection itself ended first.
+    func upstreamAbandoned() {
+        connecting -= 1
+        partEnded()
+    }
+
     /// A connected upstream closed, having moved these bytes.
     func upstreamClosed(received: UInt64, sent: UInt64) {
         upstreamBytesIn &+= received

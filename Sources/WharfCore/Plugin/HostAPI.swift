@@ -26,6 +26,7 @@ public enum HostAPI {
         addLoopLevelWork(to: &api)
         addPools(to: &api)
         addConfigAccess(to: &api)
+        addConnectRelay(to: &api)
         pointer.initialize(to: api)
         return UnsafePointer(pointer)
     }()

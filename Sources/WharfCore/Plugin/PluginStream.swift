@@ -41,8 +41,10 @@ final class PluginStream: StreamOwner, TimerOwner {
     /// The counters of the listener this stream serves (an upstream stream: the listener of
     /// the connection that opened it), on this loop.
     let counters: CounterBlock?
-    /// Accepted, or the connect started: for the duration and the connect time.
+    /// Accepted, or the connect started: for the duration.
     private let startedAt: NIODeadline
+    /// An outgoing stream's connect and close, as its listener and access log count them.
+    private var upstream: UpstreamAccounting?
     /// The access-log line of the connection this stream serves (an upstream stream: of the
     /// connection that opened it); nil without an access log.
     let record: ConnectionRecord?
@@ -66,8 +68,7 @@ final class PluginStream: StreamOwner, TimerOwner {
         self.record = record
         self.startedAt = pluginLoop.loop.now
         if case .connected = role {
-            counters?.add(ListenerField.upstreamConnects)
-            record?.upstreamStarted()
+            upstream = UpstreamAccounting(counters: counters, record: record, now: startedAt)
         }
     }
 
@@ -158,12 +159,7 @@ final class PluginStream: StreamOwner, TimerOwner {
             return instance.handleStream(handle) == WHARF_OK
         case let .connected(completion):
             connectPending = false
-            let micros = microsSinceStart
-            if let counters {
-                counters.record(.connectTime, at: ListenerField.connectTime, micros: micros)
-                stream.meter = ByteMeter(counters, upstream: true)
-            }
-            record?.upstreamConnected(to: stream.remoteAddress, micros: micros)
+            stream.meter = upstream?.connected(to: stream.remoteAddress, now: pluginLoop.loop.now)
             completion(.success(self))
             return true
         }
@@ -198,7 +194,7 @@ final class PluginStream: StreamOwner, TimerOwner {
             let ending = listener.streamClosed(stream, reason: reason, lasted: microsSinceStart, counted: refused)
             record?.connectionEnded(ending, received: stream.bytesReceived, sent: stream.bytesSent, now: pluginLoop.loop.now)
         case .connected:
-            record?.upstreamClosed(received: stream.bytesReceived, sent: stream.bytesSent)
+            upstream?.closed(received: stream.bytesReceived, sent: stream.bytesSent)
         case .served:
             break
         }
@@ -260,8 +256,7 @@ final class PluginStream: StreamOwner, TimerOwner {
     func connectFailed(_ reason: StreamError) {
         guard case let .connected(completion) = role, connectPending else { return }
         connectPending = false
-        counters?.add(ListenerField.connectFailures + ConnectFailure(reason).rawValue)
-        record?.upstreamFailed(ConnectFailure(reason))
+        upstream?.failed(reason)
         completion(.failure(reason))
     }
 

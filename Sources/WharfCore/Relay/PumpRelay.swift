@@ -7,7 +7,7 @@ import NIOCore
 /// the pump. When the pump reports the end, it finishes both streams: the relay callback
 /// first, then each stream's close notification. If a socket cannot be handed over (NIO
 /// would not show it), the relay runs as a `ChannelRelay` instead.
-final class PumpRelay: StreamRelay {
+final class PumpRelay: StreamRelay, PumpPairOwner {
     private enum State {
         case handingOff(waitingForWrites: Int)
         case pumping(PumpedPair, SocketPump)
@@ -150,6 +150,9 @@ final class PumpRelay: StreamRelay {
         guard case let .pumping(pair, pump) = state else { return }
         pump.send(.setNoDelay(pair, side: side(of: stream), enabled))
     }
+
+    /// Both sockets were connected before the pump saw them.
+    func pumpConnected() {}
 
     /// On the event loop, from the pump: the relay is over and both sockets are closed.
     func pumpFinished(_ outcome: PumpOutcome) {

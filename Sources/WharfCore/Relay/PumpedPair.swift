@@ -1,4 +1,5 @@
 import CWharfLinux
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +19,25 @@ struct PumpOutcome {
     var openDescriptors: [CInt]
 }
 
+/// The event loop's side of a pumped pair: told, on its loop, when the upstream connect
+/// the pump watched succeeded, and when the pair ended (or its connect failed).
+protocol PumpPairOwner: AnyObject {
+    var eventLoop: any EventLoop { get }
+    func pumpConnected()
+    func pumpFinished(_ outcome: PumpOutcome)
+}
+
+/// What the loop hands the pump with a client socket, once its upstream is connected.
+struct ClientHandover {
+    let fd: CInt
+    var buffered: ByteBuffer?
+    var inputEnded: Bool
+    var meter: ByteMeter?
+    /// The upstream's meter too: set on the pump's thread, where side b lives.
+    var upstreamMeter: ByteMeter?
+    var lifetimeDeadline: Int64?
+}
+
 /// Two relayed sockets and the bytes between them, owned by one `SocketPump` thread.
 ///
 /// The sockets are registered edge-triggered, so readiness is remembered here: `readable`
@@ -26,8 +46,18 @@ struct PumpOutcome {
 /// waiting for EAGAIN is needed, unless the peer's FIN has been seen (`peerClosed`), which
 /// no later edge would announce again.
 final class PumpedPair {
+    /// A pair begins `relaying`, or, for `connect_relay`, with only its upstream socket,
+    /// `connecting` until the pump sees the connect's outcome and then `awaitingClient`
+    /// until the loop hands the client's socket over.
+    enum Phase: Equatable {
+        case connecting(deadline: Int64)
+        case awaitingClient
+        case relaying
+    }
+
     struct Side {
-        let fd: CInt
+        /// -1 until a client's socket is handed over (`awaitingClient`).
+        var fd: CInt
         /// The stream's byte counters in the pump's own metrics region.
         var meter: ByteMeter?
         var readable = false
@@ -78,18 +108,51 @@ final class PumpedPair {
     /// not report them again, so the pump services the pair once more without waiting.
     var needsAnotherTurn = false
     /// The loop-side relay to report to. Only the pump thread reads it.
-    let owner: PumpRelay
+    let owner: any PumpPairOwner
+    var phase = Phase.relaying
 
     /// When the pair must end whatever it is doing (the streams' max_lifetime_ms), on the
     /// monotonic clock; nil: no limit.
     var lifetimeDeadline: Int64?
 
-    init(fdA: CInt, fdB: CInt, owner: PumpRelay, idleTimeoutNanos: Int64, closeLingerNanos: Int64) {
+    init(fdA: CInt, fdB: CInt, owner: any PumpPairOwner, idleTimeoutNanos: Int64, closeLingerNanos: Int64) {
         a = Side(fd: fdA)
         b = Side(fd: fdB)
         self.owner = owner
         self.idleTimeoutNanos = idleTimeoutNanos
         self.closeLingerNanos = closeLingerNanos
+    }
+
+    /// A pair whose upstream (side b) is still connecting: writable only once connected.
+    static func connecting(upstream fd: CInt, deadline: Int64, owner: any PumpPairOwner, idleTimeoutNanos: Int64,
+                           closeLingerNanos: Int64) -> PumpedPair {
+        let pair = PumpedPair(fdA: -1, fdB: fd, owner: owner, idleTimeoutNanos: idleTimeoutNanos,
+                              closeLingerNanos: closeLingerNanos)
+        pair.b.writable = false
+        pair.phase = .connecting(deadline: deadline)
+        return pair
+    }
+
+    /// The pump saw an event on the connecting socket: nil while still connecting, true once
+    /// connected, or the reason the connect failed.
+    func connectOutcome() -> Result<Void, StreamError>? {
+        let error = UpstreamSocket.pendingError(b.fd)
+        if error != 0 { return .failure(StreamError(connectErrno: error)) }
+        guard b.writable else { return nil }
+        phase = .awaitingClient
+        return .success(())
+    }
+
+    /// The client's socket joins: what it had read goes after the preface already pending.
+    func attachClient(_ client: ClientHandover, now: Int64) {
+        a = Side(fd: client.fd)
+        a.meter = client.meter
+        b.meter = client.upstreamMeter
+        client.buffered?.withUnsafeReadableBytes { aToB.pending.append($0.baseAddress!, count: $0.count) }
+        aToB.sourceEnded = client.inputEnded
+        lifetimeDeadline = client.lifetimeDeadline
+        lastActivity = now
+        phase = .relaying
     }
 
     func noteEvents(_ events: UInt32, side: Int) {
@@ -98,7 +161,7 @@ final class PumpedPair {
 
     /// Moves what can move now both ways. Returns how the pair ended, if it did.
     func service(scratch: UnsafeMutableRawBufferPointer, now: Int64, unwatch: (CInt) -> Void) -> PumpOutcome? {
-        guard !finished else { return nil }
+        guard !finished, phase == .relaying else { return nil }
         needsAnotherTurn = false
         if let failure = move(from: &a, to: &b, flow: &aToB, scratch: scratch, now: now)
             ?? move(from: &b, to: &a, flow: &bToA, scratch: scratch, now: now) {
@@ -187,7 +250,7 @@ final class PumpedPair {
     /// Ends the pair: both sockets out of the pump's hands, the outcome for the loop.
     func end(_ reason: StreamError?, unwatch: (CInt) -> Void) -> PumpOutcome {
         finished = true
-        let open = [a, b].filter { !$0.closed }.map(\.fd)
+        let open = [a, b].filter { !$0.closed && $0.fd >= 0 }.map(\.fd)
         open.forEach(unwatch)
         a.closed = true
         b.closed = true

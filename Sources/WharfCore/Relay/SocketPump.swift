@@ -21,6 +21,10 @@ import Musl
 final class SocketPump: @unchecked Sendable {
     enum Command {
         case add(PumpedPair)
+        /// A pair with only its upstream socket, connecting: the pump reports the outcome.
+        case connect(PumpedPair)
+        /// The client's socket for a pair whose upstream connected.
+        case attachClient(PumpedPair, ClientHandover)
         /// The plugin closed (or aborted) one side.
         case close(PumpedPair, side: Int, abort: Bool)
         /// The gateway ends the relay now (shutdown).
@@ -149,7 +153,11 @@ final class SocketPump: @unchecked Sendable {
                 }
                 guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
                 pair.noteEvents(events[index].events, side: Int(token & 1))
-                service(pair, scratch: scratch)
+                switch pair.phase {
+                case .relaying: service(pair, scratch: scratch)
+                case .connecting: checkConnect(pair)
+                case .awaitingClient: break // readiness is noted for when the client joins
+                }
             }
             serviceAnotherTurn(scratch: scratch)
             // Commands always come with a wake-up, so the lock is taken only then.
@@ -186,6 +194,18 @@ final class SocketPump: @unchecked Sendable {
             case let .add(pair):
                 add(pair)
                 service(pair, scratch: scratch)
+            case let .connect(pair):
+                add(pair)
+                if case let .connecting(deadline) = pair.phase { nextCheck = min(nextCheck, deadline) }
+            case let .attachClient(pair, client):
+                guard !pair.finished else {
+                    _ = close(client.fd) // the relay ended (shutdown) before the client joined
+                    continue
+                }
+                pair.attachClient(client, now: now)
+                guard watch(pair, side: 0) else { continue }
+                schedule(pair)
+                service(pair, scratch: scratch)
             case let .close(pair, side, abort):
                 guard !pair.finished else { continue }
                 pair.beginClosing(side: side, abort: abort, now: now)
@@ -210,18 +230,40 @@ final class SocketPump: @unchecked Sendable {
         pairs[slot] = pair
         pair.slot = slot
         pair.lastActivity = now
-        for (side, fd) in [pair.a.fd, pair.b.fd].enumerated() {
-            var event = epoll_event()
-            event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-            event.data.u64 = UInt64(slot) << 1 | UInt64(side)
-            if epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) != 0 {
-                PumpLog.logger.error("cannot watch a relayed socket", metadata: ["errno": "\(errno)"])
-                report(pair.end(.io, unwatch: unwatch), for: pair)
-                return
-            }
+        // A connecting pair has no client socket yet (-1): side a is watched when it joins.
+        guard pair.a.fd < 0 || watch(pair, side: 0), watch(pair, side: 1) else { return }
+        if pair.phase == .relaying { schedule(pair) }
+    }
+
+    /// Registers one side edge-triggered; on failure the pair ends (false).
+    private func watch(_ pair: PumpedPair, side: Int) -> Bool {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
+        event.data.u64 = UInt64(pair.slot) << 1 | UInt64(side)
+        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, side == 0 ? pair.a.fd : pair.b.fd, &event) == 0 else {
+            PumpLog.logger.error("cannot watch a relayed socket", metadata: ["errno": "\(errno)"])
+            report(pair.end(.io, unwatch: unwatch), for: pair)
+            return false
         }
+        return true
+    }
+
+    /// A relaying pair's idle limit and lifetime join the timer checks.
+    private func schedule(_ pair: PumpedPair) {
         if pair.idleTimeoutNanos > 0 { nextCheck = min(nextCheck, now + pair.idleTimeoutNanos) }
         if let end = pair.lifetimeDeadline { nextCheck = min(nextCheck, end) }
+    }
+
+    /// An event on a connecting upstream: connected (the loop hands the client over) or failed.
+    private func checkConnect(_ pair: PumpedPair) {
+        switch pair.connectOutcome() {
+        case nil: break
+        case .success:
+            let owner = UnsafeTransfer(pair.owner)
+            owner.value.eventLoop.execute { owner.value.pumpConnected() }
+        case let .failure(reason):
+            report(pair.end(reason, unwatch: unwatch), for: pair)
+        }
     }
 
     /// Lifetimes, idle limits and close lingers. Pairs are walked only when the earliest
@@ -229,6 +271,19 @@ final class SocketPump: @unchecked Sendable {
     private func checkTimers() {
         var earliest = Int64.max
         for case let pair? in pairs where !pair.finished {
+            switch pair.phase {
+            case let .connecting(deadline):
+                if now >= deadline {
+                    report(pair.end(.timedOut, unwatch: unwatch), for: pair)
+                } else {
+                    earliest = min(earliest, deadline)
+                }
+                continue
+            case .awaitingClient:
+                continue // the loop hands the client over at once, or ends the pair
+            case .relaying:
+                break
+            }
             if let end = pair.lifetimeDeadline {
                 if now >= end {
                     report(pair.end(.lifetimeExceeded, unwatch: unwatch), for: pair)

@@ -52,6 +52,16 @@ public enum StreamError: Error, Equatable, Sendable, CaseIterable {
         }
     }
 
+    /// Why a connect failed, from its errno.
+    init(connectErrno code: CInt) {
+        switch code {
+        case ECONNREFUSED: self = .refused
+        case EHOSTUNREACH, ENETUNREACH: self = .unreachable
+        case ETIMEDOUT: self = .timedOut
+        default: self = .io
+        }
+    }
+
     /// What an error NIO reported on a stream's channel means for the stream.
     init(channelError error: any Error) {
         if let error = error as? IOError {

@@ -97,14 +97,7 @@ enum UpstreamConnector {
             if let failure = error.connectionErrors.last { return classify(failure.error) }
             return .unresolved
         }
-        if let error = error as? IOError {
-            switch error.errnoCode {
-            case ECONNREFUSED: return .refused
-            case EHOSTUNREACH, ENETUNREACH: return .unreachable
-            case ETIMEDOUT: return .timedOut
-            default: return .io
-            }
-        }
+        if let error = error as? IOError { return StreamError(connectErrno: error.errnoCode) }
         if error is SocketAddressError { return .unresolved }
         if let error = error as? EventLoopError, case .shutdown = error { return .shuttingDown }
         return .io

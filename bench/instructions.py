@@ -37,6 +37,9 @@ def stripped_copy(scratch, name):
     return target
 
 
+KEEP = None
+
+
 def total_instructions(server, round_trips, size, mode="pingpong"):
     scratch = tempfile.mkdtemp(prefix="wharf-instr-")
     plugin = {"wharf-swift": "swift_echo", "wharf-proxy": "proxy"}.get(server, "echo")
@@ -89,6 +92,10 @@ def total_instructions(server, round_trips, size, mode="pingpong"):
                     break
         if total:
             break
+    if KEEP:
+        os.makedirs(KEEP, exist_ok=True)
+        for path in glob.glob(out + "*"):
+            shutil.copy(path, os.path.join(KEEP, f"callgrind.{server}.{mode}.{round_trips}"))
     shutil.rmtree(scratch, ignore_errors=True)
     return total
 
@@ -101,8 +108,10 @@ def main():
     parser.add_argument("--servers", default="wharf,nio")
     parser.add_argument("--mode", choices=["pingpong", "connect"], default="pingpong")
     parser.add_argument("--release", help="the release folder to measure (default: this checkout's)")
+    parser.add_argument("--keep", help="copy callgrind's output files here (for callgrind_annotate)")
     args = parser.parse_args()
-    global RELEASE
+    global RELEASE, KEEP
+    KEEP = args.keep
     if args.release:
         RELEASE = args.release
     results = {}

@@ -177,11 +177,13 @@ public final class LoopbackPort {
 /// A listening socket on 127.0.0.1 that the test accepts from, to play a server (an
 /// upstream that answers, stalls or dies on cue). `port: 0` picks a free port; a given port
 /// is bound again (SO_REUSEADDR), so a test can bring "the same" upstream back.
-public final class TestListener {
+public final class TestListener: @unchecked Sendable {
     public let fd: Int32
     public let port: Int
 
-    public init(port: Int = 0) throws {
+    /// `backlog` 0 holds one connection: a second, until one is accepted, has its SYNs
+    /// dropped, so its connect hangs (a slow or overloaded upstream).
+    public init(port: Int = 0, backlog: Int32 = 128) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError.failed("socket: \(errno)") }
         var one: Int32 = 1
@@ -193,7 +195,7 @@ public final class TestListener {
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && listen(fd, 128) == 0 && getsockname(fd, pointer, &length) == 0
+                bind(fd, pointer, length) == 0 && listen(fd, backlog) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
         guard bound else {

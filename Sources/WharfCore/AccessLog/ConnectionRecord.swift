@@ -68,11 +68,15 @@ final class ConnectionRecord {
         partEnded()
     }
 
-    /// An upstream connect was called off because the connection itself ended first.
+    /// An upstream connect was called off because the connection itself ended first (the
+    /// relay hears of that before the connection's own end is recorded).
     func upstreamAbandoned() {
         connecting -= 1
+        leftWhileConnecting = true
         partEnded()
     }
+
+    private var leftWhileConnecting = false
 
     /// A connected upstream closed, having moved these bytes.
     func upstreamClosed(received: UInt64, sent: UInt64) {
@@ -87,7 +91,7 @@ final class ConnectionRecord {
     func connectionEnded(_ reason: CloseReason, before phase: Phase? = nil, received: UInt64 = 0, sent: UInt64 = 0,
                          now: NIODeadline) {
         self.reason = reason
-        self.phase = phase ?? (connecting > 0 ? .connect : .data)
+        self.phase = phase ?? (connecting > 0 || leftWhileConnecting ? .connect : .data)
         bytesIn = received
         bytesOut = sent
         endedAt = now

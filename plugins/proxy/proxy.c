@@ -11,19 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy.h"
+#include "session.h"
 
-#define MAX_CLIENT_HELLO 65536 /* all records of one ClientHello */
 
-typedef struct proxy {
-    const wharf_host_api *host;
-    const wharf_instance *instance;
-    proxy_config config;
-    uint64_t random_state;
-    uint64_t unreachable_logged_at_ms; /* "no upstream reachable": once a second at most */
-    uint32_t unreachable_unlogged;
-    upstream_metrics metrics;
-} proxy;
 
 /* An outage must not flood the log with a line per client: a subject (an upstream, or the
  * whole pool) gets one line a second at most. Returns 1 to log now, with *skipped set to
@@ -52,21 +42,6 @@ static void log_upstream_failure(proxy *self, upstream *target, int32_t status, 
     }
 }
 
-typedef struct session {
-    proxy *plugin;
-    wharf_stream *client;
-    wharf_stream *upstream;
-    upstream_pool *pool;
-    upstream *target;   /* being connected to, then connected to */
-    uint64_t tried;     /* bit i: pool->members[i] was tried for this client */
-    uint32_t attempts;
-    int connecting;     /* a connect callback is still to come: the session must outlive it */
-    int direct;         /* relayed through connect_relay: there is no upstream stream */
-    uint8_t *preread;   /* SNI mode: the ClientHello records, replayed to the upstream */
-    size_t preread_len;
-    uint8_t *hello;     /* the handshake message reassembled from those records */
-    size_t hello_len;
-} session;
 
 static void session_free_if_done(session *s) {
     if (s->client == NULL && s->upstream == NULL && !s->connecting) {
@@ -96,7 +71,6 @@ static void on_relayed(void *userdata, const wharf_relay_result *result) {
             (unsigned long long)result->bytes_b_to_a);
 }
 
-static void connect_next(session *s);
 
 /* Relaying cannot start: drop both connections at once. */
 static void abort_pair(session *s) {
@@ -233,7 +207,7 @@ static int32_t connect_relay(session *s, upstream *target, const wharf_connect_o
     return status;
 }
 
-static void connect_next(session *s) {
+void connect_next(session *s) {
     proxy *self = s->plugin;
     const wharf_host_api *host = self->host;
     for (;;) {
@@ -274,90 +248,6 @@ static void connect_next(session *s) {
         upstream_metrics_add(&self->metrics, self->metrics.failures, target, 1);
         log_upstream_failure(self, target, status, "");
     }
-}
-
-/* ---- SNI passthrough: collect the ClientHello, route by its server name ---------------- */
-
-static void read_record_header(session *s);
-
-static void route_by_name(session *s, const char *name) {
-    proxy *self = s->plugin;
-    sni_route *route = name != NULL ? sni_route_match(self->config.routes, self->config.route_count, name) : NULL;
-    if (route != NULL) {
-        s->pool = &route->pool;
-    } else if (self->config.default_pool.count > 0) {
-        s->pool = &self->config.default_pool;
-    } else {
-        wharf_logf(self->host, self->instance, WHARF_LOG_INFO, "no route for server name \"%s\"; closing", name ? name : "");
-        self->host->close(s->client);
-        return;
-    }
-    connect_next(s);
-}
-
-static int append(uint8_t **buffer, size_t *len, const uint8_t *data, size_t n) {
-    if (*len + n > MAX_CLIENT_HELLO) return -1;
-    uint8_t *grown = realloc(*buffer, *len + n);
-    if (grown == NULL) return -1;
-    memcpy(grown + *len, data, n);
-    *buffer = grown;
-    *len += n;
-    return 0;
-}
-
-static void on_record_body(void *userdata, wharf_stream *stream, int32_t status, const uint8_t *data, size_t len) {
-    session *s = userdata;
-    if (status != WHARF_OK) return; /* closing; the close notification follows */
-    if (append(&s->preread, &s->preread_len, data, len) != 0 || append(&s->hello, &s->hello_len, data, len) != 0) {
-        s->plugin->host->close(stream);
-        return;
-    }
-    if (s->hello_len < 4) {
-        read_record_header(s);
-        return;
-    }
-    size_t message_len = 4 + ((size_t)s->hello[1] << 16 | (size_t)s->hello[2] << 8 | s->hello[3]);
-    if (s->hello_len < message_len) {
-        read_record_header(s); /* the ClientHello continues in the next record */
-        return;
-    }
-    char name[PROXY_NAME_MAX];
-    int found = client_hello_server_name(s->hello, message_len, name, sizeof name);
-    if (found < 0) {
-        wharf_logf(s->plugin->host, s->plugin->instance, WHARF_LOG_INFO, "malformed TLS ClientHello; closing");
-        s->plugin->host->close(stream);
-        return;
-    }
-    route_by_name(s, found == 1 ? name : NULL);
-}
-
-static void on_record_header(void *userdata, wharf_stream *stream, int32_t status, const uint8_t *data, size_t len) {
-    session *s = userdata;
-    if (status != WHARF_OK) return;
-    size_t body = (size_t)data[3] << 8 | data[4];
-    /* A handshake record (22) of TLS 1.0-1.3 framing, at most 2^14 bytes plus expansion. */
-    if (data[0] != 22 || data[1] != 3 || body == 0 || body > 16384 + 2048) {
-        if (s->preread_len == 0 && s->plugin->config.default_pool.count > 0) {
-            /* Not TLS at all: no name to route by, so the default upstreams get it. */
-            if (append(&s->preread, &s->preread_len, data, len) != 0) {
-                s->plugin->host->close(stream);
-                return;
-            }
-            route_by_name(s, NULL);
-            return;
-        }
-        wharf_logf(s->plugin->host, s->plugin->instance, WHARF_LOG_INFO, "not a TLS handshake record; closing");
-        s->plugin->host->close(stream);
-        return;
-    }
-    if (append(&s->preread, &s->preread_len, data, len) != 0 ||
-        s->plugin->host->read_bytes(stream, body, 0, on_record_body, s) != WHARF_OK) {
-        s->plugin->host->close(stream);
-    }
-}
-
-static void read_record_header(session *s) {
-    if (s->plugin->host->read_bytes(s->client, 5, 0, on_record_header, s) != WHARF_OK) s->plugin->host->close(s->client);
 }
 
 /* ---- The plugin ------------------------------------------------------------------------ */
@@ -406,7 +296,7 @@ static int32_t proxy_handle_stream(void *instance, wharf_stream *client) {
     s->pool = &self->config.default_pool;
     self->host->set_close_callback(client, on_closed, s);
     if (self->config.routes != NULL) {
-        read_record_header(s);
+        sni_route_client(s);
     } else {
         connect_next(s);
     }

@@ -50,7 +50,38 @@ CASES = {
                    label="20 conns at 10k rt/s, p99 (µs)"),
     "connect": dict(mode="connect", connections=32, size=64, metric="cps", label="connect+1 rt+close (conn/s)"),
     "idle": dict(mode="idle", connections=10000, size=64, metric="kb_per_conn", label="RSS per idle conn (KB), 10k conns"),
+    # TLS at the front (bench/tlsgen.c; certificates made at run time). For the proxies this
+    # is TLS termination in front of a plain backend.
+    "tls-handshake": dict(mode="handshake", tls="rsa", connections=32, size=64, metric="rate",
+                          label="TLS full handshake + 1 rt, RSA-2048 (conn/s)"),
+    "tls-handshake-ec": dict(mode="handshake", tls="ec", connections=32, size=64, metric="rate",
+                             label="TLS full handshake + 1 rt, ECDSA P-256 (conn/s)"),
+    "tls-resume": dict(mode="handshake", tls="rsa", connections=32, size=64, extra=["--resume"], metric="rate",
+                       label="TLS 1.3 resumed handshake + 1 rt (conn/s)"),
+    "tls-resume12": dict(mode="handshake", tls="rsa", connections=32, size=64, extra=["--resume", "--tls12"],
+                         metric="rate", label="TLS 1.2 resumed handshake + 1 rt (conn/s)"),
+    "tls-pingpong64": dict(mode="pingpong", tls="rsa", connections=64, size=64, metric="rate",
+                           label="TLS ping-pong 64 conns (rt/s)"),
+    "tls-pingpong16k": dict(mode="pingpong", tls="rsa", connections=16, size=16384, metric="rate",
+                            label="TLS 16 KiB ping-pong 16 conns (rt/s)"),
 }
+
+
+CERTS = os.path.join(BENCH_BIN, "certs")
+
+
+def certificate(kind):
+    """(certificate, key, combined PEM) for kind "rsa" (RSA-2048) or "ec" (ECDSA P-256), made once."""
+    os.makedirs(CERTS, exist_ok=True)
+    cert, key, both = (os.path.join(CERTS, f"{kind}.{ext}") for ext in ("pem", "key", "both.pem"))
+    if not os.path.exists(both):
+        algorithm = ["-newkey", "rsa:2048"] if kind == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        sh(["openssl", "req", "-x509", *algorithm, "-nodes", "-keyout", key, "-out", cert, "-days", "30",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], stdout=subprocess.DEVNULL,
+           stderr=subprocess.DEVNULL)
+        with open(both, "w") as f:
+            f.write(open(cert).read() + open(key).read())
+    return cert, key, both
 
 
 def sh(command, **kwargs):
@@ -59,9 +90,9 @@ def sh(command, **kwargs):
 
 def build(skip_swift):
     os.makedirs(BENCH_BIN, exist_ok=True)
-    for name in ("loadgen", "echo_epoll"):
+    for name, libraries in (("loadgen", []), ("echo_epoll", []), ("tlsgen", ["-lssl", "-lcrypto"])):
         sh(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", os.path.join(ROOT, "bench", name + ".c"),
-            "-o", os.path.join(BENCH_BIN, name)])
+            "-o", os.path.join(BENCH_BIN, name), *libraries])
     if not skip_swift:
         sh(["swift", "build", "-c", "release", "--package-path", ROOT], stdout=subprocess.DEVNULL)
 
@@ -120,10 +151,12 @@ def wait_for_port(port, process, what):
 class Server:
     """A server process bound to a free loopback port; proxies get a c-epoll backend."""
 
-    def __init__(self, name):
+    def __init__(self, name, tls=None):
+        """tls: "rsa" or "ec" to terminate TLS at the front with that kind of certificate."""
         self.name = name
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
         self.backend = Server("c-epoll-backend") if name in PROXIES else None
+        cert, key, both = certificate(tls) if tls else (None, None, None)
         if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-swift"):
             if name in ("wharf", "wharf-base"):
                 plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
@@ -141,6 +174,7 @@ class Server:
                 top = TOP_EXTRA + "\n" if TOP_EXTRA and name != "wharf-base" else ""
                 f.write(f"{loops_key}: 1\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
+                        + (f", tls: {{certificate: {cert}, key: {key}}}" if tls else "")
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
                                                                 "--ready-file", ready]), stderr=subprocess.DEVNULL)
@@ -159,7 +193,8 @@ class Server:
             with open(config, "w") as f:
                 f.write(f"global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n"
                         f"  timeout client 300s\n  timeout server 300s\n\nfrontend front\n"
-                        f"  bind 127.0.0.1:{self.port} backlog 4096\n  default_backend echo\n\n"
+                        f"  bind 127.0.0.1:{self.port} backlog 4096" + (f" ssl crt {both}" if tls else "")
+                        + "\n  default_backend echo\n\n"
                         f"backend echo\n  server c_epoll 127.0.0.1:{self.backend.port}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("haproxy"), "-db", "-f", config]),
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -175,8 +210,9 @@ class Server:
                         + f"daemon off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
                         f"pid {self.scratch}/nginx.pid;\nerror_log {self.scratch}/error.log error;\n"
                         f"events {{ worker_connections 20000; }}\n"
-                        f"stream {{ server {{ listen 127.0.0.1:{self.port} backlog=4096; "
-                        f"proxy_pass 127.0.0.1:{self.backend.port}; }} }}\n")
+                        f"stream {{ server {{ listen 127.0.0.1:{self.port} backlog=4096{' ssl' if tls else ''}; "
+                        + (f"ssl_certificate {cert}; ssl_certificate_key {key}; " if tls else "")
+                        + f"proxy_pass 127.0.0.1:{self.backend.port}; }} }}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("nginx"), "-c", config, "-p", self.scratch]),
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_for_port(self.port, self.process, "nginx")
@@ -244,6 +280,21 @@ def loadgen(mode, port, connections, size, duration, warmup, extra=()):
     return json.loads(lines[-1])
 
 
+def tlsgen(case, server, args):
+    command = pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "tlsgen"), case["mode"], "--port", str(server.port),
+                                  "--connections", str(case["connections"]), "--size", str(case["size"]),
+                                  "--duration", str(args.duration), "--warmup", str(args.warmup), *case.get("extra", [])])
+    cpu_before = server.cpu_seconds()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + args.warmup + 120)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"tlsgen {case['mode']} failed: {result.stderr}")
+    measured = json.loads(lines[-1])
+    if measured.get("total"):
+        measured["cpu_us_per_op"] = round((server.cpu_seconds() - cpu_before) * 1e6 / measured["total"], 2)
+    return measured
+
+
 def measure_idle(server, connections):
     """RSS growth per connection while `connections` idle clients are held open."""
     time.sleep(0.5)
@@ -279,8 +330,10 @@ def measure_churn(server, held, churn):
 
 def run_case(case_name, server_name, args):
     case = CASES[case_name]
-    server = Server(server_name)
+    server = Server(server_name, tls=case.get("tls"))
     try:
+        if "tls" in case:
+            return tlsgen(case, server, args)
         if case["mode"] == "idle":
             connections = case["connections"] if not args.quick else 2000
             # A proxied connection costs two descriptors; this machine's hard limit is 20,000.

@@ -44,10 +44,13 @@ let package = Package(
         .target(name: "CWharf", path: "include", publicHeadersPath: "."),
         // epoll and eventfd for the relay pump, which Swift's Glibc module leaves out.
         .target(name: "CWharfLinux"),
+        // Session ticket keys shared by all workers, set on the BoringSSL context NIOSSL
+        // builds (its symbols are linked in through NIOSSL).
+        .target(name: "CWharfTLS"),
         .target(
             name: "WharfCore",
             dependencies: [
-                "CWharf", "CWharfLinux",
+                "CWharf", "CWharfLinux", "CWharfTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -15,9 +15,10 @@ import Yams
 ///       min_version: "1.2"             # 1.2 (default) | 1.3
 ///       alpn: [h2, http/1.1]
 ///       starttls: false                # true: plain at accept, upgraded by start_tls
+///       session_tickets: true          # TLS 1.3 and 1.2 tickets, keys shared by all workers
 enum ServerTLSLoader {
     static let keys = ["certificate", "key", "certificates", "client_ca", "client_auth", "min_version", "alpn",
-                       "starttls"]
+                       "starttls", "session_tickets"]
     static let certificateKeys = ["certificate", "key", "server_names"]
 
     private struct Identity {
@@ -38,6 +39,7 @@ enum ServerTLSLoader {
         var minimum = TLSVersion.tlsv12
         var alpn: [String] = []
         var startTLS = false
+        var sessionTickets = true
         for (key, value) in try reader.mapping(node, path, allowed: keys) {
             let keyPath = "\(path).\(key)"
             switch key {
@@ -52,6 +54,7 @@ enum ServerTLSLoader {
                 }
                 minimum = scalar.string == "1.3" ? .tlsv13 : .tlsv12
             case "alpn": alpn = try reader.stringList(value, keyPath)
+            case "session_tickets": sessionTickets = try reader.bool(value, keyPath)
             default: startTLS = try reader.bool(value, keyPath)
             }
         }
@@ -113,7 +116,9 @@ enum ServerTLSLoader {
             configuration.applicationProtocols = alpn
             if optionalClientCertificate { configuration.certificateVerification = .optionalVerification }
             do {
-                return try NIOSSLContext(configuration: configuration)
+                let context = try NIOSSLContext(configuration: configuration)
+                SessionTickets.apply(to: context, enabled: sessionTickets)
+                return context
             } catch {
                 throw reader.fail(identity.keyNode, "\(identity.path).key",
                                   "the key does not match the certificate (\(error))")

@@ -87,6 +87,9 @@ public final class Supervisor: @unchecked Sendable {
     /// The file this executable was started from, read at startup (a binary upgrade starts
     /// whatever is at that path then).
     let executablePath = Supervisor.resolveExecutable()
+    /// Keys every worker's TLS session tickets, across reloads (a binary upgrade makes a new
+    /// one: clients then do one full handshake).
+    private let ticketSecret = SessionTickets.makeSecret()
 
     public init(options: SupervisorOptions, logger: Logger) {
         self.options = options
@@ -224,7 +227,7 @@ public final class Supervisor: @unchecked Sendable {
             self.perform(self.machine.received(message, from: pid, at: .now()))
         }, onClose: { self.controlClosed(pid) })
         controlChannels[pid] = channel
-        send(SupervisorMessage.config(config.text), to: pid)
+        send(SupervisorMessage.config(config.text, ticketSecret: ticketSecret), to: pid)
         logger.debug("started worker \(pid) (generation \(number), slot \(slot))")
         perform(machine.spawned(pid: pid, generation: number, slot: slot, at: .now()))
     }

@@ -65,7 +65,9 @@ public final class WorkerProcess: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         let config: GatewayConfig
         do {
-            let text = try ControlInput.readConfig(from: Self.controlDescriptor)
+            let (text, ticketSecret) = try ControlInput.readConfig(from: Self.controlDescriptor)
+            // Before the config makes its TLS contexts, which take the shared ticket keys.
+            if let ticketSecret { SessionTickets.configure(secret: ticketSecret) }
             config = try ConfigLoader.parse(text, file: identity.configName, baseDirectory: identity.baseDirectory)
         } catch {
             report(.failed(.plugin, "worker: \(error)"))

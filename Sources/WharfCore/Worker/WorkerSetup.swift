@@ -38,20 +38,27 @@ enum ControlInput {
         let description: String
     }
 
-    static func readConfig(from descriptor: CInt) throws -> String {
+    /// The config text, and the TLS ticket secret when the supervisor sent one.
+    static func readConfig(from descriptor: CInt) throws -> (text: String, ticketSecret: [UInt8]?) {
         let deadline = NIODeadline.now() + .seconds(10)
         var header: [UInt8] = []
         while header.last != UInt8(ascii: "\n") {
-            guard header.count < 64 else { throw Failure(description: "bad config header from the supervisor") }
+            guard header.count < 128 else { throw Failure(description: "bad config header from the supervisor") }
             header += try read(descriptor, count: 1, until: deadline)
         }
         let fields = String(decoding: header.dropLast(), as: UTF8.self).split(separator: " ")
-        guard fields.count == 2, fields[0] == "config", let length = Int(fields[1]) else {
+        guard (2...3).contains(fields.count), fields[0] == "config", let length = Int(fields[1]) else {
             throw Failure(description: "bad config header from the supervisor")
+        }
+        var secret: [UInt8]?
+        if fields.count == 3 {
+            let hex = Array(fields[2].utf8)
+            secret = stride(from: 0, to: hex.count - 1, by: 2).compactMap { UInt8(String(decoding: hex[$0...$0 + 1], as: UTF8.self), radix: 16) }
+            guard secret?.count == 32 else { throw Failure(description: "bad ticket secret from the supervisor") }
         }
         var text: [UInt8] = []
         while text.count < length { text += try read(descriptor, count: length - text.count, until: deadline) }
-        return String(decoding: text, as: UTF8.self)
+        return (String(decoding: text, as: UTF8.self), secret)
     }
 
     private static func read(_ descriptor: CInt, count: Int, until deadline: NIODeadline) throws -> [UInt8] {

@@ -1,0 +1,104 @@
+#include "CWharfTLS.h"
+
+#include <string.h>
+#include <time.h>
+
+/* BoringSSL as NIOSSL builds it: every symbol carries the CNIOBoringSSL_ prefix. Only the
+ * functions used here are declared; the structures stay opaque. */
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+typedef struct evp_cipher_st EVP_CIPHER;
+typedef struct hmac_ctx_st HMAC_CTX;
+typedef struct env_md_st EVP_MD;
+typedef struct engine_st ENGINE;
+
+extern int CNIOBoringSSL_SSL_CTX_set_tlsext_ticket_key_cb(
+    SSL_CTX *ctx, int (*callback)(SSL *, uint8_t *, uint8_t *, EVP_CIPHER_CTX *, HMAC_CTX *, int));
+extern uint32_t CNIOBoringSSL_SSL_CTX_set_options(SSL_CTX *ctx, uint32_t options);
+extern const EVP_CIPHER *CNIOBoringSSL_EVP_aes_128_cbc(void);
+extern const EVP_MD *CNIOBoringSSL_EVP_sha256(void);
+extern int CNIOBoringSSL_EVP_EncryptInit_ex(EVP_CIPHER_CTX *, const EVP_CIPHER *, ENGINE *, const uint8_t *,
+                                            const uint8_t *);
+extern int CNIOBoringSSL_EVP_DecryptInit_ex(EVP_CIPHER_CTX *, const EVP_CIPHER *, ENGINE *, const uint8_t *,
+                                            const uint8_t *);
+extern int CNIOBoringSSL_HMAC_Init_ex(HMAC_CTX *, const void *, size_t, const EVP_MD *, ENGINE *);
+extern uint8_t *CNIOBoringSSL_HMAC(const EVP_MD *, const void *, size_t, const uint8_t *, size_t, uint8_t *,
+                                   unsigned int *);
+extern int CNIOBoringSSL_RAND_bytes(uint8_t *, size_t);
+extern int CNIOBoringSSL_CRYPTO_memcmp(const void *, const void *, size_t);
+
+#define NO_TICKET_OPTION 0x00004000u /* SSL_OP_NO_TICKET */
+
+/* Written once before any handshake (configure), read by every loop thread after. */
+static uint8_t secret[32];
+static uint64_t period = 12 * 3600;
+static int configured;
+
+typedef struct ticket_key {
+    uint8_t name[16];
+    uint8_t hmac_key[16];
+    uint8_t aes_key[16];
+} ticket_key;
+
+/* The key of period `n`: two HMACs of the secret, so nothing about the secret leaks. */
+static void derive(uint64_t n, ticket_key *key) {
+    uint8_t input[9], out[32];
+    unsigned int length = 0;
+    for (int i = 0; i < 8; i++) input[i] = (uint8_t)(n >> (8 * i));
+    input[8] = 1;
+    CNIOBoringSSL_HMAC(CNIOBoringSSL_EVP_sha256(), secret, sizeof secret, input, sizeof input, out, &length);
+    memcpy(key->name, out, 16);
+    memcpy(key->hmac_key, out + 16, 16);
+    input[8] = 2;
+    CNIOBoringSSL_HMAC(CNIOBoringSSL_EVP_sha256(), secret, sizeof secret, input, sizeof input, out, &length);
+    memcpy(key->aes_key, out, 16);
+}
+
+static uint64_t current_period(void) {
+    return (uint64_t)time(NULL) / period;
+}
+
+static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX *cipher, HMAC_CTX *hmac,
+                           int encrypt) {
+    (void)ssl;
+    if (!configured) return 0; /* no ticket issued, none recognized */
+    uint64_t now = current_period();
+    ticket_key key;
+    if (encrypt) {
+        derive(now, &key);
+        if (CNIOBoringSSL_RAND_bytes(iv, 16) != 1) return -1;
+        memcpy(name, key.name, 16);
+        if (CNIOBoringSSL_EVP_EncryptInit_ex(cipher, CNIOBoringSSL_EVP_aes_128_cbc(), NULL, key.aes_key, iv) != 1 ||
+            CNIOBoringSSL_HMAC_Init_ex(hmac, key.hmac_key, 16, CNIOBoringSSL_EVP_sha256(), NULL) != 1) {
+            return -1;
+        }
+        return 1;
+    }
+    /* This period's key, or the previous one's: accepted, and the ticket renewed. */
+    for (uint64_t back = 0; back <= 1 && back <= now; back++) {
+        derive(now - back, &key);
+        if (CNIOBoringSSL_CRYPTO_memcmp(name, key.name, 16) != 0) continue;
+        if (CNIOBoringSSL_HMAC_Init_ex(hmac, key.hmac_key, 16, CNIOBoringSSL_EVP_sha256(), NULL) != 1 ||
+            CNIOBoringSSL_EVP_DecryptInit_ex(cipher, CNIOBoringSSL_EVP_aes_128_cbc(), NULL, key.aes_key, iv) != 1) {
+            return -1;
+        }
+        return back == 0 ? 1 : 2;
+    }
+    return 0; /* unknown or expired: a full handshake */
+}
+
+void cwharf_tls_tickets_configure(const uint8_t *key, size_t length, uint64_t period_seconds) {
+    memset(secret, 0, sizeof secret);
+    memcpy(secret, key, length < sizeof secret ? length : sizeof secret);
+    if (period_seconds > 0) period = period_seconds;
+    configured = 1;
+}
+
+void cwharf_tls_tickets_install(void *ssl_ctx) {
+    CNIOBoringSSL_SSL_CTX_set_tlsext_ticket_key_cb((SSL_CTX *)ssl_ctx, ticket_callback);
+}
+
+void cwharf_tls_tickets_disable(void *ssl_ctx) {
+    CNIOBoringSSL_SSL_CTX_set_options((SSL_CTX *)ssl_ctx, NO_TICKET_OPTION);
+}

@@ -1,0 +1,84 @@
+import Foundation
+import WharfTestSupport
+import Testing
+
+/// TLS session resumption with the real binary and `openssl s_client`: tickets are keyed by
+/// the supervisor's secret, so a ticket one worker issued resumes on another, here on the
+/// worker of the next generation after a reload (a worker with keys of its own would make
+/// that a full handshake every time).
+@Suite struct TLSSessionTicketTests {
+    let certs: TestCertificates
+    init() throws { certs = try TestCertificates.get() }
+
+    func wharf(_ tls: String = "", scratch: TemporaryDirectory) throws -> RunningWharf {
+        try RunningWharf(config: """
+            plugins:
+              echo: {path: echo}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: echo, tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))\(tls)}}
+
+            """, scratch: scratch)
+    }
+
+    /// One TLS 1.3 connection: a line echoed, then closed. `save`: write the session (with
+    /// the tickets that came) there; `resume`: offer that session. Returns s_client's output.
+    func connect(_ port: Int, save: String? = nil, resume: String? = nil) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-tls1_3", "-servername", "localhost"]
+            + (save.map { ["-sess_out", $0] } ?? []) + (resume.map { ["-sess_in", $0] } ?? [])
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        try input.fileHandleForWriting.write(contentsOf: Data("resume me\n".utf8))
+        // The echo comes after the tickets (sent with the handshake): once it is here, the
+        // session is complete. Read until then, at most 10 s.
+        var text = ""
+        let deadline = Date().addingTimeInterval(10)
+        let reader = output.fileHandleForReading
+        while !text.contains("resume me\n"), Date() < deadline {
+            var ready = pollfd(fd: reader.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 200) == 1 else { continue }
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        try input.fileHandleForWriting.close()
+        let exitBy = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < exitBy { usleep(10_000) }
+        if process.isRunning { process.terminate() }
+        return text + String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    @Test func aTicketResumesOnTheNextGenerationsWorker() throws {
+        let scratch = try TemporaryDirectory()
+        let front = try wharf(scratch: scratch)
+        let port = try front.port("echo")
+        let session = scratch.path("session.pem")
+        let first = try connect(port, save: session)
+        #expect(first.contains("New, TLSv1.3"), "\(first)")
+        #expect(first.contains("New Session Ticket"), "the server sends TLS 1.3 tickets")
+        #expect(try connect(port, resume: session).contains("Reused, TLSv1.3"))
+
+        let before = try front.workerPID()
+        kill(front.process.processIdentifier, SIGHUP)
+        #expect(eventually { front.workerPIDs.count == 1 && front.workerPIDs.first != before },
+                "the reload replaced the worker")
+        let resumed = try connect(port, resume: session)
+        #expect(resumed.contains("Reused, TLSv1.3"), "a ticket from the old worker: \(resumed)")
+    }
+
+    @Test func withSessionTicketsOffNoneIsSent() throws {
+        let scratch = try TemporaryDirectory()
+        let front = try wharf(", session_tickets: false", scratch: scratch)
+        let port = try front.port("echo")
+        let session = scratch.path("session.pem")
+        let first = try connect(port, save: session)
+        #expect(first.contains("New, TLSv1.3"), "\(first)")
+        #expect(!first.contains("New Session Ticket"))
+        // Without a ticket a TLS 1.3 session cannot be resumed: s_client has none to save.
+        #expect(!FileManager.default.fileExists(atPath: session), "nothing to resume")
+    }
+}

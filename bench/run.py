@@ -38,6 +38,11 @@ LISTENER_EXTRA = ""
 # --top "k: v": an extra top-level config line for wharf (not wharf-base), e.g. an access log.
 TOP_EXTRA = ""
 SERVER_CPU, CLIENT_CPU = "1", "0"
+# Scaling runs (--unpinned, --processes, --loops, --threads): nothing pinned; wharf with that
+# many worker processes and event loops each, HAProxy with nbthread and nginx with
+# worker_processes set to --threads.
+UNPINNED = False
+PROCESSES, LOOPS, THREADS = 1, 1, 1
 
 CASES = {
     "pingpong1": dict(mode="pingpong", connections=1, size=64, metric="rps", label="ping-pong 1 conn (rt/s)"),
@@ -91,14 +96,19 @@ def sh(command, **kwargs):
 def build(skip_swift):
     os.makedirs(BENCH_BIN, exist_ok=True)
     for name, libraries in (("loadgen", []), ("echo_epoll", []), ("tlsgen", ["-lssl", "-lcrypto"])):
-        sh(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", os.path.join(ROOT, "bench", name + ".c"),
-            "-o", os.path.join(BENCH_BIN, name), *libraries])
+        try:
+            sh(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", os.path.join(ROOT, "bench", name + ".c"),
+                "-o", os.path.join(BENCH_BIN, name), *libraries])
+        except subprocess.CalledProcessError:
+            if name != "tlsgen":
+                raise
+            print("tlsgen did not build (apt-get install libssl-dev): the tls-… cases will fail", file=sys.stderr)
     if not skip_swift:
         sh(["swift", "build", "-c", "release", "--package-path", ROOT], stdout=subprocess.DEVNULL)
 
 
 def pinned(cpu, command):
-    return (["taskset", "-c", cpu] if shutil.which("taskset") else []) + command
+    return (["taskset", "-c", cpu] if shutil.which("taskset") and not UNPINNED else []) + command
 
 
 def rss_kb(pid):
@@ -172,7 +182,8 @@ class Server:
             loops_key = "event_loops" if supervised(release) else "workers"
             with open(config, "w") as f:
                 top = TOP_EXTRA + "\n" if TOP_EXTRA and name != "wharf-base" else ""
-                f.write(f"{loops_key}: 1\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
+                processes = f"processes: {PROCESSES}\n" if supervised(release) else ""
+                f.write(f"{processes}{loops_key}: {LOOPS}\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
                         + (f", tls: {{certificate: {cert}, key: {key}}}" if tls else "")
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
@@ -191,7 +202,7 @@ class Server:
             self.port = free_port()
             config = os.path.join(self.scratch, "haproxy.cfg")
             with open(config, "w") as f:
-                f.write(f"global\n  nbthread 1\n  maxconn 9000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n"
+                f.write(f"global\n  nbthread {THREADS}\n  maxconn 9000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n"
                         f"  timeout client 300s\n  timeout server 300s\n\nfrontend front\n"
                         f"  bind 127.0.0.1:{self.port} backlog 4096" + (f" ssl crt {both}" if tls else "")
                         + "\n  default_backend echo\n\n"
@@ -207,7 +218,7 @@ class Server:
             module = "/usr/lib/nginx/modules/ngx_stream_module.so"
             with open(config, "w") as f:
                 f.write((f"load_module {module};\n" if os.path.exists(module) else "")
-                        + f"daemon off;\nworker_processes 1;\nworker_rlimit_nofile 20000;\n"
+                        + f"daemon off;\nworker_processes {THREADS};\nworker_rlimit_nofile 20000;\n"
                         f"pid {self.scratch}/nginx.pid;\nerror_log {self.scratch}/error.log error;\n"
                         f"events {{ worker_connections 20000; }}\n"
                         f"stream {{ server {{ listen 127.0.0.1:{self.port} backlog=4096{' ssl' if tls else ''}; "
@@ -367,8 +378,13 @@ def main():
     parser.add_argument("--listener", default="", help='extra keys for wharf\'s listener, e.g. "idle_timeout_ms: 0"')
     parser.add_argument("--top", default="", help='an extra top-level line for wharf\'s config, e.g. '
                         '"access_log: {path: /tmp/access.log}"')
+    parser.add_argument("--unpinned", action="store_true", help="pin nothing (scaling runs)")
+    parser.add_argument("--processes", type=int, default=1, help="wharf's worker processes")
+    parser.add_argument("--loops", type=int, default=1, help="wharf's event loops per process")
+    parser.add_argument("--threads", type=int, default=1, help="HAProxy's nbthread, nginx's worker_processes")
     args = parser.parse_args()
-    global BASELINE, LISTENER_EXTRA, TOP_EXTRA
+    global BASELINE, LISTENER_EXTRA, TOP_EXTRA, UNPINNED, PROCESSES, LOOPS, THREADS
+    UNPINNED, PROCESSES, LOOPS, THREADS = args.unpinned, args.processes, args.loops, args.threads
     BASELINE = args.baseline
     LISTENER_EXTRA = args.listener
     TOP_EXTRA = args.top
@@ -471,7 +487,8 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), cores=os.cpu_count(), repeats=args.repeats,
-                       duration=args.duration, server_cpu=SERVER_CPU, client_cpu=CLIENT_CPU,
+                       duration=args.duration, server_cpu=None if UNPINNED else SERVER_CPU,
+                       client_cpu=None if UNPINNED else CLIENT_CPU, processes=PROCESSES, loops=LOOPS, threads=THREADS,
                        samples=samples, medians=medians, cpu_us_per_op=cpu, cpu_medians=cpu_medians, churn=churn,
                        table=table), f, indent=1)
 

@@ -43,7 +43,7 @@ public final class TestSocket: @unchecked Sendable {
     }
 
     /// Takes over an accepted socket (see `TestListener.accept`).
-    init(adopting fd: Int32, timeout: TimeInterval) {
+    public init(adopting fd: Int32, timeout: TimeInterval) {
         self.fd = fd
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

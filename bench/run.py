@@ -67,6 +67,8 @@ CASES = {
                          metric="rate", label="TLS 1.2 resumed handshake + 1 rt (conn/s)"),
     "tls-pingpong64": dict(mode="pingpong", tls="rsa", connections=64, size=64, metric="rate",
                            label="TLS ping-pong 64 conns (rt/s)"),
+    "tls-idle": dict(mode="idle", tls="rsa", connections=2000, size=64, metric="kb_per_conn",
+                     label="RSS per idle TLS conn (KB), 2k conns"),
     "tls-pingpong16k": dict(mode="pingpong", tls="rsa", connections=16, size=16384, metric="rate",
                             label="TLS 16 KiB ping-pong 16 conns (rt/s)"),
 }
@@ -306,11 +308,11 @@ def tlsgen(case, server, args):
     return measured
 
 
-def measure_idle(server, connections):
+def measure_idle(server, connections, tool="loadgen"):
     """RSS growth per connection while `connections` idle clients are held open."""
     time.sleep(0.5)
     before = server.rss_kb()
-    client = subprocess.Popen(pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "loadgen"), "idle", "--port", str(server.port),
+    client = subprocess.Popen(pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, tool), "idle", "--port", str(server.port),
                                                   "--connections", str(connections), "--duration", "120"]),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = json.loads(client.stdout.readline())
@@ -344,6 +346,8 @@ def run_case(case_name, server_name, args):
     server = Server(server_name, tls=case.get("tls"))
     try:
         if "tls" in case:
+            if case["mode"] == "idle":
+                return measure_idle(server, case["connections"], tool="tlsgen")
             return tlsgen(case, server, args)
         if case["mode"] == "idle":
             connections = case["connections"] if not args.quick else 2000

@@ -4,12 +4,16 @@
  *   tlsgen handshake --port P [--connections 32] [--size 64] [--duration 5] [--warmup 1]
  *                    [--resume] [--tls12]
  *   tlsgen pingpong  --port P [--connections 64] [--size 64] [--duration 5] [--warmup 1] [--tls12]
+ *   tlsgen idle      --port P [--connections 2000]
  *
  * handshake: each connection does a full TLS handshake (or, with --resume, resumes the
  * session its previous connection got: a TLS 1.3 ticket or a TLS 1.2 session), one round
  * trip of `size` bytes, and closes (RST, so no TIME_WAIT); connections per second.
  * pingpong: `connections` TLS connections kept open, each sending `size` bytes and waiting
- * for the whole echo before the next; round trips per second. Messages end in '\n', so line
+ * for the whole echo before the next; round trips per second. idle: `connections` TLS
+ * connections, each served one round trip, then held open until stdin closes (it prints
+ * {"ready":...} once all are open), for the server's memory per idle TLS connection.
+ * Messages end in '\n', so line
  * echo servers and byte echo backends behind a proxy are measured alike. Certificates are
  * not verified (the harness makes them at run time). Prints one JSON object, with `total`
  * and `elapsed` covering the warm-up too (for the runner's CPU per operation).
@@ -193,11 +197,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[++i]);
         else { fprintf(stderr, "tlsgen: unknown option %s\n", argv[i]); return 64; }
     }
-    int handshakes = !strcmp(mode, "handshake");
-    if (port <= 0 || connections <= 0 || size < 2 || (!handshakes && strcmp(mode, "pingpong"))) {
-        fprintf(stderr, "tlsgen: need handshake|pingpong, --port, connections > 0, size >= 2\n");
+    int handshakes = !strcmp(mode, "handshake"), idle = !strcmp(mode, "idle");
+    if (port <= 0 || connections <= 0 || size < 2 || (!handshakes && !idle && strcmp(mode, "pingpong"))) {
+        fprintf(stderr, "tlsgen: need handshake|pingpong|idle, --port, connections > 0, size >= 2\n");
         return 64;
     }
+    if (idle) duration = 600; /* bounded: the runner closes stdin long before */
     struct rlimit limit;
     getrlimit(RLIMIT_NOFILE, &limit);
     limit.rlim_cur = limit.rlim_max;
@@ -237,7 +242,16 @@ int main(int argc, char **argv) {
                 errors++;
                 ERR_clear_error();
             }
-            if (handshakes || result < 0) {
+            if (idle) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); /* served: now it only waits */
+                if (total + errors == connections) {
+                    printf("{\"ready\":true,\"connections\":%d,\"errors\":%lld}\n", connections, errors);
+                    fflush(stdout);
+                    while (read(0, scratch, sizeof scratch) > 0) {
+                    }
+                    return errors ? 2 : 0;
+                }
+            } else if (handshakes || result < 0) {
                 finish(c);
                 if (start(c) < 0) errors++;
             } else {

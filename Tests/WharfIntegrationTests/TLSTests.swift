@@ -171,6 +171,24 @@ import Testing
         #expect(eventually { front.stderr.contains("no route for server name \"c.test\"") })
     }
 
+    /// TLS pairs relay through their channels (not the pump); their idle limit still holds.
+    @Test func aTLSRelayEndsWhenIdle() throws {
+        let backend = TestServer.echo()
+        let front = try RunningWharf(config: """
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"], idle_timeout_ms: 300}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
+
+            """)
+        let started = Date()
+        // -ign_eof: s_client stays until the server closes (or the helper's 10 s run out).
+        let output = try client(try front.port("proxy"), ["-servername", "a.test", "-ign_eof"], input: "idle soon\n")
+        #expect(output.contains("idle soon"), "\(output)")
+        let lasted = Date().timeIntervalSince(started)
+        #expect(lasted < 5, "the relay ended after \(lasted) s, not after 300 ms of silence")
+    }
+
     @Test func wharfClientSpeaksTLS() throws {
         let wharf = try tlsWhoami(siteA)
         let port = try wharf.port("whoami")

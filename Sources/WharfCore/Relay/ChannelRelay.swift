@@ -22,14 +22,16 @@ final class ChannelRelay: StreamRelay {
     private var bEnded = false
     private var finished = false
     private var lastActivity: NIODeadline
-    private var idleTimer: Scheduled<Void>?
+    /// The idle check's place on the loop's deadline wheel (not a NIO task: a loop with a
+    /// scheduled task checks its timer heap on every turn, which every relayed message paid).
+    var wheelSlot: DeadlineWheel.Slot?
 
     init(a: IOStreamHandler, b: IOStreamHandler, idleTimeout: TimeAmount?, onDone: @escaping (RelayResult) -> Void) {
         self.a = a
         self.b = b
         self.idleTimeout = idleTimeout
         self.onDone = onDone
-        self.lastActivity = a.loop.eventLoop.now
+        self.lastActivity = a.loop.now
     }
 
     func partner(of stream: IOStreamHandler) -> IOStreamHandler { stream === a ? b : a }
@@ -63,7 +65,7 @@ final class ChannelRelay: StreamRelay {
         guard !finished else { return }
         let count = UInt64(buffer.readableBytes)
         if stream === a { bytesAToB += count } else { bytesBToA += count }
-        lastActivity = a.loop.eventLoop.now
+        lastActivity = a.loop.now
         partner(of: stream).sendRelayed(buffer)
     }
 
@@ -88,8 +90,7 @@ final class ChannelRelay: StreamRelay {
     private func finish(reason: StreamError?) {
         guard !finished else { return }
         finished = true
-        idleTimer?.cancel()
-        idleTimer = nil
+        if wheelSlot != nil { a.loop.deadlines.remove(self) }
         let result = RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)
         let graceful = reason == nil || reason == .closed
         // The owner hears of the end before either socket closes, as with the pump.
@@ -102,13 +103,18 @@ final class ChannelRelay: StreamRelay {
 
     private func scheduleIdleCheck() {
         guard let idleTimeout, !finished else { return }
-        let deadline = lastActivity + idleTimeout
-        idleTimer = a.loop.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            if a.loop.eventLoop.now >= lastActivity + idleTimeout {
-                a.loop.dispatch { finish(reason: .timedOut) }
-            } else {
-                scheduleIdleCheck()
-            }
+        a.loop.deadlines.schedule(self, at: lastActivity + idleTimeout)
+    }
+}
+
+extension ChannelRelay: DeadlineOwner {
+    /// The idle deadline as it was when set: bytes since then push it back.
+    func deadlineReached() {
+        guard let idleTimeout, !finished else { return }
+        if a.loop.eventLoop.now >= lastActivity + idleTimeout {
+            a.loop.dispatch { finish(reason: .timedOut) }
+        } else {
+            scheduleIdleCheck()
         }
     }
 }

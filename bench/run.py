@@ -31,7 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_BIN = os.path.join(ROOT, ".build", "bench")
 RELEASE = os.path.join(ROOT, ".build", "release")
 # --baseline DIR: another build's release folder (e.g. a worktree of an older commit),
-# served as "wharf-base" beside "wharf", for before/after comparisons in one run.
+# served as "wharf-base" beside "wharf" (and "wharf-proxy-base" beside "wharf-proxy", when
+# named in --servers), for before/after comparisons in one run.
 BASELINE = None
 # --listener "k: v, ...": extra keys for wharf's bench listener (e.g. to price one feature).
 LISTENER_EXTRA = ""
@@ -139,7 +140,7 @@ def children(pid):
     return found
 
 
-PROXIES = ("wharf-proxy", "haproxy", "nginx")
+PROXIES = ("wharf-proxy", "wharf-proxy-base", "haproxy", "nginx")
 PROXY_IDLE_CONNECTIONS = 4000
 
 
@@ -169,7 +170,7 @@ class Server:
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
         self.backend = Server("c-epoll-backend") if name in PROXIES else None
         cert, key, both = certificate(tls) if tls else (None, None, None)
-        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-swift"):
+        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-proxy-base", "wharf-swift"):
             if name in ("wharf", "wharf-base"):
                 plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
             elif name == "wharf-swift":
@@ -179,16 +180,17 @@ class Server:
                 plugin = f"echo: {{path: proxy, config: {{upstreams: [\"127.0.0.1:{self.backend.port}\"]}}}}"
             config = os.path.join(self.scratch, "wharf.yaml")
             ready = os.path.join(self.scratch, "ready.json")
-            release = BASELINE if name == "wharf-base" else RELEASE
+            base = name.endswith("-base")
+            release = BASELINE if base else RELEASE
             # Builds before the supervisor (2026-11-30) called event loops `workers`.
             loops_key = "event_loops" if supervised(release) else "workers"
             with open(config, "w") as f:
-                top = TOP_EXTRA + "\n" if TOP_EXTRA and name != "wharf-base" else ""
+                top = TOP_EXTRA + "\n" if TOP_EXTRA and not base else ""
                 processes = f"processes: {PROCESSES}\n" if supervised(release) else ""
                 f.write(f"{processes}{loops_key}: {LOOPS}\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
                         + (f", tls: {{certificate: {cert}, key: {key}}}" if tls else "")
-                        + (", " + LISTENER_EXTRA if LISTENER_EXTRA and name != "wharf-base" else "") + "}\n")
+                        + (", " + LISTENER_EXTRA if LISTENER_EXTRA and not base else "") + "}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
                                                                 "--ready-file", ready]), stderr=subprocess.DEVNULL)
             deadline = time.time() + 20
@@ -392,7 +394,7 @@ def main():
     BASELINE = args.baseline
     LISTENER_EXTRA = args.listener
     TOP_EXTRA = args.top
-    if BASELINE and "wharf-base" not in args.servers.split(","):
+    if BASELINE and not any(name.endswith("-base") for name in args.servers.split(",")):
         args.servers = "wharf-base," + args.servers
     if args.quick:
         args.repeats, args.duration, args.churn = 1, 2, min(args.churn, 20000)

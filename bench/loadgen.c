@@ -34,48 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- histogram: 2^k major buckets, 32 linear sub-buckets each ---- */
-#define SUB 32
-static uint64_t hist[64 * SUB];
-static uint64_t hist_count;
-
-static void hist_record(uint64_t ns) {
-    if (ns == 0) ns = 1;
-    int major = 63 - __builtin_clzll(ns);
-    int index;
-    if (major < 5) {
-        index = (int)ns;
-    } else {
-        uint64_t sub = (ns >> (major - 5)) & (SUB - 1);
-        index = (major - 4) * SUB + (int)sub;
-    }
-    hist[index]++;
-    hist_count++;
-}
-
-static double hist_value(int index) {
-    if (index < SUB) return index;
-    int major = index / SUB + 4;
-    uint64_t sub = (uint64_t)(index % SUB);
-    return (double)(((uint64_t)SUB + sub) << (major - 5));
-}
-
-static double hist_percentile(double p) {
-    if (hist_count == 0) return 0;
-    uint64_t target = (uint64_t)(p / 100.0 * (double)hist_count);
-    uint64_t seen = 0;
-    for (int i = 0; i < 64 * SUB; i++) {
-        seen += hist[i];
-        if (seen > target) return hist_value(i);
-    }
-    return 0;
-}
+#include "loadtools.h"
 
 /* ---- options ---- */
 static const char *host = "127.0.0.1";
@@ -90,16 +49,8 @@ static void die(const char *what) {
 }
 
 static int open_connection(int nonblocking_connect) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0) die("socket");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, host, &address.sin_addr);
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0 && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
+    int fd = connect_begun(host, port);
+    if (fd < 0) return -1;
     if (!nonblocking_connect) {
         /* Wait for the handshake so every connection is established before measuring. */
         int flags = fcntl(fd, F_GETFL);
@@ -399,13 +350,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loadgen: need --port, connections > 0, size >= 2\n");
         return 64;
     }
-    struct rlimit limit;
-    getrlimit(RLIMIT_NOFILE, &limit);
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-    message = malloc((size_t)size);
-    memset(message, 'x', (size_t)size - 1);
-    message[size - 1] = '\n';
+    raise_descriptor_limit();
+    message = line_message(size);
     if (!strcmp(mode, "pingpong")) return run_pingpong();
     if (!strcmp(mode, "throughput")) return run_throughput();
     if (!strcmp(mode, "connect")) return run_connect();

@@ -36,37 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- histogram: 2^k major buckets, 32 linear sub-buckets each (as loadgen's) ---- */
-#define SUB 32
-static uint64_t hist[64 * SUB];
-static uint64_t hist_count;
-
-static void hist_record(uint64_t ns) {
-    if (ns == 0) ns = 1;
-    int major = 63 - __builtin_clzll(ns);
-    int index = major < 5 ? (int)ns : (major - 4) * SUB + (int)((ns >> (major - 5)) & (SUB - 1));
-    hist[index]++;
-    hist_count++;
-}
-
-static double hist_percentile(double p) {
-    uint64_t target = (uint64_t)(p / 100.0 * (double)hist_count), seen = 0;
-    for (int i = 0; i < 64 * SUB && hist_count; i++) {
-        seen += hist[i];
-        if (seen > target) {
-            if (i < SUB) return i;
-            int major = i / SUB + 4;
-            return (double)(((uint64_t)SUB + (uint64_t)(i % SUB)) << (major - 5));
-        }
-    }
-    return 0;
-}
+#include "loadtools.h"
 
 /* ---- options ---- */
 static const char *host = "127.0.0.1";
@@ -88,27 +58,13 @@ static SSL_CTX *context;
 static uint8_t *message;
 static int ep;
 
-static int open_socket(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, host, &address.sin_addr);
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0 && errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 static void watch(conn *c, uint32_t events, int op) {
     struct epoll_event event = {.events = events, .data.ptr = c};
     epoll_ctl(ep, op, c->fd, &event);
 }
 
 static int start(conn *c) {
-    c->fd = open_socket();
+    c->fd = connect_begun(host, port);
     if (c->fd < 0) return -1;
     c->ssl = SSL_new(context);
     SSL_set_fd(c->ssl, c->fd);
@@ -203,13 +159,8 @@ int main(int argc, char **argv) {
         return 64;
     }
     if (idle) duration = 600; /* bounded: the runner closes stdin long before */
-    struct rlimit limit;
-    getrlimit(RLIMIT_NOFILE, &limit);
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-    message = malloc((size_t)size);
-    memset(message, 'x', (size_t)size - 1);
-    message[size - 1] = '\n';
+    raise_descriptor_limit();
+    message = line_message(size);
     context = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(context, SSL_VERIFY_NONE, NULL);
     if (tls12) SSL_CTX_set_max_proto_version(context, TLS1_2_VERSION);

@@ -32,11 +32,7 @@ extension HostAPI {
                 return adapter.connectRelay(request, onConnected: { error in
                     onConnected(plugin.value, StatusCode.of(error, abiMinor: minor))
                 }, onDone: { outcome in
-                    var result = wharf_relay_result()
-                    result.struct_size = UInt32(MemoryLayout<wharf_relay_result>.size)
-                    result.reason = StatusCode.of(outcome.reason, abiMinor: minor)
-                    result.bytes_a_to_b = outcome.bytesAToB
-                    result.bytes_b_to_a = outcome.bytesBToA
+                    var result = wharf_relay_result(outcome, abiMinor: minor)
                     onDone?(plugin.value, &result)
                 })
             }

@@ -63,11 +63,7 @@ extension HostAPI {
                 guard let b = partner else { return found }
                 let minor = a.abiMinor
                 return a.code(Relay.start(a.stream, b.stream, idleTimeout: idleTimeout) { outcome in
-                    var result = wharf_relay_result()
-                    result.struct_size = UInt32(MemoryLayout<wharf_relay_result>.size)
-                    result.reason = StatusCode.of(outcome.reason, abiMinor: minor)
-                    result.bytes_a_to_b = outcome.bytesAToB
-                    result.bytes_b_to_a = outcome.bytesBToA
+                    var result = wharf_relay_result(outcome, abiMinor: minor)
                     callback?(plugin.value, &result)
                 })
             }
@@ -99,5 +95,16 @@ extension HostAPI {
         api.timer_cancel = { timer in
             PluginLoop.withTimer(timer) { $0.cancel() }
         }
+    }
+}
+
+extension wharf_relay_result {
+    /// What a relay callback receives, in the codes the plugin's ABI minor knows.
+    init(_ outcome: RelayResult, abiMinor: UInt16) {
+        self.init()
+        struct_size = UInt32(MemoryLayout<wharf_relay_result>.size)
+        reason = StatusCode.of(outcome.reason, abiMinor: abiMinor)
+        bytes_a_to_b = outcome.bytesAToB
+        bytes_b_to_a = outcome.bytesBToA
     }
 }

@@ -19,31 +19,17 @@ import argparse
 import json
 import os
 import resource
-import socket
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH_BIN = os.path.join(ROOT, ".build", "bench")
-RELEASE = os.path.join(ROOT, ".build", "release")
-# --baseline DIR: another build's release folder (e.g. a worktree of an older commit),
-# served as "wharf-base" beside "wharf" (and "wharf-proxy-base" beside "wharf-proxy", when
-# named in --servers), for before/after comparisons in one run.
-BASELINE = None
-# --listener "k: v, ...": extra keys for wharf's bench listener (e.g. to price one feature).
-LISTENER_EXTRA = ""
-# --top "k: v": an extra top-level config line for wharf (not wharf-base), e.g. an access log.
-TOP_EXTRA = ""
-SERVER_CPU, CLIENT_CPU = "1", "0"
-# Scaling runs (--unpinned, --processes, --loops, --threads): nothing pinned; wharf with that
-# many worker processes and event loops each, HAProxy with nbthread and nginx with
-# worker_processes set to --threads.
-UNPINNED = False
-PROCESSES, LOOPS, THREADS = 1, 1, 1
+import servers as setup  # the module; `servers` below is the list a run compares
+# profile_proxy.py reaches these through this module too.
+from servers import BENCH_BIN, CLIENT_CPU, PROXIES, ROOT, SERVER_CPU, Server, pinned, sh
+
+PROXY_IDLE_CONNECTIONS = 4000
 
 CASES = {
     "pingpong1": dict(mode="pingpong", connections=1, size=64, metric="rps", label="ping-pong 1 conn (rt/s)"),
@@ -75,27 +61,6 @@ CASES = {
 }
 
 
-CERTS = os.path.join(BENCH_BIN, "certs")
-
-
-def certificate(kind):
-    """(certificate, key, combined PEM) for kind "rsa" (RSA-2048) or "ec" (ECDSA P-256), made once."""
-    os.makedirs(CERTS, exist_ok=True)
-    cert, key, both = (os.path.join(CERTS, f"{kind}.{ext}") for ext in ("pem", "key", "both.pem"))
-    if not os.path.exists(both):
-        algorithm = ["-newkey", "rsa:2048"] if kind == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-        sh(["openssl", "req", "-x509", *algorithm, "-nodes", "-keyout", key, "-out", cert, "-days", "30",
-            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"], stdout=subprocess.DEVNULL,
-           stderr=subprocess.DEVNULL)
-        with open(both, "w") as f:
-            f.write(open(cert).read() + open(key).read())
-    return cert, key, both
-
-
-def sh(command, **kwargs):
-    return subprocess.run(command, check=True, **kwargs)
-
-
 def build(skip_swift):
     os.makedirs(BENCH_BIN, exist_ok=True)
     for name, libraries in (("loadgen", []), ("echo_epoll", []), ("tlsgen", ["-lssl", "-lcrypto"])):
@@ -108,180 +73,6 @@ def build(skip_swift):
             print("tlsgen did not build (apt-get install libssl-dev): the tls-… cases will fail", file=sys.stderr)
     if not skip_swift:
         sh(["swift", "build", "-c", "release", "--package-path", ROOT], stdout=subprocess.DEVNULL)
-
-
-def pinned(cpu, command):
-    return (["taskset", "-c", cpu] if shutil.which("taskset") and not UNPINNED else []) + command
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def supervised(release):
-    """Whether that build runs a supervisor with worker processes (it has --single-process)."""
-    help_text = subprocess.run([os.path.join(release, "wharf"), "run", "--help"], capture_output=True, text=True)
-    return "--single-process" in help_text.stdout
-
-
-def children(pid):
-    """The child processes of pid (any of its threads may have started them)."""
-    found = []
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{thread}/children") as listing:
-                found += [int(child) for child in listing.read().split()]
-        except OSError:
-            pass
-    return found
-
-
-PROXIES = ("wharf-proxy", "wharf-proxy-base", "haproxy", "nginx")
-PROXY_IDLE_CONNECTIONS = 4000
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port, process, what):
-    deadline = time.time() + 20
-    while time.time() < deadline and process.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start")
-
-
-class Server:
-    """A server process bound to a free loopback port; proxies get a c-epoll backend."""
-
-    def __init__(self, name, tls=None):
-        """tls: "rsa" or "ec" to terminate TLS at the front with that kind of certificate."""
-        self.name = name
-        self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
-        self.backend = Server("c-epoll-backend") if name in PROXIES else None
-        cert, key, both = certificate(tls) if tls else (None, None, None)
-        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-proxy-base", "wharf-swift"):
-            if name in ("wharf", "wharf-base"):
-                plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
-            elif name == "wharf-swift":
-                # The same line echo as a Swift async plugin (plugins/swift_echo).
-                plugin = "echo: {path: swift_echo, config: {max_bytes: 1048576}}"
-            else:
-                plugin = f"echo: {{path: proxy, config: {{upstreams: [\"127.0.0.1:{self.backend.port}\"]}}}}"
-            config = os.path.join(self.scratch, "wharf.yaml")
-            ready = os.path.join(self.scratch, "ready.json")
-            base = name.endswith("-base")
-            release = BASELINE if base else RELEASE
-            # Builds before the supervisor (2026-11-30) called event loops `workers`.
-            loops_key = "event_loops" if supervised(release) else "workers"
-            with open(config, "w") as f:
-                top = TOP_EXTRA + "\n" if TOP_EXTRA and not base else ""
-                processes = f"processes: {PROCESSES}\n" if supervised(release) else ""
-                f.write(f"{processes}{loops_key}: {LOOPS}\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
-                        "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
-                        + (f", tls: {{certificate: {cert}, key: {key}}}" if tls else "")
-                        + (", " + LISTENER_EXTRA if LISTENER_EXTRA and not base else "") + "}\n")
-            self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
-                                                                "--ready-file", ready]), stderr=subprocess.DEVNULL)
-            deadline = time.time() + 20
-            while not os.path.exists(ready):
-                if time.time() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("wharf did not start")
-                time.sleep(0.02)
-            with open(ready) as f:
-                self.port = json.load(f)[0]["port"]
-            return
-        if name == "haproxy":
-            # TCP mode, one thread, defaults otherwise (no splicing), as an operator would start it.
-            self.port = free_port()
-            config = os.path.join(self.scratch, "haproxy.cfg")
-            with open(config, "w") as f:
-                f.write(f"global\n  nbthread {THREADS}\n  maxconn 9000\n\ndefaults\n  mode tcp\n  timeout connect 5s\n"
-                        f"  timeout client 300s\n  timeout server 300s\n\nfrontend front\n"
-                        f"  bind 127.0.0.1:{self.port} backlog 4096" + (f" ssl crt {both}" if tls else "")
-                        + "\n  default_backend echo\n\n"
-                        f"backend echo\n  server c_epoll 127.0.0.1:{self.backend.port}\n")
-            self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("haproxy"), "-db", "-f", config]),
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_for_port(self.port, self.process, "haproxy")
-            return
-        if name == "nginx":
-            # The stream module, one worker process, defaults otherwise, as an operator would start it.
-            self.port = free_port()
-            config = os.path.join(self.scratch, "nginx.conf")
-            module = "/usr/lib/nginx/modules/ngx_stream_module.so"
-            with open(config, "w") as f:
-                f.write((f"load_module {module};\n" if os.path.exists(module) else "")
-                        + f"daemon off;\nworker_processes {THREADS};\nworker_rlimit_nofile 20000;\n"
-                        f"pid {self.scratch}/nginx.pid;\nerror_log {self.scratch}/error.log error;\n"
-                        f"events {{ worker_connections 20000; }}\n"
-                        f"stream {{ server {{ listen 127.0.0.1:{self.port} backlog=4096{' ssl' if tls else ''}; "
-                        + (f"ssl_certificate {cert}; ssl_certificate_key {key}; " if tls else "")
-                        + f"proxy_pass 127.0.0.1:{self.backend.port}; }} }}\n")
-            self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("nginx"), "-c", config, "-p", self.scratch]),
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wait_for_port(self.port, self.process, "nginx")
-            return
-        if name == "nio":
-            command = [os.path.join(RELEASE, "nio-echo-baseline"), "0", "1"]
-        elif name == "c-epoll":
-            command = [os.path.join(BENCH_BIN, "echo_epoll"), "0"]
-        elif name == "c-epoll-backend":
-            self.process = subprocess.Popen(pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "echo_epoll"), "0"]),
-                                            stdout=subprocess.PIPE, text=True)
-            self.port = int(self.process.stdout.readline().split()[1])
-            return
-        elif name == "tornado":
-            command = [sys.executable, os.path.join(ROOT, "bench", "tornado_echo.py"), "0"]
-        else:
-            raise ValueError(name)
-        self.process = subprocess.Popen(pinned(SERVER_CPU, command), stdout=subprocess.PIPE, text=True)
-        line = self.process.stdout.readline().split()
-        if len(line) != 2 or line[0] != "listening":
-            raise RuntimeError(f"{name} did not start: {line}")
-        self.port = int(line[1])
-
-    def cpu_seconds(self):
-        """User + system CPU of the server and its child processes (wharf's workers, nginx's)."""
-        total = 0
-        for pid in [self.pid] + children(self.pid):
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])
-            except (OSError, IndexError):
-                pass
-        return total / os.sysconf("SC_CLK_TCK")
-
-    @property
-    def pid(self):
-        return self.process.pid
-
-    def rss_kb(self):
-        # taskset execs the server, so the pid is the server's own; wharf's supervisor
-        # counts with its worker processes.
-        return rss_kb(self.pid) + sum(rss_kb(child) for child in children(self.pid))
-
-    def stop(self):
-        if self.backend:
-            self.backend.stop()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def loadgen(mode, port, connections, size, duration, warmup, extra=()):
@@ -389,12 +180,10 @@ def main():
     parser.add_argument("--loops", type=int, default=1, help="wharf's event loops per process")
     parser.add_argument("--threads", type=int, default=1, help="HAProxy's nbthread, nginx's worker_processes")
     args = parser.parse_args()
-    global BASELINE, LISTENER_EXTRA, TOP_EXTRA, UNPINNED, PROCESSES, LOOPS, THREADS
-    UNPINNED, PROCESSES, LOOPS, THREADS = args.unpinned, args.processes, args.loops, args.threads
-    BASELINE = args.baseline
-    LISTENER_EXTRA = args.listener
-    TOP_EXTRA = args.top
-    if BASELINE and not any(name.endswith("-base") for name in args.servers.split(",")):
+    setup.UNPINNED, setup.PROCESSES, setup.LOOPS = args.unpinned, args.processes, args.loops
+    setup.THREADS, setup.BASELINE = args.threads, args.baseline
+    setup.LISTENER_EXTRA, setup.TOP_EXTRA = args.listener, args.top
+    if setup.BASELINE and not any(name.endswith("-base") for name in args.servers.split(",")):
         args.servers = "wharf-base," + args.servers
     if args.quick:
         args.repeats, args.duration, args.churn = 1, 2, min(args.churn, 20000)
@@ -493,8 +282,9 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), cores=os.cpu_count(), repeats=args.repeats,
-                       duration=args.duration, server_cpu=None if UNPINNED else SERVER_CPU,
-                       client_cpu=None if UNPINNED else CLIENT_CPU, processes=PROCESSES, loops=LOOPS, threads=THREADS,
+                       duration=args.duration, server_cpu=None if setup.UNPINNED else SERVER_CPU,
+                       client_cpu=None if setup.UNPINNED else CLIENT_CPU, processes=setup.PROCESSES,
+                       loops=setup.LOOPS, threads=setup.THREADS,
                        samples=samples, medians=medians, cpu_us_per_op=cpu, cpu_medians=cpu_medians, churn=churn,
                        table=table), f, indent=1)
 

@@ -77,8 +77,7 @@ public enum SupervisorMessage: String, Sendable {
     /// The first message: the config text the worker is to serve, and the secret its TLS
     /// session tickets are keyed with (hex; the same for every worker of this supervisor).
     public static func config(_ text: String, ticketSecret: [UInt8]) -> String {
-        let hex = ticketSecret.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-        return "config \(text.utf8.count) \(hex)\n" + text
+        "config \(text.utf8.count) \(Hex.encode(ticketSecret))\n" + text
     }
 }
 
@@ -161,11 +160,5 @@ public struct PluginDescription: Equatable, Sendable, Codable {
     init?(fields: [String]) {
         guard fields.count == 5 else { return nil }
         self.init(instance: fields[0], library: fields[1], path: fields[2], version: fields[3], abi: fields[4])
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

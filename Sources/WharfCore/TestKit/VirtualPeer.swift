@@ -160,7 +160,7 @@ enum Bytes {
             case 34: text += "\\\""
             case 92: text += "\\\\"
             case 32...126: text.append(Character(UnicodeScalar(byte)))
-            default: text += "\\x" + String(byte, radix: 16).leftPad(2)
+            default: text += "\\x" + Hex.encode(CollectionOfOne(byte))
             }
         }
         return text + "\"" + (bytes.count > 200 ? " (\(bytes.count) bytes)" : "")
@@ -170,8 +170,4 @@ enum Bytes {
         let milliseconds = time.nanoseconds / 1_000_000
         return milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
     }
-}
-
-private extension String {
-    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

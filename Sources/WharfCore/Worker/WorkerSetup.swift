@@ -52,8 +52,7 @@ enum ControlInput {
         }
         var secret: [UInt8]?
         if fields.count == 3 {
-            let hex = Array(fields[2].utf8)
-            secret = stride(from: 0, to: hex.count - 1, by: 2).compactMap { UInt8(String(decoding: hex[$0...$0 + 1], as: UTF8.self), radix: 16) }
+            secret = Hex.decode(fields[2])
             guard secret?.count == 32 else { throw Failure(description: "bad ticket secret from the supervisor") }
         }
         var text: [UInt8] = []

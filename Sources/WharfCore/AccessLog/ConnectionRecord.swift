@@ -48,6 +48,8 @@ final class ConnectionRecord {
 
     /// Upstream connects under way: a connection ending meanwhile ended in phase C.
     private var connecting = 0
+    /// A connect was called off because the connection went: it too ended in phase C.
+    private var leftWhileConnecting = false
 
     /// An upstream connect started for this connection: the line waits for its end.
     func upstreamStarted() {
@@ -75,8 +77,6 @@ final class ConnectionRecord {
         leftWhileConnecting = true
         partEnded()
     }
-
-    private var leftWhileConnecting = false
 
     /// A connected upstream closed, having moved these bytes.
     func upstreamClosed(received: UInt64, sent: UInt64) {

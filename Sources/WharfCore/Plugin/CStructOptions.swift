@@ -72,3 +72,11 @@ struct PoolSettings {
         }
     }
 }
+
+/// A plugin's `wharf_relay_options`: the relay's idle limit (nil: none, or no options).
+enum RelayOptions {
+    static func idleTimeout(_ pointer: UnsafePointer<wharf_relay_options>?) -> TimeAmount? {
+        guard let options = pointer?.pointee, options.struct_size >= 8, options.idle_timeout_ms > 0 else { return nil }
+        return .milliseconds(Int64(options.idle_timeout_ms))
+    }
+}

@@ -18,10 +18,7 @@ extension HostAPI {
             guard let connect = ConnectOptions(given.connect), given.preface != nil || given.preface_len == 0 else {
                 return WHARF_E_INVALID
             }
-            var idleTimeout: TimeAmount?
-            if let relay = given.relay, relay.pointee.struct_size >= 8, relay.pointee.idle_timeout_ms > 0 {
-                idleTimeout = .milliseconds(Int64(relay.pointee.idle_timeout_ms))
-            }
+            let idleTimeout = RelayOptions.idleTimeout(given.relay)
             let preface = given.preface.map { Array(UnsafeBufferPointer(start: $0, count: given.preface_len)) } ?? []
             let name = String(decoding: UnsafeRawBufferPointer(start: host, count: hostLength), as: UTF8.self)
             let plugin = UnsafeTransfer(userdata)
@@ -81,9 +78,7 @@ extension PluginStream {
     private func connectThenRelay(_ request: ConnectRelayRequest, onConnected: @escaping (StreamError?) -> Void,
                                   onDone: @escaping (RelayResult) -> Void) {
         let client = stream!
-        var streamOptions = client.options
-        if let cap = request.options.maxBufferSize { streamOptions.maxBufferSize = cap }
-        let upstream = PluginStream(pluginLoop: pluginLoop, abiMinor: abiMinor, role: .connected { result in
+        connectUpstream(host: request.host, port: request.port, options: request.options) { result in
             switch result {
             case let .failure(error):
                 onConnected(error)
@@ -99,8 +94,19 @@ extension PluginStream {
                     onConnected(nil)
                 }
             }
-        }, counters: counters, record: record)
-        UpstreamConnector.connect(on: client.loop, host: request.host, port: request.port, options: request.options,
+        }
+    }
+
+    /// Opens an upstream stream for this (client) stream, counted by its listener and access
+    /// log; `completion` hears the outcome once (`connect`, and `connect_relay`'s general path).
+    func connectUpstream(host: String, port: Int, options: ConnectOptions,
+                         completion: @escaping (Result<PluginStream, StreamError>) -> Void) {
+        let origin = stream!
+        var streamOptions = origin.options
+        if let cap = options.maxBufferSize { streamOptions.maxBufferSize = cap }
+        let upstream = PluginStream(pluginLoop: pluginLoop, abiMinor: abiMinor, role: .connected(completion),
+                                    counters: counters, record: record)
+        UpstreamConnector.connect(on: origin.loop, host: host, port: port, options: options,
                                   streamOptions: streamOptions, owner: upstream, connectFailed: upstream.connectFailed)
     }
 }

@@ -32,27 +32,18 @@ extension HostAPI {
             let name = String(decoding: UnsafeRawBufferPointer(start: host, count: hostLength), as: UTF8.self)
             let plugin = UnsafeTransfer(userdata)
             return HostAPI.withStream(origin) { adapter in
-                let stream = adapter.stream!
-                var streamOptions = stream.options
-                if let cap = parsed.maxBufferSize { streamOptions.maxBufferSize = cap }
                 let minor = adapter.abiMinor
-                let upstream = PluginStream(pluginLoop: adapter.pluginLoop, abiMinor: minor, role: .connected { result in
+                adapter.connectUpstream(host: name, port: Int(port), options: parsed) { result in
                     switch result {
                     case let .success(upstream): callback(plugin.value, WHARF_OK, upstream.handle)
                     case let .failure(error): callback(plugin.value, StatusCode.of(error, abiMinor: minor), nil)
                     }
-                }, counters: adapter.counters, record: adapter.record)
-                UpstreamConnector.connect(on: stream.loop, host: name, port: Int(port), options: parsed,
-                                          streamOptions: streamOptions, owner: upstream,
-                                          connectFailed: upstream.connectFailed)
+                }
                 return WHARF_OK
             }
         }
         api.relay = { first, second, options, callback, userdata in
-            var idleTimeout: TimeAmount?
-            if let options, options.pointee.struct_size >= 8, options.pointee.idle_timeout_ms > 0 {
-                idleTimeout = .milliseconds(Int64(options.pointee.idle_timeout_ms))
-            }
+            let idleTimeout = RelayOptions.idleTimeout(options)
             let plugin = UnsafeTransfer(userdata)
             return HostAPI.withStream(first) { a in
                 var partner: PluginStream?

@@ -133,8 +133,8 @@ final class PumpedPair {
         return pair
     }
 
-    /// The pump saw an event on the connecting socket: nil while still connecting, true once
-    /// connected, or the reason the connect failed.
+    /// The pump saw an event on the connecting socket: nil while still connecting, success
+    /// once connected, or the reason the connect failed.
     func connectOutcome() -> Result<Void, StreamError>? {
         let error = UpstreamSocket.pendingError(b.fd)
         if error != 0 { return .failure(StreamError(connectErrno: error)) }
@@ -144,14 +144,13 @@ final class PumpedPair {
     }
 
     /// The client's socket joins: what it had read goes after the preface already pending.
-    func attachClient(_ client: ClientHandover, now: Int64) {
+    func attachClient(_ client: ClientHandover) {
         a = Side(fd: client.fd)
         a.meter = client.meter
         b.meter = client.upstreamMeter
         client.buffered?.withUnsafeReadableBytes { aToB.pending.append($0.baseAddress!, count: $0.count) }
         aToB.sourceEnded = client.inputEnded
         lifetimeDeadline = client.lifetimeDeadline
-        lastActivity = now
         phase = .relaying
     }
 

@@ -202,7 +202,8 @@ final class SocketPump: @unchecked Sendable {
                     _ = close(client.fd) // the relay ended (shutdown) before the client joined
                     continue
                 }
-                pair.attachClient(client, now: now)
+                pair.attachClient(client)
+                pair.lastActivity = now
                 guard watch(pair, side: 0) else { continue }
                 schedule(pair)
                 service(pair, scratch: scratch)

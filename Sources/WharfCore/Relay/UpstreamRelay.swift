@@ -153,7 +153,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         if watched {
             pump.send(.attachClient(pair, handover))
         } else {
-            pair.attachClient(handover, now: 0)
+            pair.attachClient(handover) // not shared yet; `add` starts its clock
             pump.send(.add(pair))
         }
     }

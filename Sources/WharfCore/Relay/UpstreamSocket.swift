@@ -31,6 +31,9 @@ enum UpstreamSocket {
             close(fd)
             return .failed(StreamError(connectErrno: code))
         }
+        // The same options `StreamChannelOptions.socketOptions` gives a NIO channel, set
+        // directly: building that list of NIO options cost ~900 instructions a connection
+        // (0.7% of a proxied one). A new socket has Nagle on already.
         if noDelay { setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1) }
         if let keepalive {
             setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)

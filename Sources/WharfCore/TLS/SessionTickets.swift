@@ -22,9 +22,13 @@ public enum SessionTickets {
     /// Sets the process's secret; call before any TLS context is made.
     public static func configure(secret: [UInt8]) {
         configured.withLockedValue { done in
-            secret.withUnsafeBufferPointer { cwharf_tls_tickets_configure($0.baseAddress, $0.count, rotationSeconds) }
+            setSecret(secret)
             done = true
         }
+    }
+
+    private static func setSecret(_ secret: [UInt8]) {
+        secret.withUnsafeBufferPointer { cwharf_tls_tickets_configure($0.baseAddress, $0.count, rotationSeconds) }
     }
 
     /// Turns `context`'s tickets over to the shared keys, or off (`enabled` false: clients
@@ -37,7 +41,7 @@ public enum SessionTickets {
         guard enabled else { return cwharf_tls_tickets_disable(UnsafeMutableRawPointer(pointer)) }
         configured.withLockedValue { done in
             guard !done else { return }
-            makeSecret().withUnsafeBufferPointer { cwharf_tls_tickets_configure($0.baseAddress, $0.count, rotationSeconds) }
+            setSecret(makeSecret())
             done = true
         }
         cwharf_tls_tickets_install(UnsafeMutableRawPointer(pointer))

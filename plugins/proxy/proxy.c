@@ -78,22 +78,39 @@ static void abort_pair(session *s) {
     s->plugin->host->abort(s->client);
 }
 
+/* What the upstream must get first: the PROXY header, then (SNI mode) the ClientHello
+ * records already read from the client. *out is malloc'd, or NULL when there is nothing. */
+static int32_t build_preface(session *s, uint8_t **out, size_t *out_len) {
+    proxy *self = s->plugin;
+    uint8_t header[232];
+    size_t header_len = 0;
+    *out = NULL;
+    *out_len = 0;
+    if (self->config.proxy_protocol != PROXY_PROTOCOL_OFF) {
+        wharf_stream_info info = {.struct_size = sizeof info};
+        if (self->host->get_info(s->client, &info) == WHARF_OK) {
+            header_len = proxy_protocol_header(self->config.proxy_protocol, &info, header, sizeof header);
+        }
+        if (header_len == 0) return WHARF_E_IO;
+    }
+    if (header_len + s->preread_len == 0) return WHARF_OK;
+    *out = malloc(header_len + s->preread_len);
+    if (*out == NULL) return WHARF_E_NOMEM;
+    memcpy(*out, header, header_len);
+    if (s->preread_len > 0) memcpy(*out + header_len, s->preread, s->preread_len);
+    *out_len = header_len + s->preread_len;
+    return WHARF_OK;
+}
+
 static void start_relay(session *s) {
     proxy *self = s->plugin;
     const wharf_host_api *host = self->host;
-    if (self->config.proxy_protocol != PROXY_PROTOCOL_OFF) {
-        wharf_stream_info info = {.struct_size = sizeof info};
-        uint8_t header[232];
-        size_t len = 0;
-        if (host->get_info(s->client, &info) == WHARF_OK) {
-            len = proxy_protocol_header(self->config.proxy_protocol, &info, header, sizeof header);
-        }
-        if (len == 0 || host->write(s->upstream, header, len, NULL, NULL) != WHARF_OK) {
-            abort_pair(s);
-            return;
-        }
-    }
-    if (s->preread_len > 0 && host->write(s->upstream, s->preread, s->preread_len, NULL, NULL) != WHARF_OK) {
+    uint8_t *preface;
+    size_t preface_len;
+    int32_t status = build_preface(s, &preface, &preface_len);
+    if (status == WHARF_OK && preface_len > 0) status = host->write(s->upstream, preface, preface_len, NULL, NULL);
+    free(preface);
+    if (status != WHARF_OK) {
         abort_pair(s);
         return;
     }
@@ -101,7 +118,7 @@ static void start_relay(session *s) {
     s->preread = NULL;
     s->preread_len = 0;
     wharf_relay_options options = {.struct_size = sizeof options, .idle_timeout_ms = self->config.idle_timeout_ms};
-    int32_t status = host->relay(s->client, s->upstream, &options, on_relayed, s);
+    status = host->relay(s->client, s->upstream, &options, on_relayed, s);
     if (status != WHARF_OK) {
         wharf_logf(self->host, self->instance, WHARF_LOG_WARNING, "relay to %s refused: %s", s->target->label, host->strerror(status));
         abort_pair(s);
@@ -155,7 +172,6 @@ static void on_relay_connected(void *userdata, int32_t status) {
     session *s = userdata;
     s->connecting = 0;
     if (status == WHARF_OK) {
-        s->direct = 1;
         s->target->active++;
         upstream_metrics_add(&s->plugin->metrics, s->plugin->metrics.active, s->target, 1);
         return;
@@ -166,30 +182,6 @@ static void on_relay_connected(void *userdata, int32_t status) {
         return;
     }
     connect_failed(s, status);
-}
-
-/* What the upstream must get first: the PROXY header, then (SNI mode) the ClientHello
- * records already read from the client. *out is malloc'd, or NULL when there is nothing. */
-static int32_t build_preface(session *s, uint8_t **out, size_t *out_len) {
-    proxy *self = s->plugin;
-    uint8_t header[232];
-    size_t header_len = 0;
-    *out = NULL;
-    *out_len = 0;
-    if (self->config.proxy_protocol != PROXY_PROTOCOL_OFF) {
-        wharf_stream_info info = {.struct_size = sizeof info};
-        if (self->host->get_info(s->client, &info) == WHARF_OK) {
-            header_len = proxy_protocol_header(self->config.proxy_protocol, &info, header, sizeof header);
-        }
-        if (header_len == 0) return WHARF_E_IO;
-    }
-    if (header_len + s->preread_len == 0) return WHARF_OK;
-    *out = malloc(header_len + s->preread_len);
-    if (*out == NULL) return WHARF_E_NOMEM;
-    memcpy(*out, header, header_len);
-    if (s->preread_len > 0) memcpy(*out + header_len, s->preread, s->preread_len);
-    *out_len = header_len + s->preread_len;
-    return WHARF_OK;
 }
 
 static int32_t connect_relay(session *s, upstream *target, const wharf_connect_options *options) {

@@ -27,7 +27,6 @@ typedef struct session {
     uint64_t tried;     /* bit i: pool->members[i] was tried for this client */
     uint32_t attempts;
     int connecting;     /* a connect callback is still to come: the session must outlive it */
-    int direct;         /* relayed through connect_relay: there is no upstream stream */
     uint8_t *preread;   /* SNI mode: the ClientHello records, replayed to the upstream */
     size_t preread_len;
     uint8_t *hello;     /* the handshake message reassembled from those records */

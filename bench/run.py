@@ -75,30 +75,16 @@ def build(skip_swift):
         sh(["swift", "build", "-c", "release", "--package-path", ROOT], stdout=subprocess.DEVNULL)
 
 
-def loadgen(mode, port, connections, size, duration, warmup, extra=()):
-    command = pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "loadgen"), mode, "--port", str(port),
+def loadgen(mode, port, connections, size, duration, warmup, extra=(), tool="loadgen"):
+    """One run of a load generator (`loadgen`, or `tlsgen` for TLS cases); its JSON result."""
+    command = pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, tool), mode, "--port", str(port),
                                   "--connections", str(connections), "--size", str(size),
                                   "--duration", str(duration), "--warmup", str(warmup), *extra])
     result = subprocess.run(command, capture_output=True, text=True, timeout=duration + warmup + 600)
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        raise RuntimeError(f"loadgen {mode} failed: {result.stderr}")
+        raise RuntimeError(f"{tool} {mode} failed: {result.stderr}")
     return json.loads(lines[-1])
-
-
-def tlsgen(case, server, args):
-    command = pinned(CLIENT_CPU, [os.path.join(BENCH_BIN, "tlsgen"), case["mode"], "--port", str(server.port),
-                                  "--connections", str(case["connections"]), "--size", str(case["size"]),
-                                  "--duration", str(args.duration), "--warmup", str(args.warmup), *case.get("extra", [])])
-    cpu_before = server.cpu_seconds()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + args.warmup + 120)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"tlsgen {case['mode']} failed: {result.stderr}")
-    measured = json.loads(lines[-1])
-    if measured.get("total"):
-        measured["cpu_us_per_op"] = round((server.cpu_seconds() - cpu_before) * 1e6 / measured["total"], 2)
-    return measured
 
 
 def measure_idle(server, connections, tool="loadgen"):
@@ -137,21 +123,18 @@ def measure_churn(server, held, churn):
 def run_case(case_name, server_name, args):
     case = CASES[case_name]
     server = Server(server_name, tls=case.get("tls"))
+    tool = "tlsgen" if "tls" in case else "loadgen"
     try:
-        if "tls" in case:
-            if case["mode"] == "idle":
-                return measure_idle(server, case["connections"], tool="tlsgen")
-            return tlsgen(case, server, args)
         if case["mode"] == "idle":
-            connections = case["connections"] if not args.quick else 2000
+            connections = case["connections"] if not args.quick else min(case["connections"], 2000)
             # A proxied connection costs two descriptors; this machine's hard limit is 20,000.
             if server_name in PROXIES:
                 connections = min(connections, PROXY_IDLE_CONNECTIONS)
-            return measure_idle(server, connections)
-        extra = ("--rate", str(case["rate"])) if "rate" in case else ()
+            return measure_idle(server, connections, tool=tool)
+        extra = [*case.get("extra", []), *(["--rate", str(case["rate"])] if "rate" in case else [])]
         cpu_before = server.cpu_seconds()
         result = loadgen(case["mode"], server.port, case["connections"], case["size"], args.duration, args.warmup,
-                         extra)
+                         extra, tool=tool)
         if result.get("total"):
             # Warm-up included on both sides: CPU over the whole run per operation of the whole run.
             result["cpu_us_per_op"] = round((server.cpu_seconds() - cpu_before) * 1e6 / result["total"], 2)

@@ -1,5 +1,5 @@
 /*
- * wharf.h — the Wharf plugin ABI, version 1.6.
+ * wharf.h — the Wharf plugin ABI, version 1.7.
  *
  * Version history (each addition is marked [1.x] where it is declared):
  *   1.0  streams: reads, writes, close, contexts, info, regex, wakers
@@ -18,6 +18,8 @@
  *        WHARF_E_ABSENT
  *   1.6  connect_relay: connect a client's upstream and relay the two in one call, with no
  *        upstream stream (the host's fastest path for an L4 proxy)
+ *   1.7  the descriptor's flags: WHARF_PLUGIN_RELAYS_AT_ONCE lets the host accept a
+ *        connection without building its event-loop channel first
  *
  * This header is the whole contract between the Wharf daemon (the "host") and a plugin.
  * A plugin is a shared library that includes this file, exports one symbol and links
@@ -130,7 +132,7 @@ extern "C" {
 #endif
 
 #define WHARF_ABI_MAJOR 1
-#define WHARF_ABI_MINOR 6 /* see the version history at the top */
+#define WHARF_ABI_MINOR 7 /* see the version history at the top */
 
 /* The one symbol a plugin exports. Its type is wharf_plugin_entry_fn. */
 #define WHARF_PLUGIN_ENTRY wharf_plugin_v1
@@ -867,7 +869,21 @@ typedef struct wharf_plugin_descriptor {
     /* Optional (NULL allowed): the keys of this plugin's config, checked by the host before
      * init (see "Host-declared config"). Static storage. */
     const wharf_config_schema *config_schema;
+
+    /* ---- 1.7 ---- */
+    /* WHARF_PLUGIN_* bits; 0 for none (a descriptor older than 1.7 has none). Hints: they
+     * change what the host does to be fast, never what a plugin sees. */
+    uint32_t flags;
 } wharf_plugin_descriptor;
+
+/* The plugin's handle_stream usually calls connect_relay before it returns, with nothing
+ * read or written first (an L4 proxy) [1.7]. For a plain-TCP listener without a PROXY
+ * header the host may then accept the connection on its relay thread and hand the socket
+ * over without building an event-loop channel for it: about half the cost of a proxied
+ * connection. Every other host function still works on such a stream, exactly as
+ * documented; the first call that needs the channel builds it, which costs a little more
+ * than accepting it that way would have. */
+#define WHARF_PLUGIN_RELAYS_AT_ONCE (1u << 0)
 
 typedef const wharf_plugin_descriptor *(*wharf_plugin_entry_fn)(void);
 

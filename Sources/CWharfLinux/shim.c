@@ -7,6 +7,7 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -103,4 +104,8 @@ int cwharf_describe_address(const void *address, char *object, size_t object_len
     snprintf(object, object_len, "%s", info.dli_fname != NULL ? info.dli_fname : "");
     snprintf(symbol, symbol_len, "%s", info.dli_sname != NULL ? info.dli_sname : "");
     return 1;
+}
+
+int cwharf_accept(int fd, void *address, uint32_t *length) {
+    return accept4(fd, (struct sockaddr *)address, (socklen_t *)length, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }

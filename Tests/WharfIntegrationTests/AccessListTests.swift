@@ -5,15 +5,16 @@ import WharfTestSupport
 /// `allow` / `deny` on a listener, with 127.0.0.2 and 127.0.0.3 as two distinct clients.
 @Suite struct AccessListTests {
     /// Keep the RunningWharf: released, it stops.
-    private func start(_ keys: String) throws -> (RunningWharf, Int) {
-        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1,
-                                          listenerKeys: keys)
+    /// `relaysAtOnce`: a relay pump accepts (`PumpAcceptor`), not a listening channel.
+    private func start(_ keys: String, relaysAtOnce: Bool = false) throws -> (RunningWharf, Int) {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(relaysAtOnce: relaysAtOnce), tag: "a",
+                                          processes: 1, listenerKeys: keys)
         let wharf = try RunningWharf(config: config)
         return (wharf, try wharf.port(named: "main"))
     }
 
-    @Test func aDeniedClientIsClosedBeforeThePluginSeesIt() throws {
-        let (wharf, port) = try start("deny: [127.0.0.2]")
+    @Test(arguments: [false, true]) func aDeniedClientIsClosedBeforeThePluginSeesIt(relaysAtOnce: Bool) throws {
+        let (wharf, port) = try start("deny: [127.0.0.2]", relaysAtOnce: relaysAtOnce)
         let denied = try TestSocket(port: port, timeout: 3, source: "127.0.0.2")
         try? denied.send("hello\n")
         let (bytes, _) = try denied.receiveUntilClose()
@@ -23,8 +24,8 @@ import WharfTestSupport
         #expect(eventually { wharf.stderr.contains("client=127.0.0.2") })
     }
 
-    @Test func anAllowListAdmitsOnlyItsNetworks() throws {
-        let (wharf, port) = try start("allow: [127.0.0.3/32, \"::1\"]")
+    @Test(arguments: [false, true]) func anAllowListAdmitsOnlyItsNetworks(relaysAtOnce: Bool) throws {
+        let (wharf, port) = try start("allow: [127.0.0.3/32, \"::1\"]", relaysAtOnce: relaysAtOnce)
         #expect(try TestSocket(port: port, source: "127.0.0.3").ask().version == "v1")
         let outsider = try TestSocket(port: port, timeout: 3, source: "127.0.0.2")
         #expect(try outsider.receiveUntilClose().bytes.isEmpty)

@@ -6,10 +6,12 @@ import WharfTestSupport
 @Suite(.serialized) struct ReloadTests {
     /// A wharf serving the worker fixture from a copy of the library in its scratch folder
     /// (so a test can replace it), with a control socket.
-    private func start(tag: String = "t0", extra: String = "") throws -> (RunningWharf, (String, [String]) -> String) {
+    private func start(tag: String = "t0", extra: String = "",
+                       relaysAtOnce: Bool = false) throws -> (RunningWharf, (String, [String]) -> String) {
         let scratch = try TemporaryDirectory()
         let library = scratch.path("libfixture.so")
-        try FileManager.default.copyItem(atPath: try WorkerFixture.library(version: 1), toPath: library)
+        try FileManager.default.copyItem(atPath: try WorkerFixture.library(version: 1, relaysAtOnce: relaysAtOnce),
+                                         toPath: library)
         let control = scratch.path("control.sock")
         let config = { (tag: String, listeners: [String]) in
             WorkerFixture.config(library: library, tag: tag, listeners: listeners,
@@ -27,8 +29,9 @@ import WharfTestSupport
         try runWharf(["reload", "--control-socket", wharf.scratch.path("control.sock")])
     }
 
-    @Test func reloadsUnderLoadDropNothing() throws {
-        let (wharf, config) = try start()
+    /// `relaysAtOnce`: the listeners accept on the relay pump (`PumpAcceptor`).
+    @Test(arguments: [false, true]) func reloadsUnderLoadDropNothing(relaysAtOnce: Bool) throws {
+        let (wharf, config) = try start(relaysAtOnce: relaysAtOnce)
         let main = try wharf.port(named: "main")
         let load = PingPongLoad(port: { main }, persistent: 16)
         var extraPort: Int?
@@ -38,7 +41,8 @@ import WharfTestSupport
             if round == 7 {
                 // An upgraded plugin: written beside and renamed over, as a package manager does.
                 let library = wharf.scratch.path("libfixture.so")
-                try FileManager.default.copyItem(atPath: try WorkerFixture.library(version: 2), toPath: library + ".new")
+                try FileManager.default.copyItem(atPath: try WorkerFixture.library(version: 2, relaysAtOnce: relaysAtOnce),
+                                                 toPath: library + ".new")
                 #expect(rename(library + ".new", library) == 0)
             }
             try wharf.rewriteConfig(config("t\(round)", listeners))
@@ -66,6 +70,7 @@ import WharfTestSupport
         #expect(load.roundTrips > 100)
         #expect(load.connects > 50)
         #expect(load.freshConfigs.last == "{\"tag\":\"t10\"}")
+        #expect(wharf.stderr.contains("accepted by the relay pump") == relaysAtOnce)
         #expect(wharf.stop() == 0)
     }
 

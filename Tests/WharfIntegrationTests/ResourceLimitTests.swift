@@ -11,8 +11,10 @@ import WharfTestSupport
         return Int(fields[11])! + Int(fields[12])!
     }
 
-    @Test func outOfDescriptorsAcceptingPausesInsteadOfSpinning() throws {
-        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1)
+    /// `relaysAtOnce`: the relay pump accepts (`PumpListener`), and pauses itself.
+    @Test(arguments: [false, true]) func outOfDescriptorsAcceptingPausesInsteadOfSpinning(relaysAtOnce: Bool) throws {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(relaysAtOnce: relaysAtOnce), tag: "a",
+                                          processes: 1)
         let wharf = try RunningWharf(config: config, launcher: "ulimit -n 48; exec")
         let port = try wharf.port(named: "main")
         let worker = try wharf.workerPID()
@@ -30,19 +32,23 @@ import WharfTestSupport
         let waiting = Array(clients.suffix(20))
         clients.removeAll() // closes the first 40 (a slice would keep them alive)
         for client in waiting { #expect(try client.ask("late").version == "v1") }
+        #expect(wharf.stderr.contains("accepted by the relay pump") == relaysAtOnce)
     }
 }
 
-/// `max_connections` on a listener, both ways of saying no.
+/// `max_connections` on a listener, both ways of saying no, whether a listening channel or a
+/// relay pump accepts (`relaysAtOnce`).
 @Suite struct ConnectionLimitTests {
-    private func start(_ keys: String) throws -> RunningWharf {
-        let config = WorkerFixture.config(library: try WorkerFixture.library(), tag: "a", processes: 1,
-                                          listenerKeys: keys)
-        return try RunningWharf(config: config)
+    private func start(_ keys: String, relaysAtOnce: Bool) throws -> RunningWharf {
+        let config = WorkerFixture.config(library: try WorkerFixture.library(relaysAtOnce: relaysAtOnce), tag: "a",
+                                          processes: 1, listenerKeys: keys)
+        let wharf = try RunningWharf(config: config)
+        if relaysAtOnce { #expect(eventually { wharf.stderr.contains("accepted by the relay pump") }) }
+        return wharf
     }
 
-    @Test func pastTheLimitNewConnectionsWaitInTheBacklog() throws {
-        let wharf = try start("max_connections: 3")
+    @Test(arguments: [false, true]) func pastTheLimitNewConnectionsWaitInTheBacklog(relaysAtOnce: Bool) throws {
+        let wharf = try start("max_connections: 3", relaysAtOnce: relaysAtOnce)
         let port = try wharf.port(named: "main")
         var served = try (0..<3).map { _ in try TestSocket(port: port) }
         for client in served { #expect(try client.ask().version == "v1") }
@@ -54,8 +60,8 @@ import WharfTestSupport
         #expect(wharf.stop() == 0)
     }
 
-    @Test func withOnLimitRejectTheExtraOnesAreClosedAtOnce() throws {
-        let wharf = try start("max_connections: 3, on_limit: reject")
+    @Test(arguments: [false, true]) func withOnLimitRejectTheExtraOnesAreClosedAtOnce(relaysAtOnce: Bool) throws {
+        let wharf = try start("max_connections: 3, on_limit: reject", relaysAtOnce: relaysAtOnce)
         let port = try wharf.port(named: "main")
         let served = try (0..<3).map { _ in try TestSocket(port: port) }
         for client in served { #expect(try client.ask().version == "v1") }

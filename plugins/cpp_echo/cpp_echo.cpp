@@ -149,6 +149,7 @@ const wharf_plugin_descriptor descriptor = {
     .handle_stream = handleStream,
     .shutdown = shutdown,
     .config_schema = nullptr,
+    .flags = 0,
 };
 
 } // namespace

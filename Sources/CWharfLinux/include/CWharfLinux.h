@@ -1,7 +1,7 @@
 /*
  * Linux system interfaces that Swift's Glibc module does not export: epoll and eventfd,
  * for the relay pump (Sources/WharfCore/Relay/SocketPump.swift), and what glibc declares
- * only under _GNU_SOURCE: thread naming, posix_spawn's closefrom and memfd_create;
+ * only under _GNU_SOURCE: thread naming, posix_spawn's closefrom, memfd_create and accept4;
  * and the relaxed atomics the shared metrics counters use.
  */
 #ifndef CWHARF_LINUX_H
@@ -47,6 +47,11 @@ int cwharf_describe_address(const void *address, char *object, size_t object_len
 
 /* Milliseconds on CLOCK_MONOTONIC: the same clock in every process on the machine. */
 uint64_t cwharf_monotonic_ms(void);
+
+/* accept4(fd, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC), accept4 being a GNU
+ * extension. `address` is a struct sockaddr, `length` a socklen_t; untyped here so this
+ * header need not include <sys/socket.h>, which would change how Swift imports SOCK_*. */
+int cwharf_accept(int fd, void *address, uint32_t *length);
 
 /* Metrics counters live in memory that other processes read while one thread writes.
  * A counter has exactly one writing thread (an event loop, or a relay pump), so an add is a

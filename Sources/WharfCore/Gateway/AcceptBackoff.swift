@@ -42,19 +42,21 @@ final class AcceptBackoff: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let error = error as? IOError else { return context.fireErrorCaught(error) }
         let exhausted = Self.isResourceExhaustion(error.errnoCode)
-        counters.add(ListenerField.acceptErrors + AcceptFailure(errno: error.errnoCode).rawValue)
         if exhausted, !gate.holds(.backoff) {
             gate.set(.backoff, true)
             context.eventLoop.assumeIsolated().scheduleTask(in: Self.pause) { self.gate.set(.backoff, false) }
         }
-        report(error, pausing: exhausted)
+        failed(errno: error.errnoCode, pausing: exhausted)
     }
 
-    private func report(_ error: IOError, pausing: Bool) {
+    /// Counts and logs (at most once a second) a failed accept; `pausing`: accepting stops
+    /// for `pause`. A relay pump's listener (`PumpListener`) pauses itself and reports here.
+    func failed(errno code: CInt, pausing: Bool) {
+        counters.add(ListenerField.acceptErrors + AcceptFailure(errno: code).rawValue)
         guard let count = failures.record() else { return }
-        let pause = pausing
-            ? "; accepting pauses \(Self.pause.nanoseconds / 1_000_000) ms at a time until descriptors free up" : ""
-        logger.error("\(listener): cannot accept: \(String(cString: strerror(error.errnoCode)).lowercased())\(pause)",
+        let pause = pausing ? "; accepting pauses \(Self.pause.nanoseconds / 1_000_000) ms at a time"
+            + (Self.isResourceExhaustion(code) ? " until descriptors free up" : "") : ""
+        logger.error("\(listener): cannot accept: \(String(cString: strerror(code)).lowercased())\(pause)",
                      metadata: ["failures": "\(count)"])
     }
 }

@@ -15,17 +15,29 @@ final class AcceptGate: @unchecked Sendable {
     }
 
     private var reasons: Reasons
-    private weak var channel: (any Channel)?
+    /// Turns accepting on or off where the listener accepts.
+    private var turn: ((Bool) -> Void)?
 
     init(paused: Reasons) { reasons = paused }
 
-    func attach(_ channel: any Channel) { self.channel = channel }
+    /// A listening channel: accepting is its autoRead.
+    func attach(_ channel: any Channel) {
+        turn = { [weak channel] accepting in
+            guard let channel, channel.isActive else { return }
+            try? channel.syncOptions?.setOption(.autoRead, value: accepting)
+        }
+    }
+
+    /// Anything else that accepts (a relay pump's listener).
+    func attach(turning turn: @escaping (Bool) -> Void) { self.turn = turn }
+
+    var isOpen: Bool { reasons.isEmpty }
 
     func set(_ reason: Reasons, _ holds: Bool) {
         let before = reasons.isEmpty
         if holds { reasons.insert(reason) } else { reasons.remove(reason) }
-        guard before != reasons.isEmpty, let channel, channel.isActive else { return }
-        try? channel.syncOptions?.setOption(.autoRead, value: reasons.isEmpty)
+        guard before != reasons.isEmpty else { return }
+        turn?(reasons.isEmpty)
     }
 
     func holds(_ reason: Reasons) -> Bool { reasons.contains(reason) }

@@ -29,6 +29,8 @@ public struct BoundListener: Sendable {
     public let address: String
     public let port: Int
     public let pluginSummary: String
+    /// Accepted by a relay pump, with no channel per connection (see `PumpAcceptor`).
+    public var acceptedByPump = false
 }
 
 /// The running daemon: owns the event loops, the current generation of plugin
@@ -40,7 +42,12 @@ public final class Gateway: @unchecked Sendable {
     private let loops: [PluginLoop]
     private let loopsByEventLoop: [ObjectIdentifier: PluginLoop]
     private let generation: Generation
-    private let serverChannels = NIOLockedValueBox<[(channel: any Channel, gate: AcceptGate)]>([])
+    /// How each listener accepts: a listening channel, or a relay pump (`PumpAcceptor`).
+    private enum Serving {
+        case channel(any Channel, AcceptGate)
+        case pump(PumpAcceptor)
+    }
+    private let serving = NIOLockedValueBox<[Serving]>([])
     private let listenerStats = NIOLockedValueBox<[ListenerStats]>([])
     private let forcedCloses = NIOLockedValueBox(0)
     private let stopped = NIOLockedValueBox(false)
@@ -132,14 +139,23 @@ public final class Gateway: @unchecked Sendable {
         for (index, (listener, socket)) in zip(config.listeners, sockets).enumerated() {
             do {
                 let gate = AcceptGate(paused: accepting ? [] : .notStarted)
-                let channel = try bootstrap(for: listener, index: index, gate: gate).serverChannelOption(.autoRead, value: accepting)
-                    .withBoundSocket(socket.descriptor).wait()
-                // NIO listens with its own backlog when it adopts a socket: restore ours.
-                socket.configure(for: listener)
-                serverChannels.withLockedValue { $0.append((channel, gate)) }
+                let acceptor = makeAcceptor(for: listener, index: index, gate: gate)
                 let library = generation.instance(named: listener.plugin, loopIndex: 0)!.library
-                bound.append(BoundListener(config: listener, address: socket.boundAddress, port: socket.boundPort,
-                                           pluginSummary: "\(library.name) \(library.version)"))
+                var entry = BoundListener(config: listener, address: socket.boundAddress, port: socket.boundPort,
+                                          pluginSummary: "\(library.name) \(library.version)")
+                if let pumped = try pumpAcceptor(for: listener, index: index, library: library, socket: socket,
+                                                 acceptor: acceptor, gate: gate) {
+                    pumped.start(accepting: accepting)
+                    serving.withLockedValue { $0.append(.pump(pumped)) }
+                    entry.acceptedByPump = true
+                } else {
+                    let channel = try bootstrap(acceptor).serverChannelOption(.autoRead, value: accepting)
+                        .withBoundSocket(socket.descriptor).wait()
+                    // NIO listens with its own backlog when it adopts a socket: restore ours.
+                    socket.configure(for: listener)
+                    serving.withLockedValue { $0.append(.channel(channel, gate)) }
+                }
+                bound.append(entry)
             } catch {
                 stopAccepting()
                 throw GatewayError(kind: .listen, message: "\(listener.location): listeners[\(index)]: cannot serve "
@@ -149,7 +165,19 @@ public final class Gateway: @unchecked Sendable {
         return bound
     }
 
-    private func bootstrap(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ServerBootstrap {
+    /// A relay pump accepts for a plain-TCP listener whose plugin relays at once (see
+    /// `PumpAcceptor`); nil: a listening channel does, as for every other listener.
+    private func pumpAcceptor(for listener: ListenerConfig, index: Int, library: PluginLibrary, socket: ListeningSocket,
+                              acceptor: ListenerAcceptor, gate: AcceptGate) throws -> PumpAcceptor? {
+        guard library.relaysAtOnce, listener.tls == nil, !listener.proxyProtocolAccept else { return nil }
+        // Listeners spread over the loops' pumps as NIO spreads listening channels.
+        let home = loops[index % loops.count]
+        guard let pump = try home.loop.eventLoop.submit({ home.loop.pump.running() }).wait() else { return nil }
+        return PumpAcceptor(fd: socket.descriptor, pump: pump, home: home, loops: loops, acceptor: acceptor,
+                            gate: gate, watch: loopWatch)
+    }
+
+    private func makeAcceptor(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ListenerAcceptor {
         let limit = listener.maxConnections > 0
             ? ConnectionLimit(maximum: listener.maxConnections, processes: config.processes, rejects: listener.rejectOverLimit)
             : nil
@@ -165,29 +193,40 @@ public final class Gateway: @unchecked Sendable {
             access: listener.access, limit: limit,
             clients: clientTables[index].map { (table: $0, limits: listener.perClient, lane: clientLane) })
         listenerStats.withLockedValue { $0.append(stats) }
-        let acceptor = ListenerAcceptor(listener: listener, stats: stats, generation: generation,
-                                        loops: loopsByEventLoop, watch: loopWatch, gate: gate, logger: logger)
+        return ListenerAcceptor(listener: listener, stats: stats, generation: generation,
+                                loops: loopsByEventLoop, watch: loopWatch, gate: gate, logger: logger)
+    }
+
+    private func bootstrap(_ acceptor: ListenerAcceptor) -> ServerBootstrap {
         // The socket options accepted sockets inherit are on the listening socket already
         // (`ListeningSocket.configure`).
-        return ServerBootstrap(group: group)
+        ServerBootstrap(group: group)
             .serverChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try acceptor.initializeServer(channel) } }
             .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try acceptor.initializeChild(channel) } }
     }
 
     /// Accepts from every listener (after `start(sockets:accepting: false)`).
     public func startAccepting() {
-        for (channel, gate) in serverChannels.withLockedValue({ $0 }) {
-            channel.eventLoop.execute { gate.set(.notStarted, false) }
+        for entry in serving.withLockedValue({ $0 }) {
+            switch entry {
+            case let .channel(channel, gate): channel.eventLoop.execute { gate.set(.notStarted, false) }
+            case let .pump(acceptor): acceptor.home.execute { acceptor.gate.set(.notStarted, false) }
+            }
         }
     }
 
     /// Closes the listening sockets; open connections are untouched.
     public func stopAccepting() {
-        let channels = serverChannels.withLockedValue { channels in
-            defer { channels.removeAll() }
-            return channels
+        let entries = serving.withLockedValue { entries in
+            defer { entries.removeAll() }
+            return entries
         }
-        for (channel, _) in channels { try? channel.close().wait() }
+        for entry in entries {
+            switch entry {
+            case let .channel(channel, _): try? channel.close().wait()
+            case let .pump(acceptor): acceptor.stop()
+            }
+        }
     }
 
     /// Graceful stop: stop accepting; with `quiesce`, every stream closes itself as soon as

@@ -50,41 +50,85 @@ final class ListenerAcceptor: Sendable {
                                               counters: stats.counters[loopIndex]))
     }
 
+    /// `initializeServer`'s counterpart for a relay pump's listener (`PumpAcceptor`): the
+    /// limit pauses its gate on `home`'s loop; the back-off it returns counts failed accepts.
+    func prepareForPump(gate: AcceptGate, home: PluginLoop) -> AcceptBackoff {
+        stats.limit?.attach(gate, on: home.loop.eventLoop)
+        return AcceptBackoff(listener: listener.displayName, gate: gate, logger: logger,
+                             counters: stats.counters[home.loop.loopIndex])
+    }
+
     func initializeChild(_ channel: any Channel) throws {
         guard let pluginLoop = loops[ObjectIdentifier(channel.eventLoop)],
               let instance = generation.instance(named: listener.plugin, loopIndex: pluginLoop.loop.loopIndex) else {
             throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
         }
-        let loop = pluginLoop.loop
+        guard let admitted = admit(remote: channel.remoteAddress, local: channel.localAddress, loop: pluginLoop.loop,
+                                   refuse: { channel.close(promise: nil) }) else { return }
+        try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
+        let handler = makeStream(instance, pluginLoop, admitted)
+        let pipeline = channel.pipeline.syncOperations
+        if stats.awaiting.contains(.proxyHeader) { try pipeline.addHandler(ProxyProtocolDecoder()) }
+        if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
+        try pipeline.addHandler(handler)
+    }
+
+    /// A connection a relay pump accepted (`PumpAcceptor`), on its loop: the same checks,
+    /// record and stream as `initializeChild`, opened on the bare socket (`BareSocket`).
+    /// `local`: the listener's own address, or nil if it listens on a wildcard.
+    func adopt(_ socket: AcceptedSocket, local listening: SocketAddress?, on pluginLoop: PluginLoop) {
+        guard let instance = generation.instance(named: listener.plugin, loopIndex: pluginLoop.loop.loopIndex) else {
+            return SocketHandoff.close(socket.fd)
+        }
+        let local = listening ?? (try? SocketAddress(localAddressOf: socket.fd))
+        guard let admitted = admit(remote: socket.remote, local: local, loop: pluginLoop.loop,
+                                   refuse: { SocketHandoff.close(socket.fd) }) else { return }
+        let bare = BareSocket(fd: socket.fd, noDelay: listener.tcpNoDelay, receiveAllocator: receiveAllocator)
+        makeStream(instance, pluginLoop, admitted).open(bare: bare, local: local, remote: socket.remote)
+    }
+
+    /// What admitting a connection leaves for its stream.
+    private struct Admission {
+        let record: ConnectionRecord?
+        let clientKey: ClientKey?
+    }
+
+    /// The checks a plugin never sees: allow/deny, `max_connections`, `per_client` (the
+    /// first and last wait for the PROXY header if there is one). Counts the connection and
+    /// starts its access-log record; nil if it was refused (`refuse` has closed it).
+    private func admit(remote: SocketAddress?, local: SocketAddress?, loop: LoopContext,
+                       refuse close: () -> Void) -> Admission? {
         let loopIndex = loop.loopIndex
         stats.accepted(loop: loopIndex)
         let record = stats.accessLog.map { ConnectionRecord(sink: $0, now: loop.now) }
-        record?.client = channel.remoteAddress
-        record?.local = channel.localAddress
-        func refuse(_ reason: CloseReason) {
+        record?.client = remote
+        record?.local = local
+        func refuse(_ reason: CloseReason) -> Admission? {
             record?.connectionEnded(reason, before: .accept, now: loop.now)
-            channel.close(promise: nil)
+            close()
+            return nil
         }
-        if checkAtAccept, !stats.admits(channel.remoteAddress, loop: loopIndex) { return refuse(.denied) }
+        if checkAtAccept, !stats.admits(remote, loop: loopIndex) { return refuse(.denied) }
         guard stats.admitUnderLimit(loop: loopIndex) else { return refuse(.rejected) }
         var clientKey: ClientKey?
         if limitClientsAtAccept {
-            switch stats.admitClient(channel.remoteAddress, loop: loopIndex) {
+            switch stats.admitClient(remote, loop: loopIndex) {
             case let .admitted(key): clientKey = key
             case let .refused(reason):
                 stats.limit?.ended()
                 return refuse(reason)
             }
         }
-        try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
+        return Admission(record: record, clientKey: clientKey)
+    }
+
+    private func makeStream(_ instance: PluginInstance, _ pluginLoop: PluginLoop, _ admitted: Admission) -> IOStreamHandler {
+        let loop = pluginLoop.loop
         let adapter = PluginStream(pluginLoop: pluginLoop, abiMinor: instance.library.abiMinor, serverTLS: listener.tls,
-                                   role: .accepted(instance, stats), counters: stats.counters[loopIndex], record: record)
-        adapter.clientKey = clientKey
-        let handler = IOStreamHandler(loop: loop, options: listener.streamOptions, streamID: loop.nextStreamID(),
-                                      awaiting: stats.awaiting, owner: adapter)
-        let pipeline = channel.pipeline.syncOperations
-        if stats.awaiting.contains(.proxyHeader) { try pipeline.addHandler(ProxyProtocolDecoder()) }
-        if let acceptTLS { try pipeline.addHandlers(ServerTLSHandlers.make(acceptTLS, for: handler)) }
-        try pipeline.addHandler(handler)
+                                   role: .accepted(instance, stats), counters: stats.counters[loop.loopIndex],
+                                   record: admitted.record)
+        adapter.clientKey = admitted.clientKey
+        return IOStreamHandler(loop: loop, options: listener.streamOptions, streamID: loop.nextStreamID(),
+                               awaiting: stats.awaiting, owner: adapter)
     }
 }

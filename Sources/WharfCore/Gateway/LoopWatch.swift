@@ -80,10 +80,15 @@ final class LoopWatch: @unchecked Sendable {
 
     /// A loop that is not stalled, other than `index`, taking turns (nil: all are stalled).
     func healthyLoop(after index: Int) -> (any EventLoop)? {
+        healthyIndex(after: index).map { loops[$0] }
+    }
+
+    /// `healthyLoop(after:)`'s index.
+    func healthyIndex(after index: Int) -> Int? {
         let now = cwharf_monotonic_ms()
         for step in 1..<max(1, loops.count) {
             let candidate = (index + step) % loops.count
-            if !isStalled(candidate, now: now) { return loops[candidate] }
+            if !isStalled(candidate, now: now) { return candidate }
         }
         return nil
     }

@@ -59,8 +59,7 @@ extension PluginStream {
         let loop = client.loop
         if loop.dialer == nil, request.options.tls == nil, client.isPumpable,
            let address = try? SocketAddress(ipAddress: request.host, port: request.port),
-           let pump = loop.pump.running(), let channel = client.channel,
-           let fd = SocketHandoff.descriptor(of: channel) {
+           let pump = loop.pump.running(), let fd = client.pumpableDescriptor {
             let options = request.options
             let target = UpstreamRelay.Target(address: address, timeout: options.timeout, noDelay: options.noDelay,
                                               keepalive: options.keepalive ?? client.options.keepalive,

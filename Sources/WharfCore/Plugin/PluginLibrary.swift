@@ -65,6 +65,10 @@ public final class PluginLibrary: @unchecked Sendable {
     public var minimumHostMinor: UInt16 { descriptor.pointee.min_host_abi_minor }
     /// The minor version the plugin was built against: which status codes it knows.
     var abiMinor: UInt16 { descriptor.pointee.abi_minor }
+    /// The descriptor's WHARF_PLUGIN_* hints [1.7]; none before.
+    let flags: UInt32
+    /// See WHARF_PLUGIN_RELAYS_AT_ONCE.
+    var relaysAtOnce: Bool { flags & UInt32(WHARF_PLUGIN_RELAYS_AT_ONCE) != 0 }
     public var hooks: [String] {
         var present = ["init", "handle_stream"]
         if descriptor.pointee.shutdown != nil { present.append("shutdown") }
@@ -77,6 +81,8 @@ public final class PluginLibrary: @unchecked Sendable {
         self.dlHandle = handle
         self.descriptor = descriptor
         self.configSchema = configSchema
+        let flagsEnd = MemoryLayout<wharf_plugin_descriptor>.offset(of: \.flags)! + MemoryLayout<UInt32>.size
+        flags = Int(descriptor.pointee.struct_size) >= flagsEnd ? descriptor.pointee.flags : 0
     }
 
     public static func load(path: String) throws(PluginLoadError) -> PluginLibrary {

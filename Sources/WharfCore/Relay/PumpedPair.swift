@@ -17,6 +17,8 @@ struct PumpOutcome {
     /// Sockets still open, no longer watched by the pump. The event loop closes them after
     /// the relay callback, so a plugin hears of the end before either peer does.
     var openDescriptors: [CInt]
+    /// Ended while connecting because the watched client reset (`watchedClient`).
+    var clientLeft = false
 }
 
 /// The event loop's side of a pumped pair: told, on its loop, when the upstream connect
@@ -110,6 +112,11 @@ final class PumpedPair {
     /// The loop-side relay to report to. Only the pump thread reads it.
     let owner: any PumpPairOwner
     var phase = Phase.relaying
+
+    /// While `connecting`: a bare client's socket (`BareSocket`), still the loop's, which
+    /// the pump watches for a reset, as a channel would, so a client that leaves calls the
+    /// connect off. -1: none.
+    var watchedClient: CInt = -1
 
     /// When the pair must end whatever it is doing (the streams' max_lifetime_ms), on the
     /// monotonic clock; nil: no limit.

@@ -13,6 +13,8 @@ enum Relay {
         guard a !== b else { return .invalidArgument }
         guard a.loop === b.loop else { return .wrongThread }
         if let refusal = a.relayRefusal ?? b.relayRefusal { return refusal }
+        // Both relays start from channels; only connect_relay hands a bare socket over as it is.
+        guard a.liveContext != nil, b.liveContext != nil else { return .closed }
         let idle = [idleTimeout, a.idleTimeout, b.idleTimeout].compactMap { $0 }.min()
         if a.isPumpable, b.isPumpable {
             PumpRelay(a: a, b: b, idleTimeout: idle, closeLinger: min(a.closeLinger, b.closeLinger),

@@ -30,12 +30,20 @@ final class SocketPump: @unchecked Sendable {
         /// The gateway ends the relay now (shutdown).
         case end(PumpedPair, StreamError)
         case setNoDelay(PumpedPair, side: Int, Bool)
+        /// Accept on a listening socket (see `PumpListener`).
+        case listen(PumpListener)
+        /// The listener's gate opened or closed.
+        case setAccepting(PumpListener, Bool)
+        /// Stop accepting on it for good; `done` runs on the pump thread once it is unwatched.
+        case unlisten(PumpListener, done: @Sendable () -> Void)
     }
 
     private static let scratchSize = 64 * 1024
     private static let maxEvents = 256
-    /// The epoll token of the wake-up eventfd; pair tokens are `slot << 1 | side`.
+    /// The epoll token of the wake-up eventfd; pair tokens are `slot << 1 | side`, listener
+    /// tokens `listenerTag | slot`.
     private static let wakeToken = UInt64.max
+    private static let listenerTag: UInt64 = 1 << 62
     /// Timer checks walk every pair, so they run at most this often.
     private static let minimumCheckInterval: Int64 = 10_000_000
 
@@ -49,6 +57,7 @@ final class SocketPump: @unchecked Sendable {
 
     // Pump thread only.
     private var pairs: [PumpedPair?] = []
+    private var listeners: [PumpListener?] = []
     private var freeSlots: [Int] = []
     private var slotsToFree: [Int] = []
     private var anotherTurn: [PumpedPair] = []
@@ -151,10 +160,21 @@ final class SocketPump: @unchecked Sendable {
                     woken = true
                     continue
                 }
+                if token & Self.listenerTag != 0 {
+                    if let listener = listeners[Int(token & ~Self.listenerTag)], !listener.acceptQueued(now: now) {
+                        updateWatch(listener)
+                    }
+                    continue
+                }
                 guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
                 pair.noteEvents(events[index].events, side: Int(token & 1))
                 switch pair.phase {
                 case .relaying: service(pair, scratch: scratch)
+                case .connecting where token & 1 == 0:
+                    // The client reset: the upstream is not wanted any more.
+                    var outcome = pair.end(.closed, unwatch: unwatch)
+                    outcome.clientLeft = true
+                    report(outcome, for: pair)
                 case .connecting: checkConnect(pair)
                 case .awaitingClient: break // readiness is noted for when the client joins
                 }
@@ -197,6 +217,7 @@ final class SocketPump: @unchecked Sendable {
             case let .connect(pair):
                 add(pair)
                 if case let .connecting(deadline) = pair.phase { nextCheck = min(nextCheck, deadline) }
+                watchClientWhileConnecting(pair)
             case let .attachClient(pair, client):
                 guard !pair.finished else {
                     _ = close(client.fd) // the relay ended (shutdown) before the client joined
@@ -220,6 +241,23 @@ final class SocketPump: @unchecked Sendable {
                 var value: CInt = enabled ? 1 : 0
                 let fd = side == 0 ? pair.a.fd : pair.b.fd
                 setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<CInt>.size))
+            case let .listen(listener):
+                listener.slot = listeners.firstIndex { $0 == nil } ?? listeners.count
+                if listener.slot == listeners.count { listeners.append(nil) }
+                listeners[listener.slot] = listener
+                updateWatch(listener)
+            case let .setAccepting(listener, accepting):
+                guard listener.slot >= 0 else { continue }
+                listener.wanted = accepting
+                updateWatch(listener)
+            case let .unlisten(listener, done):
+                if listener.slot >= 0 {
+                    listener.wanted = false
+                    updateWatch(listener)
+                    listeners[listener.slot] = nil
+                    listener.slot = -1
+                }
+                done()
             }
         }
         return !stopping
@@ -255,11 +293,28 @@ final class SocketPump: @unchecked Sendable {
         if let end = pair.lifetimeDeadline { nextCheck = min(nextCheck, end) }
     }
 
+    /// Only errors and hang-ups are reported for a watched client (no events asked for):
+    /// a reset, not bytes or a half-close, which wait for the relay.
+    private func watchClientWhileConnecting(_ pair: PumpedPair) {
+        guard pair.watchedClient >= 0 else { return }
+        var event = epoll_event()
+        event.events = 0
+        event.data.u64 = UInt64(pair.slot) << 1
+        if epoll_ctl(epollFD, EPOLL_CTL_ADD, pair.watchedClient, &event) != 0 { pair.watchedClient = -1 }
+    }
+
+    private func stopWatchingClient(_ pair: PumpedPair) {
+        guard pair.watchedClient >= 0 else { return }
+        unwatch(pair.watchedClient)
+        pair.watchedClient = -1
+    }
+
     /// An event on a connecting upstream: connected (the loop hands the client over) or failed.
     private func checkConnect(_ pair: PumpedPair) {
         switch pair.connectOutcome() {
         case nil: break
         case .success:
+            stopWatchingClient(pair)
             let owner = UnsafeTransfer(pair.owner)
             owner.value.eventLoop.execute { owner.value.pumpConnected() }
         case let .failure(reason):
@@ -267,10 +322,31 @@ final class SocketPump: @unchecked Sendable {
         }
     }
 
-    /// Lifetimes, idle limits and close lingers. Pairs are walked only when the earliest
-    /// deadline is due.
+    /// Watches a listener or stops, as its gate and its last accept say. A paused one comes
+    /// back in the timer checks.
+    private func updateWatch(_ listener: PumpListener) {
+        let watch = listener.shouldWatch(now: now)
+        if watch != listener.watched {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.u64 = Self.listenerTag | UInt64(listener.slot)
+            if epoll_ctl(epollFD, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listener.fd, &event) == 0 {
+                listener.watched = watch
+            } else {
+                PumpLog.logger.error("cannot watch a listening socket", metadata: ["errno": "\(errno)"])
+            }
+        }
+        if listener.wanted, !listener.watched { nextCheck = min(nextCheck, max(listener.resumeAt, now + 1)) }
+    }
+
+    /// Lifetimes, idle limits and close lingers; listeners paused after a failed accept.
+    /// Pairs are walked only when the earliest deadline is due.
     private func checkTimers() {
         var earliest = Int64.max
+        for case let listener? in listeners where listener.wanted && !listener.watched {
+            updateWatch(listener)
+            if !listener.watched { earliest = min(earliest, max(listener.resumeAt, now + Self.minimumCheckInterval)) }
+        }
         for case let pair? in pairs where !pair.finished {
             switch pair.phase {
             case let .connecting(deadline):
@@ -325,6 +401,7 @@ final class SocketPump: @unchecked Sendable {
     /// The pair is over: its slot is reused after this turn (events for it may still be in
     /// the batch), and its relay hears of it on its event loop.
     private func report(_ outcome: PumpOutcome, for pair: PumpedPair) {
+        stopWatchingClient(pair)
         if pair.slot >= 0 {
             pairs[pair.slot] = nil
             slotsToFree.append(pair.slot)

@@ -9,8 +9,8 @@ import Musl
 /// `connect_relay` without an upstream channel: the host opens the upstream socket itself
 /// (`UpstreamSocket`), the pump watches the connect when it does not complete at once, and
 /// the client's socket joins it in the pump once connected. A proxied connection then costs
-/// one NIO channel (the client's), not two, and the upstream's descriptor is never searched
-/// for.
+/// one NIO channel (the client's) or none (a bare socket the pump accepted), not two, and
+/// the upstream's descriptor is never searched for.
 ///
 /// The client is held (`pumpHandoff`: no reads, its bytes kept) from the start. If the
 /// connect fails it is an ordinary open stream again and the owner hears why, so it can try
@@ -54,8 +54,8 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
 
     var eventLoop: any EventLoop { client.loop.eventLoop }
 
-    /// `clientFD`: the client channel's descriptor (`SocketHandoff`), duplicated only when
-    /// the socket moves.
+    /// `clientFD`: the client's `pumpableDescriptor`, given to the pump only when the socket
+    /// moves.
     init(client: IOStreamHandler, clientFD: CInt, target: Target, idleTimeout: TimeAmount?, preface: [UInt8],
          accounting: UpstreamAccounting, onConnected: @escaping (StreamError?) -> Void,
          onDone: @escaping (RelayResult) -> Void) {
@@ -86,6 +86,8 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
             let deadline = Int64(client.loop.now.uptimeNanoseconds) + target.timeout.nanoseconds
             let pair = PumpedPair.connecting(upstream: fd, deadline: deadline, owner: self, idleTimeoutNanos: idle,
                                              closeLingerNanos: linger)
+            // A channel sees its client leave; a bare socket needs the pump to look.
+            if client.bareSocket != nil { pair.watchedClient = clientFD }
             prefillPreface(pair)
             state = .connecting(pair, pump)
             pump.send(.connect(pair))
@@ -131,7 +133,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
 
     private func handOff() {
         guard case let .handingOff(pair, pump, watched) = state else { return }
-        guard let fd = SocketHandoff.duplicate(clientFD) else {
+        guard let fd = client.descriptorForPump(clientFD) else {
             // Out of descriptors: the pair cannot be relayed, so both ends go.
             callOff(pair, pump, watched: watched)
             client.releaseFromRelay()
@@ -235,7 +237,16 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         switch state {
         case .connecting:
             outcome.openDescriptors.forEach(SocketHandoff.close)
-            connectFailed(outcome.reason ?? .io)
+            if outcome.clientLeft {
+                // The pump saw the (bare) client reset: as `clientClosed`, the pair already gone.
+                state = .done
+                accounting.abandoned()
+                client.releaseFromRelay()
+                client.close(reason: .connectionReset, graceful: false)
+                client.loop.enqueue(.completion { [onConnected] in onConnected(.connectionReset) })
+            } else {
+                connectFailed(outcome.reason ?? .io)
+            }
         case .cancelled:
             state = .done
             outcome.openDescriptors.forEach(SocketHandoff.close)

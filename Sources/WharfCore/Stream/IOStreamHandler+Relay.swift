@@ -48,10 +48,28 @@ extension IOStreamHandler {
     /// When the stream must end at the latest (max_lifetime_ms), for the pump to keep.
     var lifetimeDeadline: NIODeadline? { machine.deadlines.lifetimeDeadline }
 
+    /// The descriptor under this stream, for the pump: its bare socket (no channel built),
+    /// else the channel's as `SocketHandoff` finds it; nil if it cannot be found.
+    var pumpableDescriptor: CInt? {
+        if let bareSocket { return bareSocket.fd }
+        return channel.flatMap(SocketHandoff.descriptor(of:))
+    }
+
+    /// `fd` (from `pumpableDescriptor`) for the pump to own: the bare socket itself, which
+    /// the stream gives up, or a close-on-exec duplicate of the channel's (which the channel
+    /// closes in `detachSocket`). Nil if no descriptor is left to duplicate into.
+    func descriptorForPump(_ fd: CInt) -> CInt? {
+        if let bare = bareSocket, bare.fd == fd {
+            bareSocket = nil
+            return fd
+        }
+        return SocketHandoff.duplicate(fd)
+    }
+
     /// Gives the socket to the pump: what was read and not delivered goes with it, and the
     /// channel closes its own descriptor (the pump holds a duplicate).
     func detachSocket() -> (buffered: ByteBuffer?, inputEnded: Bool) {
-        facts.detachedAddresses = (context?.channel.localAddress, context?.channel.remoteAddress)
+        if let channel = context?.channel { facts.detachedAddresses = (channel.localAddress, channel.remoteAddress) }
         let handover = machine.detachForPump()
         cancelTimer()
         context?.close(promise: nil)

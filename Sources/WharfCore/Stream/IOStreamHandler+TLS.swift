@@ -13,7 +13,7 @@ extension IOStreamHandler {
     /// (the TLS handler, or the SNI reader that installs one) in front of this one. A
     /// `StreamError` thrown by `handlers` refuses the upgrade and leaves the stream as it was.
     func startTLS(token: CompletionToken, handlers: () throws(StreamError) -> [any ChannelHandler]) -> StreamError? {
-        guard let context else { return .closed }
+        guard let context = liveContext else { return .closed }
         guard facts.tls == nil else { return .unsupported }
         if let refusal = machine.startTLS(token: token, hasUnsentWrites: hasUnsentWrites, now: now) {
             return refusal

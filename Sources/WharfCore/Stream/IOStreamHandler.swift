@@ -61,6 +61,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var bytesSent: UInt64 = 0
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
+    /// An accepted socket no channel holds yet (see IOStreamHandler+BareSocket).
+    var bareSocket: BareSocket?
 
     init(loop: LoopContext, options: StreamOptions, streamID: UInt64, isClient: Bool = false,
          awaiting: Preamble = [], holdsDrain: Bool = true, owner: any StreamOwner) {
@@ -76,7 +78,10 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     /// The wheel holds streams unowned: a stream never leaves with a deadline still armed.
-    deinit { if wheelSlot != nil { loop.deadlines.remove(self) } }
+    deinit {
+        if wheelSlot != nil { loop.deadlines.remove(self) }
+        bareSocket?.close()
+    }
 
     var channel: (any Channel)? { context?.channel }
 
@@ -185,6 +190,13 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        channelEnded()
+        context.fireChannelInactive()
+    }
+
+    /// The socket is gone: the channel closed, or one could not be built for a bare socket.
+    /// A second report changes nothing.
+    func channelEnded() {
         cancelTimer()
         switch machine.channelInactive() {
         case .none:
@@ -204,7 +216,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
             if serviceRead { loop.enqueue(.serviceRead(self)) }
             loop.enqueue(.notifyClosed(self))
         }
-        context.fireChannelInactive()
     }
 
     func abandon(_ error: (any Error)?) {
@@ -228,9 +239,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
 
     /// Asks the socket for data when the machine wants it.
     func updateReadDemand() {
-        guard let context else { return }
+        guard context != nil || bareSocket != nil else { return }
         let partnerWritable = relay?.partnerWritable(of: self) ?? true
-        if machine.shouldRequestSocketRead(partnerWritable: partnerWritable) { context.read() }
+        if machine.shouldRequestSocketRead(partnerWritable: partnerWritable) { liveContext?.read() }
     }
 
     func startRead(_ request: ReadRequest, token: CompletionToken) -> StreamError? {
@@ -281,7 +292,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     /// Queues bytes; `token` (if any) hears when they reach the kernel.
     func write(_ bytes: UnsafeRawBufferPointer, token: CompletionToken?) -> StreamError? {
         if let refusal = machine.write(now: now) { return refusal }
-        guard let context else { return .closed }
+        guard let context = liveContext else { return .closed }
         if maxWriteBufferSize > 0, wouldOverflow(adding: bytes.count, context) {
             close(reason: .writeBufferFull, graceful: false)
             return .writeBufferFull
@@ -332,10 +343,11 @@ final class IOStreamHandler: ChannelDuplexHandler {
             return
         case let .closeWhenFlushed(serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
-            let context = self.context
+            let context = liveContext
             whenWritesSent { _ in context?.close(promise: nil) }
         case let .closeNow(reset, serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
+            let context = liveContext
             if reset {
                 // SO_LINGER 0 makes close() send RST and drop unsent data.
                 _ = (context?.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
@@ -352,7 +364,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     func shutdownOutputWhenFlushed() {
-        let context = self.context
+        let context = liveContext
         whenWritesSent { sent in
             if sent { context?.close(mode: .output, promise: nil) }
         }
@@ -371,7 +383,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
             relay?.stream(self, reported: .setNoDelay(enabled))
             return nil
         }
-        guard let channel = context?.channel else { return .closed }
+        guard let channel = liveContext?.channel else { return .closed }
         // Not a TCP socket (or already closing): a no-op, as documented.
         try? channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: enabled ? 1 : 0)
         return nil

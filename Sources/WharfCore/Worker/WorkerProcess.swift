@@ -97,7 +97,8 @@ public final class WorkerProcess: @unchecked Sendable {
             // One worker of each generation says which plugin code serves where.
             if identity.slot == 0 {
                 for listener in listeners {
-                    logger.info("generation \(identity.generation): \(listener.endpoint) → \(listener.config.plugin) (\(listener.pluginSummary))")
+                    let pump = listener.acceptedByPump ? ", accepted by the relay pump" : ""
+                    logger.info("generation \(identity.generation): \(listener.endpoint) → \(listener.config.plugin) (\(listener.pluginSummary))\(pump)")
                 }
             }
         } catch {

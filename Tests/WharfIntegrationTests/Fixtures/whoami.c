@@ -2,7 +2,8 @@
  *   "peer=ADDR:PORT local=ADDR:PORT proxied=N tls=VVVV sni=NAME alpn=PROTO subject=SUBJECT\n"
  * Built with -DVARIANT_STARTTLS it first speaks just enough SMTP for `openssl s_client
  * -starttls smtp` (greeting, EHLO, STARTTLS), upgrades with start_tls, then reports over
- * TLS. Test fixture. */
+ * TLS. Built with -DVARIANT_RELAYS_AT_ONCE it declares WHARF_PLUGIN_RELAYS_AT_ONCE and
+ * then does everything but relay. Test fixture. */
 #include <stdio.h>
 #include <string.h>
 
@@ -105,6 +106,10 @@ static const wharf_plugin_descriptor descriptor = {
     .init = whoami_init,
     .handle_stream = whoami_handle_stream,
     .shutdown = NULL,
+#ifdef VARIANT_RELAYS_AT_ONCE
+    /* A false hint: the stream is used as any other, so the host must build its channel. */
+    .flags = WHARF_PLUGIN_RELAYS_AT_ONCE,
+#endif
 };
 
 WHARF_PLUGIN_DEFINE(&descriptor)

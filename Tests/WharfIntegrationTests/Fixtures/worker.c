@@ -3,7 +3,8 @@
  * "crash" kills the worker with SIGSEGV; "spin" blocks its event loop for good; "sleep MS"
  * blocks it for MS milliseconds; "log N" logs N long lines first; "blob N" first writes N
  * bytes in one write (a refusal is logged, and the reply is not sent). Config
- * {"refuse": true} makes init fail. Build with -DVERSION=N. Test fixture. */
+ * {"refuse": true} makes init fail. Build with -DVERSION=N, and -DVARIANT_RELAYS_AT_ONCE to
+ * declare that hint (falsely). Test fixture. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <signal.h>
@@ -99,6 +100,9 @@ static const wharf_plugin_descriptor descriptor = {
     .init = worker_init,
     .handle_stream = worker_handle_stream,
     .shutdown = worker_shutdown,
+#ifdef VARIANT_RELAYS_AT_ONCE
+    .flags = WHARF_PLUGIN_RELAYS_AT_ONCE, /* a false hint: the host must build each channel */
+#endif
 };
 
 WHARF_PLUGIN_DEFINE(&descriptor)

@@ -14,6 +14,11 @@ enum FixturePlugins {
 
     /// Builds `Fixtures/<source>.c` (with `-D<define>` if given) into `lib<name>.so`.
     static func build(_ name: String, source: String, define: String? = nil) throws -> String {
+        try build(name, source: source, defines: define.map { [$0] } ?? [])
+    }
+
+    /// Builds `Fixtures/<source>.c` with `-D` each of `defines` into `lib<name>.so`.
+    static func build(_ name: String, source: String, defines: [String]) throws -> String {
         lock.lock()
         defer { lock.unlock() }
         if let path = built[name] { return path }
@@ -21,7 +26,7 @@ enum FixturePlugins {
         let output = outputDirectory.appendingPathComponent("lib\(name).so").path
         var arguments = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden",
                          "-I", root.appendingPathComponent("include").path]
-        if let define { arguments.append("-D\(define)") }
+        arguments += defines.map { "-D\($0)" }
         arguments.append("-pthread")
         arguments += [root.appendingPathComponent("Tests/WharfIntegrationTests/Fixtures/\(source).c").path,
                       "-o", output]

@@ -4,8 +4,12 @@ import WharfTestSupport
 /// The `worker` fixture plugin (Fixtures/worker.c) and configs that serve it: each reply says
 /// which build, which config and which worker process answered.
 enum WorkerFixture {
-    static func library(version: Int = 1) throws -> String {
-        try FixturePlugins.build("worker_v\(version)", source: "worker", define: "VERSION=\(version)")
+    /// `relaysAtOnce`: the build declares WHARF_PLUGIN_RELAYS_AT_ONCE (falsely: it reads and
+    /// writes), so its listeners accept on the relay pump and each stream builds its channel.
+    static func library(version: Int = 1, relaysAtOnce: Bool = false) throws -> String {
+        let defines = ["VERSION=\(version)"] + (relaysAtOnce ? ["VARIANT_RELAYS_AT_ONCE"] : [])
+        return try FixturePlugins.build("worker_v\(version)\(relaysAtOnce ? "_pump" : "")", source: "worker",
+                                        defines: defines)
     }
 
     /// `listeners` are names; each gets a port-0 listener on 127.0.0.1 serving the fixture,

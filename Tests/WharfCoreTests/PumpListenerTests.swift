@@ -1,0 +1,101 @@
+import Dispatch
+import Foundation
+import NIOCore
+import Testing
+import WharfTestSupport
+@testable import WharfCore
+
+/// A relay pump accepting on a listening socket (`PumpListener`), below the gateway: it
+/// accepts only while its gate is open, hands every socket on with its peer, stops for good
+/// when told, and after a failed accept pauses instead of spinning.
+@Suite struct PumpListenerTests {
+    /// What the pump handed over, from its thread.
+    final class Deliveries: @unchecked Sendable {
+        private let lock = NSLock()
+        private var sockets: [AcceptedSocket] = []
+        private var failures: [CInt] = []
+
+        func accepted(_ batch: [AcceptedSocket]) { lock.withLock { sockets += batch } }
+        func failed(_ code: CInt) { lock.withLock { failures.append(code) } }
+        var accepted: [AcceptedSocket] { lock.withLock { sockets } }
+        var failureCount: Int { lock.withLock { failures.count } }
+        var firstFailure: CInt? { lock.withLock { failures.first } }
+
+        func waitFor(_ count: Int, seconds: TimeInterval = 5) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while accepted.count < count, Date() < deadline { usleep(2_000) }
+            return accepted.count >= count
+        }
+
+        deinit { sockets.forEach { close($0.fd) } }
+    }
+
+    private func startPump() throws -> SocketPump {
+        guard let pump = SocketPump(name: "test-accept"), pump.start() else { throw TestError.failed("no pump") }
+        return pump
+    }
+
+    private func unlisten(_ listener: PumpListener, on pump: SocketPump) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        pump.send(.unlisten(listener, done: { done.signal() }))
+        return done.wait(timeout: .now() + 5) == .success
+    }
+
+    /// Waits out `seconds` to show that nothing arrives: an absence has no event to await.
+    private func quietly(_ seconds: TimeInterval) { usleep(UInt32(seconds * 1_000_000)) }
+
+    @Test func itAcceptsWhileTheGateIsOpenAndStopsForGood() throws {
+        let pump = try startPump()
+        defer { pump.stop() }
+        let listening = try TestListener()
+        let fd = dup(listening.fd)
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let got = Deliveries()
+        let listener = PumpListener(fd: fd, accepting: false, accepted: got.accepted, failed: got.failed)
+        pump.send(.listen(listener))
+
+        let first = try TestSocket(port: listening.port)
+        quietly(0.2)
+        #expect(got.accepted.isEmpty, "the gate is closed: the connection waits in the backlog")
+        pump.send(.setAccepting(listener, true))
+        #expect(got.waitFor(1))
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(first.fd, $0, &length) }
+        }
+        #expect(got.accepted.first?.remote?.port == Int(UInt16(bigEndian: local.sin_port)), "the peer is the client")
+
+        let more = try (0..<5).map { _ in try TestSocket(port: listening.port) }
+        #expect(got.waitFor(6), "a burst is accepted: \(got.accepted.count) of 6")
+        let flags = fcntl(got.accepted[0].fd, F_GETFL)
+        #expect(flags & O_NONBLOCK != 0 && fcntl(got.accepted[0].fd, F_GETFD) & FD_CLOEXEC != 0)
+
+        #expect(unlisten(listener, on: pump))
+        let late = try TestSocket(port: listening.port)
+        quietly(0.2)
+        #expect(got.accepted.count == 6, "after unlisten nothing more is accepted")
+        #expect(got.failureCount == 0)
+        _ = (more, late)
+    }
+
+    @Test func aFailingAcceptPausesTheListenerAndTriesAgain() throws {
+        let pump = try startPump()
+        defer { pump.stop() }
+        // Bound but never listening: epoll reports it hung up and accept fails (EINVAL) for
+        // as long as it is watched, like a listener out of descriptors.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let got = Deliveries()
+        let listener = PumpListener(fd: fd, accepting: true, accepted: got.accepted, failed: got.failed)
+        pump.send(.listen(listener))
+        quietly(1.0)
+        let failures = got.failureCount
+        #expect(got.firstFailure == EINVAL)
+        #expect(failures >= 3, "it tries again after each pause: \(failures) tries in a second")
+        #expect(failures <= 12, "one try per \(AcceptBackoff.pause) pause, not a spin: \(failures) tries in a second")
+        #expect(unlisten(listener, on: pump))
+    }
+}

@@ -92,6 +92,7 @@ struct PluginCommand: ParsableCommand {
                 \(PluginLibrary.hostMajor).\(PluginLibrary.hostMinor))
                 description: \(library.summary)
                 hooks:       \(library.hooks.joined(separator: ", "))
+                hints:       \(library.relaysAtOnce ? "relays at once (accepted by the relay pump)" : "none")
                 file:        \(library.path)
                 """)
             if let schema = library.configSchema {

@@ -46,9 +46,10 @@ final class PumpAcceptor: @unchecked Sendable {
     /// Starts accepting, or waiting for the gate to open (`accepting` false).
     func start(accepting: Bool) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let backoff = UnsafeTransfer(self.backoff) // used on the home loop only
         let listener = PumpListener(fd: fd, accepting: accepting, accepted: { [unowned self] in distribute($0) },
-                                    failed: { [unowned self] code in
-                                        home.execute { self.backoff.failed(errno: code, pausing: true) }
+                                    failed: { [home] code in
+                                        home.execute { backoff.value.failed(errno: code, pausing: true) }
                                     })
         self.listener = listener
         gate.attach { [pump] accepting in pump.send(.setAccepting(listener, accepting)) }

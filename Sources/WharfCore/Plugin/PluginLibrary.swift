@@ -68,7 +68,7 @@ public final class PluginLibrary: @unchecked Sendable {
     /// The descriptor's WHARF_PLUGIN_* hints [1.7]; none before.
     let flags: UInt32
     /// See WHARF_PLUGIN_RELAYS_AT_ONCE.
-    var relaysAtOnce: Bool { flags & UInt32(WHARF_PLUGIN_RELAYS_AT_ONCE) != 0 }
+    public var relaysAtOnce: Bool { flags & UInt32(WHARF_PLUGIN_RELAYS_AT_ONCE) != 0 }
     public var hooks: [String] {
         var present = ["init", "handle_stream"]
         if descriptor.pointee.shutdown != nil { present.append("shutdown") }

@@ -1,4 +1,5 @@
 import CWharfLinux
+import Logging
 import NIOCore
 
 #if canImport(Glibc)
@@ -43,8 +44,23 @@ final class PumpListener: @unchecked Sendable {
         self.failed = failed
     }
 
-    /// Whether the pump should watch the socket now.
-    func shouldWatch(now: Int64) -> Bool { wanted && now >= resumeAt }
+    /// Registers the socket in the pump's epoll, or removes it, as the gate and the last
+    /// accept say. Returns when to look again if accepting is wanted but paused.
+    func updateWatch(epollFD: CInt, now: Int64) -> Int64? {
+        let watch = wanted && now >= resumeAt
+        if watch != watched {
+            var event = epoll_event()
+            // Exclusive: of the workers' pumps waiting on a shared socket, one is woken.
+            event.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
+            event.data.u64 = PumpListeners.tag | UInt64(slot)
+            if epoll_ctl(epollFD, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &event) == 0 {
+                watched = watch
+            } else {
+                PumpLog.logger.error("cannot watch a listening socket", metadata: ["errno": "\(errno)"])
+            }
+        }
+        return wanted && !watched ? max(resumeAt, now + 1) : nil
+    }
 
     /// Accepts what the backlog holds (up to `batch`) and hands it on. On a failure other
     /// than a client that gave up, returns false: the pump pauses the listener.
@@ -81,4 +97,32 @@ final class PumpListener: @unchecked Sendable {
             }
         }
     }
+}
+
+/// The listeners one pump accepts for, by slot. Pump thread only.
+struct PumpListeners {
+    /// Marks a listener's epoll token (`tag | slot`); pair tokens never reach it.
+    static let tag: UInt64 = 1 << 62
+    private var slots: [PumpListener?] = []
+
+    mutating func add(_ listener: PumpListener) {
+        listener.slot = slots.firstIndex { $0 == nil } ?? slots.count
+        if listener.slot == slots.count { slots.append(nil) }
+        slots[listener.slot] = listener
+    }
+
+    mutating func remove(_ listener: PumpListener) {
+        slots[listener.slot] = nil
+        listener.slot = -1
+    }
+
+    /// The listener an epoll token names, if it names one.
+    func listener(token: UInt64) -> PumpListener? {
+        guard token & Self.tag != 0, token != UInt64.max else { return nil }
+        let slot = Int(token & ~Self.tag)
+        return slot < slots.count ? slots[slot] : nil
+    }
+
+    /// Those that want to accept but are not watched (paused after a failed accept).
+    var paused: [PumpListener] { slots.compactMap { $0 }.filter { $0.wanted && !$0.watched } }
 }

@@ -113,9 +113,9 @@ final class PumpedPair {
     let owner: any PumpPairOwner
     var phase = Phase.relaying
 
-    /// While `connecting`: a bare client's socket (`BareSocket`), still the loop's, which
-    /// the pump watches for a reset, as a channel would, so a client that leaves calls the
-    /// connect off. -1: none.
+    /// While `connecting`: a duplicate of a bare client's socket (`BareSocket`), the pump's
+    /// own, through which it watches for a reset, as a channel would, so a client that
+    /// leaves calls the connect off. -1: none.
     var watchedClient: CInt = -1
 
     /// When the pair must end whatever it is doing (the streams' max_lifetime_ms), on the
@@ -270,6 +270,25 @@ final class PumpedPair {
             outcome.bReason = closer == 1 ? nil : .closed
         }
         return outcome
+    }
+
+    /// Registers `watchedClient` (token side 0) asking for no events: only errors and
+    /// hang-ups are reported then, i.e. a reset, not bytes or a half-close, which wait for
+    /// the relay.
+    func startWatchingClient(epollFD: CInt) {
+        guard watchedClient >= 0 else { return }
+        var event = epoll_event()
+        event.events = 0
+        event.data.u64 = UInt64(slot) << 1
+        if epoll_ctl(epollFD, EPOLL_CTL_ADD, watchedClient, &event) != 0 { stopWatchingClient(unwatch: { _ in }) }
+    }
+
+    /// Ends the watch and closes the pump's duplicate (once the connect has an outcome).
+    func stopWatchingClient(unwatch: (CInt) -> Void) {
+        guard watchedClient >= 0 else { return }
+        unwatch(watchedClient)
+        close(watchedClient)
+        watchedClient = -1
     }
 
     /// SO_LINGER 0: close() sends RST and drops unsent data, as the plugin's abort asks.

@@ -41,9 +41,8 @@ final class SocketPump: @unchecked Sendable {
     private static let scratchSize = 64 * 1024
     private static let maxEvents = 256
     /// The epoll token of the wake-up eventfd; pair tokens are `slot << 1 | side`, listener
-    /// tokens `listenerTag | slot`.
+    /// tokens `PumpListeners.tag | slot`.
     private static let wakeToken = UInt64.max
-    private static let listenerTag: UInt64 = 1 << 62
     /// Timer checks walk every pair, so they run at most this often.
     private static let minimumCheckInterval: Int64 = 10_000_000
 
@@ -57,7 +56,7 @@ final class SocketPump: @unchecked Sendable {
 
     // Pump thread only.
     private var pairs: [PumpedPair?] = []
-    private var listeners: [PumpListener?] = []
+    private var listeners = PumpListeners()
     private var freeSlots: [Int] = []
     private var slotsToFree: [Int] = []
     private var anotherTurn: [PumpedPair] = []
@@ -160,10 +159,8 @@ final class SocketPump: @unchecked Sendable {
                     woken = true
                     continue
                 }
-                if token & Self.listenerTag != 0 {
-                    if let listener = listeners[Int(token & ~Self.listenerTag)], !listener.acceptQueued(now: now) {
-                        updateWatch(listener)
-                    }
+                if let listener = listeners.listener(token: token) {
+                    if !listener.acceptQueued(now: now) { updateWatch(listener) }
                     continue
                 }
                 guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
@@ -242,9 +239,7 @@ final class SocketPump: @unchecked Sendable {
                 let fd = side == 0 ? pair.a.fd : pair.b.fd
                 setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<CInt>.size))
             case let .listen(listener):
-                listener.slot = listeners.firstIndex { $0 == nil } ?? listeners.count
-                if listener.slot == listeners.count { listeners.append(nil) }
-                listeners[listener.slot] = listener
+                listeners.add(listener)
                 updateWatch(listener)
             case let .setAccepting(listener, accepting):
                 guard listener.slot >= 0 else { continue }
@@ -254,8 +249,7 @@ final class SocketPump: @unchecked Sendable {
                 if listener.slot >= 0 {
                     listener.wanted = false
                     updateWatch(listener)
-                    listeners[listener.slot] = nil
-                    listener.slot = -1
+                    listeners.remove(listener)
                 }
                 done()
             }
@@ -293,21 +287,9 @@ final class SocketPump: @unchecked Sendable {
         if let end = pair.lifetimeDeadline { nextCheck = min(nextCheck, end) }
     }
 
-    /// Only errors and hang-ups are reported for a watched client (no events asked for):
-    /// a reset, not bytes or a half-close, which wait for the relay.
-    private func watchClientWhileConnecting(_ pair: PumpedPair) {
-        guard pair.watchedClient >= 0 else { return }
-        var event = epoll_event()
-        event.events = 0
-        event.data.u64 = UInt64(pair.slot) << 1
-        if epoll_ctl(epollFD, EPOLL_CTL_ADD, pair.watchedClient, &event) != 0 { pair.watchedClient = -1 }
-    }
+    private func watchClientWhileConnecting(_ pair: PumpedPair) { pair.startWatchingClient(epollFD: epollFD) }
 
-    private func stopWatchingClient(_ pair: PumpedPair) {
-        guard pair.watchedClient >= 0 else { return }
-        unwatch(pair.watchedClient)
-        pair.watchedClient = -1
-    }
+    private func stopWatchingClient(_ pair: PumpedPair) { pair.stopWatchingClient(unwatch: unwatch) }
 
     /// An event on a connecting upstream: connected (the loop hands the client over) or failed.
     private func checkConnect(_ pair: PumpedPair) {
@@ -325,27 +307,17 @@ final class SocketPump: @unchecked Sendable {
     /// Watches a listener or stops, as its gate and its last accept say. A paused one comes
     /// back in the timer checks.
     private func updateWatch(_ listener: PumpListener) {
-        let watch = listener.shouldWatch(now: now)
-        if watch != listener.watched {
-            var event = epoll_event()
-            event.events = EPOLLIN.rawValue
-            event.data.u64 = Self.listenerTag | UInt64(listener.slot)
-            if epoll_ctl(epollFD, watch ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, listener.fd, &event) == 0 {
-                listener.watched = watch
-            } else {
-                PumpLog.logger.error("cannot watch a listening socket", metadata: ["errno": "\(errno)"])
-            }
-        }
-        if listener.wanted, !listener.watched { nextCheck = min(nextCheck, max(listener.resumeAt, now + 1)) }
+        if let due = listener.updateWatch(epollFD: epollFD, now: now) { nextCheck = min(nextCheck, due) }
     }
 
     /// Lifetimes, idle limits and close lingers; listeners paused after a failed accept.
     /// Pairs are walked only when the earliest deadline is due.
     private func checkTimers() {
         var earliest = Int64.max
-        for case let listener? in listeners where listener.wanted && !listener.watched {
-            updateWatch(listener)
-            if !listener.watched { earliest = min(earliest, max(listener.resumeAt, now + Self.minimumCheckInterval)) }
+        for listener in listeners.paused {
+            if let due = listener.updateWatch(epollFD: epollFD, now: now) {
+                earliest = min(earliest, max(due, now + Self.minimumCheckInterval))
+            }
         }
         for case let pair? in pairs where !pair.finished {
             switch pair.phase {

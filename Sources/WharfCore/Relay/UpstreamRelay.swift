@@ -86,8 +86,9 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
             let deadline = Int64(client.loop.now.uptimeNanoseconds) + target.timeout.nanoseconds
             let pair = PumpedPair.connecting(upstream: fd, deadline: deadline, owner: self, idleTimeoutNanos: idle,
                                              closeLingerNanos: linger)
-            // A channel sees its client leave; a bare socket needs the pump to look.
-            if client.bareSocket != nil { pair.watchedClient = clientFD }
+            // A channel sees its client leave; a bare socket needs the pump to look, through
+            // a duplicate of its own, so the loop may close the client whenever it must.
+            if client.bareSocket != nil { pair.watchedClient = SocketHandoff.duplicate(clientFD) ?? -1 }
             prefillPreface(pair)
             state = .connecting(pair, pump)
             pump.send(.connect(pair))

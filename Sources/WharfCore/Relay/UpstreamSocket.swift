@@ -50,6 +50,8 @@ enum UpstreamSocket {
         guard errno == EINPROGRESS else { return fail(errno) }
         var probe = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         guard poll(&probe, 1, 0) == 1 else { return .inProgress(fd) }
+        // Writable with no error or hang-up is connected: asking SO_ERROR would add a call.
+        if probe.revents & Int16(POLLERR | POLLHUP) == 0 { return .connected(fd) }
         let error = pendingError(fd)
         return error == 0 ? .connected(fd) : fail(error)
     }

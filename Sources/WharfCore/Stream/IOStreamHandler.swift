@@ -357,38 +357,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
         rearmTimer()
     }
 
-    func shutdownWrite() -> StreamError? {
-        if let refusal = machine.shutdownOutput() { return refusal }
-        shutdownOutputWhenFlushed()
-        return nil
-    }
-
-    func shutdownOutputWhenFlushed() {
-        let context = liveContext
-        whenWritesSent { sent in
-            if sent { context?.close(mode: .output, promise: nil) }
-        }
-    }
-
-    /// See `ChannelHandlerContext.whenWritesSent`; false at once without a channel.
-    func whenWritesSent(_ body: @escaping (Bool) -> Void) {
-        guard let context else { return body(false) }
-        context.whenWritesSent(body)
-    }
-
-    var hasUnsentWrites: Bool { context?.hasUnsentWrites ?? false }
-
-    func setNoDelay(_ enabled: Bool) -> StreamError? {
-        if machine.state == .relayed(.pumped) {
-            relay?.stream(self, reported: .setNoDelay(enabled))
-            return nil
-        }
-        guard let channel = liveContext?.channel else { return .closed }
-        // Not a TCP socket (or already closing): a no-op, as documented.
-        try? channel.syncOptions?.setOption(.tcpOption(.tcp_nodelay), value: enabled ? 1 : 0)
-        return nil
-    }
-
     /// The stream's last word: after this the stream does nothing more.
     func notifyClosed() {
         guard let (reason, leftover) = machine.finish() else { return }

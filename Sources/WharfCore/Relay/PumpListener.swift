@@ -116,9 +116,9 @@ struct PumpListeners {
         listener.slot = -1
     }
 
-    /// The listener an epoll token names, if it names one.
+    /// The listener an epoll token carrying `tag` names, if it is still here.
     func listener(token: UInt64) -> PumpListener? {
-        guard token & Self.tag != 0, token != UInt64.max else { return nil }
+        guard token != UInt64.max else { return nil }
         let slot = Int(token & ~Self.tag)
         return slot < slots.count ? slots[slot] : nil
     }

@@ -153,26 +153,21 @@ final class SocketPump: @unchecked Sendable {
             var woken = false
             for index in 0..<max(0, Int(count)) {
                 let token = events[index].data.u64
-                if token == Self.wakeToken {
-                    var value: UInt64 = 0
-                    _ = read(wakeFD, &value, 8)
-                    woken = true
-                    continue
-                }
-                if let listener = listeners.listener(token: token) {
-                    if !listener.acceptQueued(now: now) { updateWatch(listener) }
+                if token >= PumpListeners.tag { // the wake-up eventfd or a listener: one test for pairs
+                    if token == Self.wakeToken {
+                        var value: UInt64 = 0
+                        _ = read(wakeFD, &value, 8)
+                        woken = true
+                    } else if let listener = listeners.listener(token: token), !listener.acceptQueued(now: now) {
+                        updateWatch(listener)
+                    }
                     continue
                 }
                 guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
                 pair.noteEvents(events[index].events, side: Int(token & 1))
                 switch pair.phase {
                 case .relaying: service(pair, scratch: scratch)
-                case .connecting where token & 1 == 0:
-                    // The client reset: the upstream is not wanted any more.
-                    var outcome = pair.end(.closed, unwatch: unwatch)
-                    outcome.clientLeft = true
-                    report(outcome, for: pair)
-                case .connecting: checkConnect(pair)
+                case .connecting: checkConnect(pair, clientEvent: token & 1 == 0)
                 case .awaitingClient: break // readiness is noted for when the client joins
                 }
             }
@@ -291,8 +286,14 @@ final class SocketPump: @unchecked Sendable {
 
     private func stopWatchingClient(_ pair: PumpedPair) { pair.stopWatchingClient(unwatch: unwatch) }
 
-    /// An event on a connecting upstream: connected (the loop hands the client over) or failed.
-    private func checkConnect(_ pair: PumpedPair) {
+    /// An event on a connecting upstream: connected (the loop hands the client over) or
+    /// failed; or on its watched client, which reset: the upstream is not wanted any more.
+    private func checkConnect(_ pair: PumpedPair, clientEvent: Bool) {
+        if clientEvent {
+            var outcome = pair.end(.closed, unwatch: unwatch)
+            outcome.clientLeft = true
+            return report(outcome, for: pair)
+        }
         switch pair.connectOutcome() {
         case nil: break
         case .success:

@@ -97,6 +97,7 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let info = try runWharf(["plugin", "info", library])
         #expect(info.stdout.contains("abi:         1.0 (needs host 1.0+; this host is \(HostABI.version))"))
+        #expect(info.stdout.contains("hints:       none"), "a descriptor too short for `flags` has none: \(info.stdout)")
     }
 
     @Test func initRefusalPrintsThePluginsOwnMessage() throws {
@@ -141,6 +142,9 @@ import Testing
         #expect(result.stdout.contains("version:     1.0.0"))
         #expect(result.stdout.contains("abi:         \(HostABI.version)"))
         #expect(result.stdout.contains("hooks:       init, handle_stream, shutdown"))
+        #expect(result.stdout.contains("hints:       none"))
+        let proxy = try runWharf(["plugin", "info", "proxy"])
+        #expect(proxy.stdout.contains("hints:       relays at once (accepted by the relay pump)"))
 
         let library = try FixturePlugins.build("upper", source: "upper")
         let byPath = try runWharf(["plugin", "info", library])

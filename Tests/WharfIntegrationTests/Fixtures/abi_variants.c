@@ -1,4 +1,5 @@
 /* One source, several broken plugins: compiled with -DVARIANT_<NAME> at test time. */
+#include <stddef.h>
 #include <string.h>
 
 #include "wharf.h"
@@ -25,7 +26,14 @@ static int32_t fixture_handle_stream(void *instance, wharf_stream *stream) {
 }
 
 static const wharf_plugin_descriptor descriptor = {
+#ifdef VARIANT_OLDER_MINOR
+    /* A 1.6-sized descriptor: `flags` lies past its end, so the host must not read it
+     * (set here so that reading it would show). */
+    .struct_size = offsetof(wharf_plugin_descriptor, flags),
+    .flags = WHARF_PLUGIN_RELAYS_AT_ONCE,
+#else
     .struct_size = sizeof(wharf_plugin_descriptor),
+#endif
 #ifdef VARIANT_MAJOR2
     .abi_major = 2,
 #else

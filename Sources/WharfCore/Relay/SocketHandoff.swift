@@ -14,10 +14,12 @@ import Musl
 /// own addresses. If NIO changes its wording, the relay falls back to the channel relay; it
 /// never touches the wrong descriptor.
 ///
-/// The description costs ~32,000 instructions a call (two a proxied connection); reading it
-/// back is a byte scan, not Foundation's `range(of:)`, which added ~10,000 more. Reflection
-/// (`Mirror`) on the channel's stored `socketDescription` was tried and cost more still.
-/// Sockets the pump accepts or connects itself would need none of this (issue 13).
+/// The description costs ~30,000 instructions a call; reading it back is a byte scan, not
+/// Foundation's `range(of:)`, which added ~10,000 more. Reflection (`Mirror`) on the
+/// channel's stored `socketDescription` was tried and cost more still. Sockets the pump
+/// accepts (`BareSocket`) or connects itself (`UpstreamSocket`) need none of this; it is
+/// left for `relay` between two channels and for `connect_relay` on a listener whose plugin
+/// gave no hint.
 enum SocketHandoff {
     static func descriptor(of channel: any Channel) -> CInt? {
         let text = String(describing: channel)

@@ -69,7 +69,7 @@ import Testing
             + "expected one of: name, address, port, plugin, backlog, reuse_port, tcp_nodelay, max_buffer_size, "
             + "read_chunk_size, fixed_read_chunks, close_linger_ms, proxy_protocol, tls, handshake_timeout_ms, "
             + "idle_timeout_ms, read_timeout_ms, max_lifetime_ms, tcp_keepalive, allow, deny, max_connections, on_limit, "
-            + "access_log, per_client, max_write_buffer_size")
+            + "access_log, per_client, max_write_buffer_size, pump_accept")
         #expect(error("procesess: 1\n" + valid).hasPrefix("wharf.yaml:1:1: unknown key 'procesess' (did you mean 'processes'?)"))
     }
 

@@ -61,6 +61,16 @@ import WharfTestSupport
         #expect(wharf.stderr.contains(Self.pumpLine))
     }
 
+    @Test func pumpAcceptFalseKeepsTheListeningChannel() throws {
+        let backend = TestServer.echo()
+        let wharf = try proxy(to: backend.port, listenerKeys: ", pump_accept: false")
+        let client = try TestSocket(port: try wharf.port(named: "front"))
+        try client.send("hi\n")
+        #expect(try client.receiveLine() == "hi\n")
+        #expect(eventually { wharf.stderr.contains("generation 1: ") }, "the worker's start-up line")
+        #expect(!wharf.stderr.contains(Self.pumpLine), "\(wharf.stderr)")
+    }
+
     @Test func relaysOutliveAReloadAndTheNewGenerationAccepts() throws {
         let backend = TestServer.echo()
         let scratch = try TemporaryDirectory()

@@ -24,7 +24,8 @@ public enum ConfigLoader {
                                "max_buffer_size", "read_chunk_size", "fixed_read_chunks", "close_linger_ms",
                                "proxy_protocol", "tls", "handshake_timeout_ms", "idle_timeout_ms",
                                "read_timeout_ms", "max_lifetime_ms", "tcp_keepalive", "allow", "deny",
-                               "max_connections", "on_limit", "access_log", "per_client", "max_write_buffer_size"]
+                               "max_connections", "on_limit", "access_log", "per_client", "max_write_buffer_size",
+                               "pump_accept"]
     static let keepaliveKeys = ["idle_s", "interval_s", "count"]
     static let adminKeys = ["address", "port", "allow", "deny"]
     static let accessLogKeys = ["path", "format"]
@@ -216,6 +217,7 @@ public enum ConfigLoader {
                 case "backlog": listener.backlog = try reader.int(value, keyPath, in: 1...65535)
                 case "reuse_port": listener.reusePort = try reader.bool(value, keyPath)
                 case "tcp_nodelay": listener.tcpNoDelay = try reader.bool(value, keyPath)
+                case "pump_accept": listener.pumpAccept = try reader.bool(value, keyPath)
                 case "max_buffer_size": listener.maxBufferSize = try reader.int(value, keyPath, in: 2...(1 << 40))
                 case "max_write_buffer_size":
                     listener.maxWriteBufferSize = try reader.int(value, keyPath, in: 0...(1 << 40))

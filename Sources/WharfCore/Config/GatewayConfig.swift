@@ -96,6 +96,9 @@ public struct ListenerConfig: Sendable {
     public var backlog: Int
     public var reusePort: Bool
     public var tcpNoDelay: Bool
+    /// Let the relay pump accept when the plugin relays at once (WHARF_PLUGIN_RELAYS_AT_ONCE;
+    /// see `PumpAcceptor`); false: a listening channel always does.
+    public var pumpAccept = true
     public var maxBufferSize: Int
     /// See `StreamOptions.maxWriteBufferSize` (0: no limit).
     public var maxWriteBufferSize = 0

@@ -169,7 +169,9 @@ public final class Gateway: @unchecked Sendable {
     /// `PumpAcceptor`); nil: a listening channel does, as for every other listener.
     private func pumpAcceptor(for listener: ListenerConfig, index: Int, library: PluginLibrary, socket: ListeningSocket,
                               acceptor: ListenerAcceptor, gate: AcceptGate) throws -> PumpAcceptor? {
-        guard library.relaysAtOnce, listener.tls == nil, !listener.proxyProtocolAccept else { return nil }
+        guard listener.pumpAccept, library.relaysAtOnce, listener.tls == nil, !listener.proxyProtocolAccept else {
+            return nil
+        }
         // Listeners spread over the loops' pumps as NIO spreads listening channels.
         let home = loops[index % loops.count]
         guard let pump = try home.loop.eventLoop.submit({ home.loop.pump.running() }).wait() else { return nil }

@@ -59,7 +59,8 @@ import WharfTestSupport
         #expect(try long.receiveUntilClose().bytes.isEmpty)
         let refused = try TestSocket(port: port, source: "127.0.0.2")
         #expect(try refused.receiveUntilClose().bytes.isEmpty)
-        let proxied = try Self.echo(try wharf.port(named: "proxied"), "through the proxy")
+        let proxiedPort = try wharf.port(named: "proxied")
+        let proxied = try Self.echo(proxiedPort, "through the proxy")
 
         let lines = Self.lines(path, count: 4)
         #expect(lines.count == 4, "one line per connection: \(lines)")
@@ -82,6 +83,8 @@ import WharfTestSupport
         #expect(denied["termination"] as? String == "DA" && denied["reason"] as? String == "denied")
         let relayed = try #require(line(proxied))
         #expect(relayed["listener"] as? String == "proxied")
+        // The relay pump accepted it: its addresses come from accept and the listener.
+        #expect(relayed["local"] as? String == "127.0.0.1:\(proxiedPort)")
         #expect(relayed["upstream"] as? String == "127.0.0.1:\(backend.port)")
         #expect(relayed["upstream_bytes_in"] as? Int == 18 && relayed["upstream_bytes_out"] as? Int == 18)
         #expect(relayed["bytes_in"] as? Int == 18 && relayed["bytes_out"] as? Int == 18)

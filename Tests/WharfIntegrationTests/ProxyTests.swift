@@ -154,12 +154,35 @@ import Testing
         let client = try TestSocket(port: try front.port("proxy"))
         try client.send("hello\n")
         // The reset may overtake data in flight (the kernel drops unread bytes on RST), so
-        // the client gets a prefix of it, then the end.
-        let (received, _) = try client.receiveUntilClose()
+        // the client gets a prefix of it, then a reset of its own: never a FIN that would
+        // make the cut-off reply look whole.
+        let (received, reset) = try client.receiveUntilClose()
         #expect(received.count <= 100_000 && received.allSatisfy { $0 == 65 })
+        #expect(reset, "the upstream's reset reaches the client as a reset")
         let next = try TestSocket(port: try front.port("proxy"))
         try next.send("still here\n")
         #expect(try next.receiveLine() == "still here\n", "the gateway keeps serving")
+    }
+
+    @Test func aClientResetReachesTheUpstreamAsAReset() throws {
+        let lock = NSLock()
+        nonisolated(unsafe) var ending: String?
+        let backend = TestServer { fd in
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let got = recv(fd, &buffer, buffer.count, 0)
+            if got > 0 { TestServer.write(fd, Array(buffer[0..<got])) }
+            var result: Int
+            repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
+            let seen = result == 0 ? "FIN" : (errno == ECONNRESET ? "reset" : "errno \(errno)")
+            lock.withLock { ending = seen }
+        }
+        let front = try proxy("upstreams: [\"127.0.0.1:\(backend.port)\"]")
+        let client = try TestSocket(port: try front.port("proxy"))
+        try client.send("hi\n")
+        #expect(try client.receiveLine() == "hi\n")
+        client.reset()
+        #expect(eventually { lock.withLock { ending } != nil })
+        #expect(lock.withLock { ending } == "reset", "not a FIN that would make the request look whole")
     }
 
     @Test func aSlowReaderKeepsTheProxysMemoryBounded() throws {

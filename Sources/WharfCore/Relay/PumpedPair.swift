@@ -171,6 +171,9 @@ final class PumpedPair {
         needsAnotherTurn = false
         if let failure = move(from: &a, to: &b, flow: &aToB, scratch: scratch, now: now)
             ?? move(from: &b, to: &a, flow: &bToA, scratch: scratch, now: now) {
+            // A reset passes through as a reset, as in HAProxy: a FIN would let the partner
+            // take a cut-off stream for a whole one, and would leave a TIME_WAIT here.
+            if failure == .connectionReset { [a, b].forEach(Self.resetOnClose) }
             return end(failure, unwatch: unwatch)
         }
         if closingDeadline != nil {
@@ -294,9 +297,16 @@ final class PumpedPair {
     /// SO_LINGER 0: close() sends RST and drops unsent data, as the plugin's abort asks.
     private static func reset(_ side: inout Side) {
         guard !side.closed else { return }
-        var option = linger(l_onoff: 1, l_linger: 0)
-        setsockopt(side.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        resetOnClose(side)
         close(side.fd)
         side.closed = true
+    }
+
+    /// SO_LINGER 0 on a side still open: its close (by the loop, after the relay callback)
+    /// sends RST.
+    private static func resetOnClose(_ side: Side) {
+        guard !side.closed, side.fd >= 0 else { return }
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(side.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
     }
 }

@@ -67,6 +67,8 @@ final class PumpedPair {
         var peerClosed = false
         var outputShut = false
         var closed = false
+        /// A read or write on it failed: the error was its peer's doing.
+        var failed = false
 
         /// Readiness is only ever added here; reads and writes take it away.
         mutating func note(_ events: UInt32) {
@@ -173,7 +175,7 @@ final class PumpedPair {
             ?? move(from: &b, to: &a, flow: &bToA, scratch: scratch, now: now) {
             // A reset passes through as a reset, as in HAProxy: a FIN would let the partner
             // take a cut-off stream for a whole one, and would leave a TIME_WAIT here.
-            if failure == .connectionReset { [a, b].forEach(Self.resetOnClose) }
+            if failure == .connectionReset { [a, b].filter { !$0.failed }.forEach(Self.resetOnClose) }
             return end(failure, unwatch: unwatch)
         }
         if closingDeadline != nil {
@@ -196,6 +198,7 @@ final class PumpedPair {
                     if written < 0 {
                         if errno == EINTR { continue }
                         if errno == EAGAIN { destination.writable = false; return nil }
+                        destination.failed = true
                         return StreamError(socketErrno: errno)
                     }
                     flow.pending.consume(written)
@@ -226,7 +229,10 @@ final class PumpedPair {
                 if destination.writable {
                     written = send(destination.fd, scratch.baseAddress, count, Self.noSignal)
                     if written < 0 {
-                        guard errno == EAGAIN || errno == EINTR else { return StreamError(socketErrno: errno) }
+                        guard errno == EAGAIN || errno == EINTR else {
+                            destination.failed = true
+                            return StreamError(socketErrno: errno)
+                        }
                         written = 0
                     }
                     if written < count { destination.writable = false }
@@ -239,6 +245,7 @@ final class PumpedPair {
                 source.readable = false
                 return nil
             } else if errno != EINTR {
+                source.failed = true
                 return StreamError(socketErrno: errno)
             }
         }
@@ -303,7 +310,7 @@ final class PumpedPair {
     }
 
     /// SO_LINGER 0 on a side still open: its close (by the loop, after the relay callback)
-    /// sends RST.
+    /// sends RST. (A side whose peer reset it needs no call.)
     private static func resetOnClose(_ side: Side) {
         guard !side.closed, side.fd >= 0 else { return }
         var option = linger(l_onoff: 1, l_linger: 0)

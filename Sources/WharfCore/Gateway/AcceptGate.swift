@@ -31,8 +31,6 @@ final class AcceptGate: @unchecked Sendable {
     /// Anything else that accepts (a relay pump's listener).
     func attach(turning turn: @escaping (Bool) -> Void) { self.turn = turn }
 
-    var isOpen: Bool { reasons.isEmpty }
-
     func set(_ reason: Reasons, _ holds: Bool) {
         let before = reasons.isEmpty
         if holds { reasons.insert(reason) } else { reasons.remove(reason) }

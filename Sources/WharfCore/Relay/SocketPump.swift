@@ -209,7 +209,7 @@ final class SocketPump: @unchecked Sendable {
             case let .connect(pair):
                 add(pair)
                 if case let .connecting(deadline) = pair.phase { nextCheck = min(nextCheck, deadline) }
-                watchClientWhileConnecting(pair)
+                pair.startWatchingClient(epollFD: epollFD)
             case let .attachClient(pair, client):
                 guard !pair.finished else {
                     _ = close(client.fd) // the relay ended (shutdown) before the client joined
@@ -230,9 +230,8 @@ final class SocketPump: @unchecked Sendable {
                 report(pair.end(reason, unwatch: unwatch), for: pair)
             case let .setNoDelay(pair, side, enabled):
                 guard !pair.finished else { continue }
-                var value: CInt = enabled ? 1 : 0
-                let fd = side == 0 ? pair.a.fd : pair.b.fd
-                setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<CInt>.size))
+                Descriptor.setSocketOption(side == 0 ? pair.a.fd : pair.b.fd, CInt(IPPROTO_TCP), TCP_NODELAY,
+                                           enabled ? 1 : 0)
             case let .listen(listener):
                 listeners.add(listener)
                 updateWatch(listener)
@@ -282,10 +281,6 @@ final class SocketPump: @unchecked Sendable {
         if let end = pair.lifetimeDeadline { nextCheck = min(nextCheck, end) }
     }
 
-    private func watchClientWhileConnecting(_ pair: PumpedPair) { pair.startWatchingClient(epollFD: epollFD) }
-
-    private func stopWatchingClient(_ pair: PumpedPair) { pair.stopWatchingClient(unwatch: unwatch) }
-
     /// An event on a connecting upstream: connected (the loop hands the client over) or
     /// failed; or on its watched client, which reset: the upstream is not wanted any more.
     private func checkConnect(_ pair: PumpedPair, clientEvent: Bool) {
@@ -297,7 +292,7 @@ final class SocketPump: @unchecked Sendable {
         switch pair.connectOutcome() {
         case nil: break
         case .success:
-            stopWatchingClient(pair)
+            pair.stopWatchingClient(unwatch: unwatch)
             let owner = UnsafeTransfer(pair.owner)
             owner.value.eventLoop.execute { owner.value.pumpConnected() }
         case let .failure(reason):
@@ -374,7 +369,7 @@ final class SocketPump: @unchecked Sendable {
     /// The pair is over: its slot is reused after this turn (events for it may still be in
     /// the batch), and its relay hears of it on its event loop.
     private func report(_ outcome: PumpOutcome, for pair: PumpedPair) {
-        stopWatchingClient(pair)
+        pair.stopWatchingClient(unwatch: unwatch)
         if pair.slot >= 0 {
             pairs[pair.slot] = nil
             slotsToFree.append(pair.slot)

@@ -180,10 +180,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         switch state {
         case let .connecting(pair, pump):
             callOff(pair, pump, watched: true)
-            accounting.abandoned()
-            client.releaseFromRelay()
-            client.close(reason: reason, graceful: graceful)
-            client.loop.enqueue(.completion { [onConnected] in onConnected(reason ?? .closed) })
+            connectAbandoned(reason ?? .closed) { client.close(reason: reason, graceful: graceful) }
         case let .handingOff(pair, pump, watched):
             callOff(pair, pump, watched: watched)
             client.releaseFromRelay()
@@ -201,9 +198,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         switch state {
         case let .connecting(pair, pump):
             callOff(pair, pump, watched: true)
-            accounting.abandoned()
-            client.releaseFromRelay()
-            client.loop.enqueue(.completion { [onConnected] in onConnected(reason ?? .closed) })
+            connectAbandoned(reason ?? .closed)
         case let .handingOff(pair, pump, watched):
             callOff(pair, pump, watched: watched)
             client.releaseFromRelay()
@@ -211,6 +206,15 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         case .pumping, .cancelled, .done:
             break
         }
+    }
+
+    /// The connect is called off because the client went (or its owner closed it): not the
+    /// upstream's failure. `close` closes the client first if it is still open.
+    private func connectAbandoned(_ reason: StreamError, close: () -> Void = {}) {
+        accounting.abandoned()
+        client.releaseFromRelay()
+        close()
+        client.loop.enqueue(.completion { [onConnected] in onConnected(reason) })
     }
 
     /// Drops the upstream before the client joined it: the pump ends a pair it holds (and
@@ -241,10 +245,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
             if outcome.clientLeft {
                 // The pump saw the (bare) client reset: as `clientClosed`, the pair already gone.
                 state = .done
-                accounting.abandoned()
-                client.releaseFromRelay()
-                client.close(reason: .connectionReset, graceful: false)
-                client.loop.enqueue(.completion { [onConnected] in onConnected(.connectionReset) })
+                connectAbandoned(.connectionReset) { client.close(reason: .connectionReset, graceful: false) }
             } else {
                 connectFailed(outcome.reason ?? .io)
             }

@@ -34,12 +34,12 @@ enum UpstreamSocket {
         // The same options `StreamChannelOptions.socketOptions` gives a NIO channel, set
         // directly: building that list of NIO options cost ~900 instructions a connection
         // (0.7% of a proxied one). A new socket has Nagle on already.
-        if noDelay { setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1) }
+        if noDelay { Descriptor.setSocketOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1) }
         if let keepalive {
-            setOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
-            setOption(fd, CInt(IPPROTO_TCP), TCP_KEEPIDLE, CInt(keepalive.idleSeconds))
-            setOption(fd, CInt(IPPROTO_TCP), TCP_KEEPINTVL, CInt(keepalive.intervalSeconds))
-            setOption(fd, CInt(IPPROTO_TCP), TCP_KEEPCNT, CInt(keepalive.count))
+            Descriptor.setSocketOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1)
+            Descriptor.setSocketOption(fd, CInt(IPPROTO_TCP), TCP_KEEPIDLE, CInt(keepalive.idleSeconds))
+            Descriptor.setSocketOption(fd, CInt(IPPROTO_TCP), TCP_KEEPINTVL, CInt(keepalive.intervalSeconds))
+            Descriptor.setSocketOption(fd, CInt(IPPROTO_TCP), TCP_KEEPCNT, CInt(keepalive.count))
         }
         if let source {
             let bound = source.withSockAddr { bind(fd, $0, socklen_t($1)) }
@@ -62,10 +62,5 @@ enum UpstreamSocket {
         var length = socklen_t(MemoryLayout<CInt>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return errno }
         return error
-    }
-
-    private static func setOption(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: CInt) {
-        var value = value
-        setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
     }
 }

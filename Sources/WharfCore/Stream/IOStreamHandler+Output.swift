@@ -36,8 +36,7 @@ extension IOStreamHandler {
             return nil
         }
         if let bareSocket { // no channel yet, and none needed for this
-            var value: CInt = enabled ? 1 : 0
-            setsockopt(bareSocket.fd, CInt(IPPROTO_TCP), TCP_NODELAY, &value, socklen_t(MemoryLayout<CInt>.size))
+            Descriptor.setSocketOption(bareSocket.fd, CInt(IPPROTO_TCP), TCP_NODELAY, enabled ? 1 : 0)
             return nil
         }
         guard let channel = liveContext?.channel else { return .closed }

@@ -17,4 +17,11 @@ public enum Descriptor {
             offset += written
         }
     }
+
+    /// An integer socket option (TCP_NODELAY, the keepalive timings) set with one call on a
+    /// socket no NIO channel holds. A failure is ignored, as for a NIO channel's options.
+    static func setSocketOption(_ descriptor: CInt, _ level: CInt, _ name: CInt, _ value: CInt) {
+        var value = value
+        setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
+    }
 }

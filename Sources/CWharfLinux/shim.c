@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -19,6 +20,11 @@ void cwharf_name_current_thread(const char *name) {
     for (; i < 15 && name[i] != '\0'; i++) truncated[i] = name[i];
     truncated[i] = '\0';
     pthread_setname_np(pthread_self(), truncated);
+}
+
+int cwharf_set_batch_scheduling(int batch) {
+    struct sched_param parameters = {.sched_priority = 0};
+    return pthread_setschedparam(pthread_self(), batch ? SCHED_BATCH : SCHED_OTHER, &parameters);
 }
 
 int cwharf_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {

@@ -118,6 +118,14 @@ import Testing
         #expect(socket.controlSocket == "/etc/wharf/run/wharf.sock")
     }
 
+    @Test func relayPumpScheduling() throws {
+        #expect(try ConfigLoader.parse(valid, file: "wharf.yaml").relayPumpScheduling == .batch, "the default")
+        let normal = try ConfigLoader.parse("relay_pump_scheduling: normal\n" + valid, file: "wharf.yaml")
+        #expect(normal.relayPumpScheduling == .normal)
+        #expect(error("relay_pump_scheduling: fifo\n" + valid)
+            == #"wharf.yaml:1:24: relay_pump_scheduling: expected batch or normal, got "fifo""#)
+    }
+
     @Test func missingRequiredKey() {
         let text = valid.replacing("    plugin: echo\n", with: "")
         #expect(error(text) == "wharf.yaml:8:5: listeners[0]: missing required key 'plugin'")

@@ -90,7 +90,7 @@ final class PumpConnectRig: PumpPairOwner, @unchecked Sendable {
 
     init() throws {
         eventLoop = group.next()
-        guard let pump = SocketPump(name: "test-pump"), pump.start() else { throw TestError.failed("no pump") }
+        guard let pump = SocketPump(name: "test-pump", loop: eventLoop), pump.start() else { throw TestError.failed("no pump") }
         self.pump = pump
     }
 

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 import WharfTestSupport
 @testable import WharfCore
@@ -31,7 +32,8 @@ import WharfTestSupport
     }
 
     private func startPump() throws -> SocketPump {
-        guard let pump = SocketPump(name: "test-accept"), pump.start() else { throw TestError.failed("no pump") }
+        guard let pump = SocketPump(name: "test-accept", loop: MultiThreadedEventLoopGroup.singleton.next()),
+              pump.start() else { throw TestError.failed("no pump") }
         return pump
     }
 
@@ -43,6 +45,26 @@ import WharfTestSupport
 
     /// Waits out `seconds` to show that nothing arrives: an absence has no event to await.
     private func quietly(_ seconds: TimeInterval) { usleep(UInt32(seconds * 1_000_000)) }
+
+    @Test func heldWakeUpsDelayCommandsUntilReleased() throws {
+        let pump = try startPump()
+        defer { pump.stop() }
+        let listening = try TestListener()
+        let fd = dup(listening.fd)
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let got = Deliveries()
+        let listener = PumpListener(fd: fd, accepting: true, accepted: got.accepted, failed: got.failed)
+        let client = try TestSocket(port: listening.port)
+        pump.holdWakeUps()
+        pump.send(.listen(listener))
+        quietly(0.2)
+        #expect(got.accepted.isEmpty, "nothing woke the pump, so the held command waits")
+        pump.releaseWakeUps()
+        #expect(got.waitFor(1), "released: the pump woke, listened and accepted")
+        #expect(got.accepted.first?.remote?.port == client.localPort)
+        #expect(unlisten(listener, on: pump))
+    }
 
     @Test func itAcceptsWhileTheGateIsOpenAndStopsForGood() throws {
         let pump = try startPump()
@@ -97,5 +119,20 @@ import WharfTestSupport
         #expect(failures >= 3, "it tries again after each pause: \(failures) tries in a second")
         #expect(failures <= 12, "one try per \(AcceptBackoff.pause) pause, not a spin: \(failures) tries in a second")
         #expect(unlisten(listener, on: pump))
+    }
+}
+
+/// The pump thread runs under the scheduling policy it was given.
+@Suite struct PumpSchedulingTests {
+    @Test(arguments: [PumpScheduling.batch, .normal])
+    func thePumpThreadRunsUnderItsPolicy(_ scheduling: PumpScheduling) throws {
+        let name = "sched-\(scheduling)" // within the 15 bytes a thread name keeps
+        guard let pump = SocketPump(name: name, loop: MultiThreadedEventLoopGroup.singleton.next(),
+                                    scheduling: scheduling), pump.start() else { throw TestError.failed("no pump") }
+        defer { pump.stop() }
+        let expected: ThreadPolicy = scheduling == .batch ? .batch : .other
+        let deadline = Date().addingTimeInterval(5)
+        while ThreadPolicy.of(threadsNamed: name) != [expected], Date() < deadline { usleep(2_000) }
+        #expect(ThreadPolicy.of(threadsNamed: name) == [expected])
     }
 }

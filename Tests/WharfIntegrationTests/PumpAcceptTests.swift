@@ -61,6 +61,16 @@ import WharfTestSupport
         #expect(wharf.stderr.contains(Self.pumpLine))
     }
 
+    @Test(arguments: [nil, "normal"])
+    func thePumpThreadIsScheduledAsConfigured(_ setting: String?) throws {
+        let backend = TestServer.echo()
+        let wharf = try proxy(to: backend.port, extra: setting.map { "relay_pump_scheduling: \($0)\n" } ?? "")
+        let worker = try wharf.workerPID()
+        let expected: ThreadPolicy = setting == nil ? .batch : .other
+        #expect(eventually { ThreadPolicy.of(threadsNamed: "wharf-pump", in: worker) == [expected] },
+                "\(ThreadPolicy.of(threadsNamed: "wharf-pump", in: worker))")
+    }
+
     @Test func pumpAcceptFalseKeepsTheListeningChannel() throws {
         let backend = TestServer.echo()
         let wharf = try proxy(to: backend.port, listenerKeys: ", pump_accept: false")

@@ -23,6 +23,11 @@ int cwharf_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 /* Names the calling thread (at most 15 bytes are kept) so it shows in top, perf and gdb. */
 void cwharf_name_current_thread(const char *name);
 
+/* Puts the calling thread under SCHED_BATCH (`batch` non-zero) or SCHED_OTHER. A SCHED_BATCH
+ * thread, once woken, never preempts the running thread: it waits for that thread to sleep or
+ * for the next tick. Needs no privilege. Returns 0 or an errno. */
+int cwharf_set_batch_scheduling(int batch);
+
 /* An anonymous shared-memory file (memfd_create, close-on-exec), for the metrics segment a
  * supervisor shares with one worker. Returns the descriptor, or -1 with errno set. */
 int cwharf_memfd(const char *name);

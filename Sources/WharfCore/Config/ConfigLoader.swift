@@ -12,7 +12,8 @@ import Musl
 /// column and key path; nothing is defaulted silently except what the docs say.
 public enum ConfigLoader {
     static let topLevelKeys = ["processes", "event_loops", "plugin_dirs", "plugins", "listeners", "drain_timeout_ms",
-                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user", "group", "admin", "access_log"]
+                               "log_level", "max_generations", "worker_stall_timeout_ms", "control_socket", "user",
+                               "group", "admin", "access_log", "relay_pump_scheduling"]
     /// Keys of older releases, with what replaced them.
     static let renamedTopLevelKeys = [
         "workers": "use 'event_loops' (event-loop threads in each worker process); 'processes' is the number of "
@@ -73,6 +74,7 @@ public enum ConfigLoader {
             case "group": config.group = try account(node, key, reader: reader, exists: { getgrnam($0) != nil })
             case "admin": config.admin = try admin(node, reader: reader)
             case "access_log": config.accessLog = try accessLog(node, reader: reader, baseDirectory: baseDirectory)
+            case "relay_pump_scheduling": config.relayPumpScheduling = try pumpScheduling(node, reader: reader)
             case "plugins": pluginsNode = node
             default: listenersNode = node
             }
@@ -163,6 +165,14 @@ public enum ConfigLoader {
             throw reader.fail(node, "log_level", "expected one of \(names), got \"\(text)\"")
         }
         return level
+    }
+
+    private static func pumpScheduling(_ node: Node, reader: YAMLReader) throws(ConfigError) -> PumpScheduling {
+        let text = try reader.string(node, "relay_pump_scheduling")
+        guard let scheduling = PumpScheduling(rawValue: text) else {
+            throw reader.fail(node, "relay_pump_scheduling", "expected batch or normal, got \"\(text)\"")
+        }
+        return scheduling
     }
 
     private static func parsePlugins(_ node: Node, reader: YAMLReader) throws(ConfigError) -> [PluginInstanceConfig] {

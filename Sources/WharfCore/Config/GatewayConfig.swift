@@ -50,6 +50,8 @@ public struct GatewayConfig: Sendable {
     /// A worker whose event loops stop answering for this long is killed and replaced
     /// (0: never).
     public var workerStallTimeoutMilliseconds = 10_000
+    /// How the kernel schedules the relay pump threads (`PumpScheduling`).
+    public var relayPumpScheduling = PumpScheduling.batch
     /// The Unix socket `wharf reload` talks to (absolute, or relative to the config file).
     public var controlSocket: String?
     /// Worker processes switch to this user and group before loading any plugin; the

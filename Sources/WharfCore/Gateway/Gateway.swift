@@ -92,7 +92,7 @@ public final class Gateway: @unchecked Sendable {
         var loops: [PluginLoop] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
             let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.eventLoops,
-                                   wheelAlarm: .dispatchTimer)
+                                   wheelAlarm: .dispatchTimer, pumpScheduling: config.relayPumpScheduling)
             loop.metricsRegionWords = self.metrics.regionWords
             loop.dispatcher.durations = self.metrics.loop(index)
             loops.append(PluginLoop(loop: loop))

@@ -73,6 +73,14 @@ final class ListenerAcceptor: Sendable {
         try pipeline.addHandler(handler)
     }
 
+    /// Sockets the pump accepted in one batch, on their loop: the relays their plugin opens
+    /// wake the pump once for the batch.
+    func adopt(_ sockets: [AcceptedSocket], local listening: SocketAddress?, on pluginLoop: PluginLoop) {
+        pluginLoop.loop.pump.batchingCommands {
+            for socket in sockets { adopt(socket, local: listening, on: pluginLoop) }
+        }
+    }
+
     /// A connection a relay pump accepted (`PumpAcceptor`), on its loop: the same checks,
     /// record and stream as `initializeChild`, opened on the bare socket (`BareSocket`).
     /// `local`: the listener's own address, or nil if it listens on a wildcard.

@@ -75,7 +75,7 @@ final class PumpAcceptor: @unchecked Sendable {
         let local = self.local
         guard loops.count > 1 else {
             let loop = loops[0]
-            loop.loop.eventLoop.execute { sockets.forEach { acceptor.adopt($0, local: local, on: loop) } }
+            loop.loop.eventLoop.execute { acceptor.adopt(sockets, local: local, on: loop) }
             return
         }
         var shares = [[AcceptedSocket]](repeating: [], count: loops.count)
@@ -86,7 +86,7 @@ final class PumpAcceptor: @unchecked Sendable {
             shares[index].append(socket)
         }
         for (loop, share) in zip(loops, shares) where !share.isEmpty {
-            loop.loop.eventLoop.execute { share.forEach { acceptor.adopt($0, local: local, on: loop) } }
+            loop.loop.eventLoop.execute { acceptor.adopt(share, local: local, on: loop) }
         }
     }
 }

@@ -5,25 +5,36 @@ import NIOCore
 final class PumpOwner: @unchecked Sendable {
     private let name: String
     private let eventLoop: any EventLoop
+    private let scheduling: PumpScheduling
     private var pump: SocketPump?
     private var unavailable = false
 
-    init(name: String, eventLoop: any EventLoop) {
+    init(name: String, eventLoop: any EventLoop, scheduling: PumpScheduling) {
         self.name = name
         self.eventLoop = eventLoop
+        self.scheduling = scheduling
     }
 
     /// The running pump, or nil if none can be started (relays then use the channels).
     func running() -> SocketPump? {
         if let pump { return pump }
         guard !unavailable else { return nil }
-        guard let made = SocketPump(name: name), made.start() else {
+        guard let made = SocketPump(name: name, loop: eventLoop, scheduling: scheduling), made.start() else {
             unavailable = true
             PumpLog.logger.warning("relay pump unavailable; relays run through the event loop")
             return nil
         }
         pump = made
         return made
+    }
+
+    /// Runs `body` with the pump's wake-ups held, so the relays it opens or closes wake the
+    /// pump once, at the end. On the loop.
+    func batchingCommands(_ body: () -> Void) {
+        guard let pump else { return body() }
+        pump.holdWakeUps()
+        body()
+        pump.releaseWakeUps()
     }
 
     /// Stops the pump thread (after every relay has ended). Called off the loop.

@@ -51,6 +51,8 @@ final class SocketPump: @unchecked Sendable {
     private let lock = NIOLock()
     private var queued: [Command] = []
     private var stopRequested = false
+    /// While above zero, commands queue without waking the pump (`holdWakeUps`).
+    private var wakeUpHolds = 0
     private var thread: pthread_t?
     private let name: String
 
@@ -62,9 +64,15 @@ final class SocketPump: @unchecked Sendable {
     private var anotherTurn: [PumpedPair] = []
     private var nextCheck = Int64.max
     private var now: Int64 = 0
+    /// What the loop is to hear from this turn (pairs connected or ended), sent as one task
+    /// when the turn ends: one wake-up of the loop however many pairs it concerns.
+    private var outbox: [() -> Void] = []
+    private let loop: any EventLoop
+    private let scheduling: PumpScheduling
 
     /// Fails (nil) only if the kernel refuses an epoll or eventfd descriptor.
-    init?(name: String) {
+    /// `loop`: the event loop whose relays this pump moves, and which hears back from it.
+    init?(name: String, loop: any EventLoop, scheduling: PumpScheduling = .normal) {
         let epollFD = epoll_create1(CInt(EPOLL_CLOEXEC))
         guard epollFD >= 0 else { return nil }
         let wakeFD = eventfd(0, CInt(EFD_CLOEXEC | EFD_NONBLOCK))
@@ -83,6 +91,8 @@ final class SocketPump: @unchecked Sendable {
         self.epollFD = epollFD
         self.wakeFD = wakeFD
         self.name = name
+        self.loop = loop
+        self.scheduling = scheduling
     }
 
     deinit {
@@ -108,11 +118,26 @@ final class SocketPump: @unchecked Sendable {
 
     /// Queues a command; the pump applies it on its thread.
     func send(_ command: Command) {
-        let wasIdle = lock.withLock {
+        let wakes = lock.withLock {
             queued.append(command)
-            return queued.count == 1
+            return queued.count == 1 && wakeUpHolds == 0
         }
-        if wasIdle { wake() }
+        if wakes { wake() }
+    }
+
+    /// Until the matching `releaseWakeUps`, commands queue without waking the pump: a loop
+    /// that opens many relays in one task wakes it once, not once per relay (on a shared CPU
+    /// each wake-up can preempt the loop mid-batch).
+    func holdWakeUps() {
+        lock.withLock { wakeUpHolds += 1 }
+    }
+
+    func releaseWakeUps() {
+        let wakes = lock.withLock {
+            wakeUpHolds -= 1
+            return wakeUpHolds == 0 && !queued.isEmpty
+        }
+        if wakes { wake() }
     }
 
     /// Stops the thread and waits for it. Pairs still open are closed: call this after the
@@ -133,11 +158,15 @@ final class SocketPump: @unchecked Sendable {
 
     private func run() {
         cwharf_name_current_thread(name)
+        if !scheduling.applyToCurrentThread() {
+            PumpLog.logger.warning("cannot set the relay pump's scheduling", metadata: ["policy": "\(scheduling)"])
+        }
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Self.maxEvents)
         let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchSize, alignment: 64)
         defer {
             events.deallocate()
             scratch.deallocate()
+            flushOutbox()
             // Only reached once every relay has ended; anything left has no loop to report to.
             for case let pair? in pairs where !pair.finished {
                 pair.end(.shuttingDown, unwatch: unwatch).openDescriptors.forEach { _ = close($0) }
@@ -177,6 +206,20 @@ final class SocketPump: @unchecked Sendable {
             if now >= nextCheck { checkTimers() }
             freeSlots.append(contentsOf: slotsToFree)
             slotsToFree.removeAll(keepingCapacity: true)
+            flushOutbox()
+        }
+    }
+
+    /// Sends the turn's reports to the loop as one task. The relays they reach may send
+    /// commands back; those wake the pump once, after the last report.
+    private func flushOutbox() {
+        guard !outbox.isEmpty else { return }
+        let reports = UnsafeTransfer(outbox)
+        outbox = []
+        loop.execute { [self] in
+            holdWakeUps()
+            for report in reports.value { report() }
+            releaseWakeUps()
         }
     }
 
@@ -293,8 +336,8 @@ final class SocketPump: @unchecked Sendable {
         case nil: break
         case .success:
             pair.stopWatchingClient(unwatch: unwatch)
-            let owner = UnsafeTransfer(pair.owner)
-            owner.value.eventLoop.execute { owner.value.pumpConnected() }
+            let owner = pair.owner
+            outbox.append { owner.pumpConnected() }
         case let .failure(reason):
             report(pair.end(reason, unwatch: unwatch), for: pair)
         }
@@ -367,7 +410,7 @@ final class SocketPump: @unchecked Sendable {
     }
 
     /// The pair is over: its slot is reused after this turn (events for it may still be in
-    /// the batch), and its relay hears of it on its event loop.
+    /// the batch), and its relay hears of it on its event loop when the turn ends.
     private func report(_ outcome: PumpOutcome, for pair: PumpedPair) {
         pair.stopWatchingClient(unwatch: unwatch)
         if pair.slot >= 0 {
@@ -375,9 +418,8 @@ final class SocketPump: @unchecked Sendable {
             slotsToFree.append(pair.slot)
             pair.slot = -1
         }
-        let owner = UnsafeTransfer(pair.owner)
-        let outcomeCopy = UnsafeTransfer(outcome)
-        owner.value.eventLoop.execute { owner.value.pumpFinished(outcomeCopy.value) }
+        let owner = pair.owner
+        outbox.append { owner.pumpFinished(outcome) }
     }
 
     private static func monotonicNanos() -> Int64 {

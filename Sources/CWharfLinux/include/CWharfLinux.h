@@ -1,8 +1,8 @@
 /*
  * Linux system interfaces that Swift's Glibc module does not export: epoll and eventfd,
  * for the relay pump (Sources/WharfCore/Relay/SocketPump.swift), and what glibc declares
- * only under _GNU_SOURCE: thread naming, posix_spawn's closefrom, memfd_create and accept4;
- * and the relaxed atomics the shared metrics counters use.
+ * only under _GNU_SOURCE: thread naming and SCHED_BATCH, posix_spawn's closefrom,
+ * memfd_create and accept4; and the relaxed atomics the shared metrics counters use.
  */
 #ifndef CWHARF_LINUX_H
 #define CWHARF_LINUX_H

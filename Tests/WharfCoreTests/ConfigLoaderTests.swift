@@ -119,11 +119,11 @@ import Testing
     }
 
     @Test func relayPumpScheduling() throws {
-        #expect(try ConfigLoader.parse(valid, file: "wharf.yaml").relayPumpScheduling == .batch, "the default")
+        #expect(try ConfigLoader.parse(valid, file: "wharf.yaml").relayPumpScheduling == .auto, "the default")
         let normal = try ConfigLoader.parse("relay_pump_scheduling: normal\n" + valid, file: "wharf.yaml")
         #expect(normal.relayPumpScheduling == .normal)
         #expect(error("relay_pump_scheduling: fifo\n" + valid)
-            == #"wharf.yaml:1:24: relay_pump_scheduling: expected batch or normal, got "fifo""#)
+            == #"wharf.yaml:1:24: relay_pump_scheduling: expected auto, batch or normal, got "fifo""#)
     }
 
     @Test func missingRequiredKey() {

@@ -122,8 +122,16 @@ import WharfTestSupport
     }
 }
 
-/// The pump thread runs under the scheduling policy it was given.
+/// The pump thread runs under the scheduling policy it was given; `auto` batches only when
+/// the loop's work is hand-offs to the pump.
 @Suite struct PumpSchedulingTests {
+    @Test func autoBatchesOnlyWhenThePumpAcceptsForEveryListener() {
+        #expect(PumpScheduling.auto.resolved(everyListenerPumped: true) == .batch)
+        #expect(PumpScheduling.auto.resolved(everyListenerPumped: false) == .normal)
+        #expect(PumpScheduling.batch.resolved(everyListenerPumped: false) == .batch, "an explicit choice stands")
+        #expect(PumpScheduling.normal.resolved(everyListenerPumped: true) == .normal)
+    }
+
     @Test(arguments: [PumpScheduling.batch, .normal])
     func thePumpThreadRunsUnderItsPolicy(_ scheduling: PumpScheduling) throws {
         let name = "sched-\(scheduling)" // within the 15 bytes a thread name keeps

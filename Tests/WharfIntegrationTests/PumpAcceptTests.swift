@@ -61,12 +61,26 @@ import WharfTestSupport
         #expect(wharf.stderr.contains(Self.pumpLine))
     }
 
-    @Test(arguments: [nil, "normal"])
-    func thePumpThreadIsScheduledAsConfigured(_ setting: String?) throws {
+    /// `auto` (the default) batches when the pump accepts for every listener, not when a
+    /// listening channel serves another plugin on the same loop; a setting overrides it.
+    @Test(arguments: [(setting: "", alsoEcho: false, expected: ThreadPolicy.batch),
+                      (setting: "", alsoEcho: true, expected: .other),
+                      (setting: "relay_pump_scheduling: normal\n", alsoEcho: false, expected: .other),
+                      (setting: "relay_pump_scheduling: batch\n", alsoEcho: true, expected: .batch)])
+    func thePumpThreadIsScheduledAsConfigured(_ setting: String, _ alsoEcho: Bool, _ expected: ThreadPolicy) throws {
         let backend = TestServer.echo()
-        let wharf = try proxy(to: backend.port, extra: setting.map { "relay_pump_scheduling: \($0)\n" } ?? "")
+        let wharf = try RunningWharf(config: setting + """
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"]}}
+              echo: {path: echo}
+            listeners:
+              - {name: front, address: 127.0.0.1, port: 0, plugin: proxy}
+
+            """ + (alsoEcho ? "  - {address: 127.0.0.1, port: 0, plugin: echo}\n" : ""))
+        let client = try TestSocket(port: try wharf.port(named: "front"))
+        try client.send("hi\n")
+        #expect(try client.receiveLine() == "hi\n")
         let worker = try wharf.workerPID()
-        let expected: ThreadPolicy = setting == nil ? .batch : .other
         #expect(eventually { ThreadPolicy.of(threadsNamed: "wharf-pump", in: worker) == [expected] },
                 "\(ThreadPolicy.of(threadsNamed: "wharf-pump", in: worker))")
     }

@@ -170,7 +170,7 @@ public enum ConfigLoader {
     private static func pumpScheduling(_ node: Node, reader: YAMLReader) throws(ConfigError) -> PumpScheduling {
         let text = try reader.string(node, "relay_pump_scheduling")
         guard let scheduling = PumpScheduling(rawValue: text) else {
-            throw reader.fail(node, "relay_pump_scheduling", "expected batch or normal, got \"\(text)\"")
+            throw reader.fail(node, "relay_pump_scheduling", "expected auto, batch or normal, got \"\(text)\"")
         }
         return scheduling
     }

@@ -51,7 +51,7 @@ public struct GatewayConfig: Sendable {
     /// (0: never).
     public var workerStallTimeoutMilliseconds = 10_000
     /// How the kernel schedules the relay pump threads (`PumpScheduling`).
-    public var relayPumpScheduling = PumpScheduling.batch
+    public var relayPumpScheduling = PumpScheduling.auto
     /// The Unix socket `wharf reload` talks to (absolute, or relative to the config file).
     public var controlSocket: String?
     /// Worker processes switch to this user and group before loading any plugin; the

@@ -92,7 +92,7 @@ public final class Gateway: @unchecked Sendable {
         var loops: [PluginLoop] = []
         for (index, eventLoop) in group.makeIterator().enumerated() {
             let loop = LoopContext(eventLoop: eventLoop, loopIndex: index, loopCount: config.eventLoops,
-                                   wheelAlarm: .dispatchTimer, pumpScheduling: config.relayPumpScheduling)
+                                   wheelAlarm: .dispatchTimer)
             loop.metricsRegionWords = self.metrics.regionWords
             loop.dispatcher.durations = self.metrics.loop(index)
             loops.append(PluginLoop(loop: loop))
@@ -108,6 +108,14 @@ public final class Gateway: @unchecked Sendable {
             throw GatewayError(kind: .plugin, message: error.description)
         }
         self.generation = generation
+        let everyListenerPumped = config.listeners.allSatisfy { listener in
+            Self.servedByPump(listener, library: generation.instance(named: listener.plugin, loopIndex: 0)!.library)
+        }
+        let scheduling = config.relayPumpScheduling.resolved(everyListenerPumped: everyListenerPumped)
+        for loop in loops {
+            // On the loop, before anything there can start its pump.
+            try? loop.loop.eventLoop.submit { loop.loop.pump.scheduling = scheduling }.wait()
+        }
         loopWatch = LoopWatch(loops: loops.map { $0.loop.eventLoop })
         watchdog = StallWatchdog(watch: loopWatch, plugins: Self.plugins(of: generation, config), logger: logger)
         self.loopsByEventLoop = Dictionary(uniqueKeysWithValues: loops.map { (ObjectIdentifier($0.loop.eventLoop), $0) })
@@ -169,14 +177,18 @@ public final class Gateway: @unchecked Sendable {
     /// `PumpAcceptor`); nil: a listening channel does, as for every other listener.
     private func pumpAcceptor(for listener: ListenerConfig, index: Int, library: PluginLibrary, socket: ListeningSocket,
                               acceptor: ListenerAcceptor, gate: AcceptGate) throws -> PumpAcceptor? {
-        guard listener.pumpAccept, library.relaysAtOnce, listener.tls == nil, !listener.proxyProtocolAccept else {
-            return nil
-        }
+        guard Self.servedByPump(listener, library: library) else { return nil }
         // Listeners spread over the loops' pumps as NIO spreads listening channels.
         let home = loops[index % loops.count]
         guard let pump = try home.loop.eventLoop.submit({ home.loop.pump.running() }).wait() else { return nil }
         return PumpAcceptor(fd: socket.descriptor, pump: pump, home: home, loops: loops, acceptor: acceptor,
                             gate: gate, watch: loopWatch)
+    }
+
+    /// Whether a relay pump accepts for the listener: plain TCP, no PROXY header to read,
+    /// a plugin that relays at once, and `pump_accept` not turned off.
+    private static func servedByPump(_ listener: ListenerConfig, library: PluginLibrary) -> Bool {
+        listener.pumpAccept && library.relaysAtOnce && listener.tls == nil && !listener.proxyProtocolAccept
     }
 
     private func makeAcceptor(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ListenerAcceptor {

@@ -26,15 +26,14 @@ public final class LoopContext: @unchecked Sendable {
     /// Where outgoing streams go instead of the network (the plugin test kit); nil: the network.
     var dialer: (any UpstreamDialer)?
 
-    /// `wheelAlarm`: what wakes the deadline wheel (the daemon wants `.dispatchTimer`);
-    /// `pumpScheduling`: the relay pump thread's (the daemon's comes from its config).
+    /// `wheelAlarm`: what wakes the deadline wheel (the daemon wants `.dispatchTimer`).
     public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1,
-                wheelAlarm: WheelAlarmKind = .eventLoopTask, pumpScheduling: PumpScheduling = .normal) {
+                wheelAlarm: WheelAlarmKind = .eventLoopTask) {
         self.eventLoop = eventLoop
         self.loopIndex = loopIndex
         self.loopCount = loopCount
         self.dispatcher = CallbackDispatcher(eventLoop: eventLoop)
-        self.pump = PumpOwner(name: "wharf-pump-\(loopIndex)", eventLoop: eventLoop, scheduling: pumpScheduling)
+        self.pump = PumpOwner(name: "wharf-pump-\(loopIndex)", eventLoop: eventLoop)
         self.deadlines = DeadlineWheel(eventLoop: eventLoop, alarm: wheelAlarm)
         self.loopID = Self.nextLoopID.next()
     }

@@ -5,11 +5,12 @@ import NIOCore
 final class PumpOwner: @unchecked Sendable {
     private let name: String
     private let eventLoop: any EventLoop
-    private let scheduling: PumpScheduling
+    /// Set before the pump starts (the gateway resolves `auto` once its plugins are loaded).
+    var scheduling: PumpScheduling
     private var pump: SocketPump?
     private var unavailable = false
 
-    init(name: String, eventLoop: any EventLoop, scheduling: PumpScheduling) {
+    init(name: String, eventLoop: any EventLoop, scheduling: PumpScheduling = .normal) {
         self.name = name
         self.eventLoop = eventLoop
         self.scheduling = scheduling

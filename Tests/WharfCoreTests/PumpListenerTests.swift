@@ -46,35 +46,44 @@ import WharfTestSupport
     /// Waits out `seconds` to show that nothing arrives: an absence has no event to await.
     private func quietly(_ seconds: TimeInterval) { usleep(UInt32(seconds * 1_000_000)) }
 
-    @Test func heldWakeUpsDelayCommandsUntilReleased() throws {
-        let pump = try startPump()
-        defer { pump.stop() }
-        let listening = try TestListener()
-        let fd = dup(listening.fd)
-        defer { close(fd) }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    /// A running pump and a loopback listening socket (a non-blocking copy for the pump).
+    final class AcceptRig {
+        let pump: SocketPump
+        let listening: TestListener
+        let fd: CInt
         let got = Deliveries()
-        let listener = PumpListener(fd: fd, accepting: true, accepted: got.accepted, failed: got.failed)
-        let client = try TestSocket(port: listening.port)
-        pump.holdWakeUps()
-        pump.send(.listen(listener))
+        let listener: PumpListener
+
+        init(pump: SocketPump, accepting: Bool) throws {
+            self.pump = pump
+            listening = try TestListener()
+            fd = dup(listening.fd)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            listener = PumpListener(fd: fd, accepting: accepting, accepted: got.accepted, failed: got.failed)
+        }
+
+        deinit {
+            pump.stop()
+            close(fd)
+        }
+    }
+
+    @Test func heldWakeUpsDelayCommandsUntilReleased() throws {
+        let rig = try AcceptRig(pump: try startPump(), accepting: true)
+        let client = try TestSocket(port: rig.listening.port)
+        rig.pump.holdWakeUps()
+        rig.pump.send(.listen(rig.listener))
         quietly(0.2)
-        #expect(got.accepted.isEmpty, "nothing woke the pump, so the held command waits")
-        pump.releaseWakeUps()
-        #expect(got.waitFor(1), "released: the pump woke, listened and accepted")
-        #expect(got.accepted.first?.remote?.port == client.localPort)
-        #expect(unlisten(listener, on: pump))
+        #expect(rig.got.accepted.isEmpty, "nothing woke the pump, so the held command waits")
+        rig.pump.releaseWakeUps()
+        #expect(rig.got.waitFor(1), "released: the pump woke, listened and accepted")
+        #expect(rig.got.accepted.first?.remote?.port == client.localPort)
+        #expect(unlisten(rig.listener, on: rig.pump))
     }
 
     @Test func itAcceptsWhileTheGateIsOpenAndStopsForGood() throws {
-        let pump = try startPump()
-        defer { pump.stop() }
-        let listening = try TestListener()
-        let fd = dup(listening.fd)
-        defer { close(fd) }
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        let got = Deliveries()
-        let listener = PumpListener(fd: fd, accepting: false, accepted: got.accepted, failed: got.failed)
+        let rig = try AcceptRig(pump: try startPump(), accepting: false)
+        let (pump, listening, got, listener) = (rig.pump, rig.listening, rig.got, rig.listener)
         pump.send(.listen(listener))
 
         let first = try TestSocket(port: listening.port)

@@ -88,11 +88,14 @@ final class PumpListener: @unchecked Sendable {
         return healthy
     }
 
+    /// No host name: NIO would otherwise format every peer with `inet_ntop` at once (about
+    /// 1,000 instructions), and Wharf reads addresses from their bytes (`ipAddress`, the
+    /// access log) only when something asks.
     private static func address(_ storage: sockaddr_storage) -> SocketAddress? {
         withUnsafeBytes(of: storage) { bytes in
             switch CInt(storage.ss_family) {
-            case AF_INET: SocketAddress(bytes.load(as: sockaddr_in.self))
-            case AF_INET6: SocketAddress(bytes.load(as: sockaddr_in6.self))
+            case AF_INET: SocketAddress(bytes.load(as: sockaddr_in.self), host: "")
+            case AF_INET6: SocketAddress(bytes.load(as: sockaddr_in6.self), host: "")
             default: nil
             }
         }

@@ -263,7 +263,10 @@ final class PumpedPair {
     /// Ends the pair: both sockets out of the pump's hands, the outcome for the loop.
     func end(_ reason: StreamError?, unwatch: (CInt) -> Void) -> PumpOutcome {
         finished = true
-        let open = [a, b].filter { !$0.closed && $0.fd >= 0 }.map(\.fd)
+        // Written out: `[a, b].filter` built two arrays of `Side` for every ended pair.
+        var open: [CInt] = []
+        if !a.closed, a.fd >= 0 { open.append(a.fd) }
+        if !b.closed, b.fd >= 0 { open.append(b.fd) }
         open.forEach(unwatch)
         a.closed = true
         b.closed = true

@@ -166,7 +166,7 @@ final class SocketPump: @unchecked Sendable {
         defer {
             events.deallocate()
             scratch.deallocate()
-            flushOutbox()
+            endReportingTurn()
             // Only reached once every relay has ended; anything left has no loop to report to.
             for case let pair? in pairs where !pair.finished {
                 pair.end(.shuttingDown, unwatch: unwatch).openDescriptors.forEach { _ = close($0) }
@@ -204,15 +204,18 @@ final class SocketPump: @unchecked Sendable {
             // Commands always come with a wake-up, so the lock is taken only then.
             if woken, !applyCommands(scratch: scratch) { return }
             if now >= nextCheck { checkTimers() }
-            freeSlots.append(contentsOf: slotsToFree)
-            slotsToFree.removeAll(keepingCapacity: true)
-            flushOutbox()
+            // Most turns only relay: one test, and the rest out of line.
+            if !outbox.isEmpty { endReportingTurn() }
         }
     }
 
-    /// Sends the turn's reports to the loop as one task. The relays they reach may send
-    /// commands back; those wake the pump once, after the last report.
-    private func flushOutbox() {
+    /// The turn reported something. The ended pairs' slots become free (no event of this
+    /// turn can name them any more), and the reports go to the loop as one task. The relays
+    /// they reach may send commands back; those wake the pump once, after the last report.
+    @inline(never)
+    private func endReportingTurn() {
+        freeSlots.append(contentsOf: slotsToFree)
+        slotsToFree.removeAll(keepingCapacity: true)
         guard !outbox.isEmpty else { return }
         let reports = UnsafeTransfer(outbox)
         outbox = []
@@ -410,7 +413,8 @@ final class SocketPump: @unchecked Sendable {
     }
 
     /// The pair is over: its slot is reused after this turn (events for it may still be in
-    /// the batch), and its relay hears of it on its event loop when the turn ends.
+    /// the batch), and its relay hears of it on its event loop when the turn ends. Every
+    /// report goes through the outbox, so a slot to free always comes with one.
     private func report(_ outcome: PumpOutcome, for pair: PumpedPair) {
         pair.stopWatchingClient(unwatch: unwatch)
         if pair.slot >= 0 {

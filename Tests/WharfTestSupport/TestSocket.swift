@@ -151,27 +151,48 @@ public final class LoopbackPort {
     public let fd: Int32
     public let port: Int
 
-    public init(listen backlog: Int32? = nil) {
+    public convenience init(listen backlog: Int32? = nil) {
+        self.init(port: 0, listen: backlog)!
+    }
+
+    /// Nil if `port` cannot be bound (another socket has it).
+    private init?(port wanted: Int, listen backlog: Int32?) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        self.fd = fd
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(wanted).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
+        let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length)
+                guard bind(fd, pointer, length) == 0 else { return false }
                 if let backlog { listen(fd, backlog) }
-                return getsockname(fd, pointer, &length)
+                return getsockname(fd, pointer, &length) == 0
             }
         }
+        guard bound || wanted == 0 else {
+            close(fd)
+            return nil
+        }
+        self.fd = fd
         port = Int(UInt16(bigEndian: address.sin_port))
     }
 
     deinit { close(fd) }
 
-    /// A port nothing listens on (bound, read back, released).
-    public static func unused() -> Int { LoopbackPort().port }
+    /// A port nothing listens on (bound, read back, released), below the kernel's ephemeral
+    /// range: a port from that range could be handed to the next `port: 0` bind (a wharf
+    /// listener, another test's socket) before the test uses it, and once was.
+    public static func unused() -> Int {
+        let ephemeralLow = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+            .flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) } } ?? 32768
+        if ephemeralLow > 10_001 {
+            for _ in 0..<100 {
+                if let free = LoopbackPort(port: Int.random(in: 10_000..<ephemeralLow), listen: nil) { return free.port }
+            }
+        }
+        return LoopbackPort().port
+    }
 }
 
 /// A listening socket on 127.0.0.1 that the test accepts from, to play a server (an

@@ -120,6 +120,13 @@ def measure_churn(server, held, churn):
                 rss_start_kb=rss_start, rss_end_kb=rss_end, rss_growth_kb=rss_end - rss_start)
 
 
+def cpu_ticks():
+    """(steal, total) jiffies of the whole machine, from /proc/stat's "cpu" line."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields)
+
+
 def run_case(case_name, server_name, args):
     case = CASES[case_name]
     server = Server(server_name, tls=case.get("tls"))
@@ -133,8 +140,13 @@ def run_case(case_name, server_name, args):
             return measure_idle(server, connections, tool=tool)
         extra = [*case.get("extra", []), *(["--rate", str(case["rate"])] if "rate" in case else [])]
         cpu_before = server.cpu_seconds()
+        steal_before, total_before = cpu_ticks()
         result = loadgen(case["mode"], server.port, case["connections"], case["size"], args.duration, args.warmup,
                          extra, tool=tool)
+        # Time the hypervisor gave to other guests: on a VM, the hours when it is high are
+        # the hours whose figures cannot be compared with others.
+        steal_after, total_after = cpu_ticks()
+        result["steal_pct"] = round(100 * (steal_after - steal_before) / max(1, total_after - total_before), 1)
         if result.get("total"):
             # Warm-up included on both sides: CPU over the whole run per operation of the whole run.
             result["cpu_us_per_op"] = round((server.cpu_seconds() - cpu_before) * 1e6 / result["total"], 2)
@@ -189,6 +201,7 @@ def main():
     cases = args.cases.split(",")
     samples = {case: {server: [] for server in servers} for case in cases}
     cpu = {case: {server: [] for server in servers} for case in cases}
+    stolen = []
     for repeat in range(args.repeats):
         for case in cases:
             order = servers[repeat % len(servers):] + servers[:repeat % len(servers)]
@@ -199,6 +212,8 @@ def main():
                 value = result[CASES[case]["metric"]]
                 samples[case][server].append(value)
                 cpu[case][server].append(result.get("cpu_us_per_op"))
+                if result.get("steal_pct", 0) > 5:
+                    stolen.append(f"{case} {server} run {repeat + 1}: {result['steal_pct']}%")
                 print(f"[{repeat + 1}/{args.repeats}] {case:13} {server:8} {value:12.1f}  {json.dumps(result)}",
                       file=sys.stderr, flush=True)
 
@@ -259,6 +274,9 @@ def main():
     for server, result in churn.items():
         lines.append(f"\nchurn {server}: {result['held']:,} held + {result['churned']:,} churned, "
                      f"{result['errors']} errors, RSS {result['rss_start_kb']:,} → {result['rss_end_kb']:,} KB")
+    if stolen:
+        lines.append(f"\nhypervisor steal above 5% of the machine in {len(stolen)} runs (compare those with care): "
+                     + "; ".join(stolen))
     table = "\n".join(lines)
     print(table)
 
@@ -269,7 +287,7 @@ def main():
                        client_cpu=None if setup.UNPINNED else CLIENT_CPU, processes=setup.PROCESSES,
                        loops=setup.LOOPS, threads=setup.THREADS,
                        samples=samples, medians=medians, cpu_us_per_op=cpu, cpu_medians=cpu_medians, churn=churn,
-                       table=table), f, indent=1)
+                       stolen=stolen, table=table), f, indent=1)
 
 
 if __name__ == "__main__":

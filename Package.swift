@@ -43,10 +43,10 @@ let package = Package(
         // checks every host function against it.
         .target(name: "CWharf", path: "include", publicHeadersPath: "."),
         // epoll and eventfd for the relay pump, which Swift's Glibc module leaves out.
-        .target(name: "CWharfLinux"),
+        .target(name: "CWharfLinux", cSettings: strictC),
         // Session ticket keys shared by all workers, set on the BoringSSL context NIOSSL
         // builds (its symbols are linked in through NIOSSL).
-        .target(name: "CWharfTLS"),
+        .target(name: "CWharfTLS", cSettings: strictC),
         .target(
             name: "WharfCore",
             dependencies: [

@@ -34,6 +34,8 @@ extern int CNIOBoringSSL_CRYPTO_memcmp(const void *, const void *, size_t);
 static uint8_t secret[32];
 static uint64_t period = 12 * 3600;
 static int configured;
+/* Bumped by each configure, so keys derived from an earlier secret are never reused. */
+static uint64_t secret_generation;
 
 typedef struct ticket_key {
     uint8_t name[16];
@@ -55,6 +57,29 @@ static void derive(uint64_t n, ticket_key *key) {
     memcpy(key->aes_key, out, 16);
 }
 
+/* The keys this thread derived last, one slot per period parity (the current period and
+ * the one before never share a slot). A resumption asks for a key three times (the ticket
+ * presented, two new ones) and each derivation is two HMACs, while a period lasts hours.
+ * Per thread: the loops never share it, so there is nothing to lock. */
+typedef struct cached_key {
+    uint64_t period;
+    uint64_t generation;
+    int valid;
+    ticket_key key;
+} cached_key;
+static _Thread_local cached_key cache[2];
+
+static void key_for(uint64_t n, ticket_key *key) {
+    cached_key *slot = &cache[n & 1];
+    if (!slot->valid || slot->period != n || slot->generation != secret_generation) {
+        derive(n, &slot->key);
+        slot->period = n;
+        slot->generation = secret_generation;
+        slot->valid = 1;
+    }
+    *key = slot->key;
+}
+
 static uint64_t current_period(void) {
     return (uint64_t)time(NULL) / period;
 }
@@ -66,7 +91,7 @@ static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX 
     uint64_t now = current_period();
     ticket_key key;
     if (encrypt) {
-        derive(now, &key);
+        key_for(now, &key);
         if (CNIOBoringSSL_RAND_bytes(iv, 16) != 1) return -1;
         memcpy(name, key.name, 16);
         if (CNIOBoringSSL_EVP_EncryptInit_ex(cipher, CNIOBoringSSL_EVP_aes_128_cbc(), NULL, key.aes_key, iv) != 1 ||
@@ -77,7 +102,7 @@ static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX 
     }
     /* This period's key, or the previous one's: accepted, and the ticket renewed. */
     for (uint64_t back = 0; back <= 1 && back <= now; back++) {
-        derive(now - back, &key);
+        key_for(now - back, &key);
         if (CNIOBoringSSL_CRYPTO_memcmp(name, key.name, 16) != 0) continue;
         if (CNIOBoringSSL_HMAC_Init_ex(hmac, key.hmac_key, 16, CNIOBoringSSL_EVP_sha256(), NULL) != 1 ||
             CNIOBoringSSL_EVP_DecryptInit_ex(cipher, CNIOBoringSSL_EVP_aes_128_cbc(), NULL, key.aes_key, iv) != 1) {
@@ -92,6 +117,7 @@ void cwharf_tls_tickets_configure(const uint8_t *key, size_t length, uint64_t pe
     memset(secret, 0, sizeof secret);
     memcpy(secret, key, length < sizeof secret ? length : sizeof secret);
     if (period_seconds > 0) period = period_seconds;
+    secret_generation++;
     configured = 1;
 }
 

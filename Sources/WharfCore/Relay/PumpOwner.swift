@@ -6,14 +6,13 @@ final class PumpOwner: @unchecked Sendable {
     private let name: String
     private let eventLoop: any EventLoop
     /// Set before the pump starts (the gateway resolves `auto` once its plugins are loaded).
-    var scheduling: PumpScheduling
+    var scheduling = PumpScheduling.normal
     private var pump: SocketPump?
     private var unavailable = false
 
-    init(name: String, eventLoop: any EventLoop, scheduling: PumpScheduling = .normal) {
+    init(name: String, eventLoop: any EventLoop) {
         self.name = name
         self.eventLoop = eventLoop
-        self.scheduling = scheduling
     }
 
     /// The running pump, or nil if none can be started (relays then use the channels).
@@ -33,9 +32,7 @@ final class PumpOwner: @unchecked Sendable {
     /// pump once, at the end. On the loop.
     func batchingCommands(_ body: () -> Void) {
         guard let pump else { return body() }
-        pump.holdWakeUps()
-        body()
-        pump.releaseWakeUps()
+        pump.holdingWakeUps(body)
     }
 
     /// Stops the pump thread (after every relay has ended). Called off the loop.

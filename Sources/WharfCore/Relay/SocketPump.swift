@@ -140,6 +140,13 @@ final class SocketPump: @unchecked Sendable {
         if wakes { wake() }
     }
 
+    /// Runs `body` with wake-ups held: whatever it sends wakes the pump once, at the end.
+    func holdingWakeUps(_ body: () -> Void) {
+        holdWakeUps()
+        body()
+        releaseWakeUps()
+    }
+
     /// Stops the thread and waits for it. Pairs still open are closed: call this after the
     /// gateway has ended every relay.
     func stop() {
@@ -220,9 +227,7 @@ final class SocketPump: @unchecked Sendable {
         let reports = UnsafeTransfer(outbox)
         outbox = []
         loop.execute { [self] in
-            holdWakeUps()
-            for report in reports.value { report() }
-            releaseWakeUps()
+            holdingWakeUps { for report in reports.value { report() } }
         }
     }
 

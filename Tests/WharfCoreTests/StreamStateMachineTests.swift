@@ -241,6 +241,36 @@ import Testing
         #expect(machine.channelInactive() == .closed(serviceRead: false, failingUpgrade: nil, tellRelay: true))
     }
 
+    /// A channel-relayed stream that closes itself (a socket error, a timeout of its own, the
+    /// owner's close) still tells its relay when the channel goes, so the partner is closed too.
+    @Test func aChannelRelayedStreamThatClosesItselfStillTellsTheRelay() {
+        var failed = openMachine()
+        failed.attachRelay(.channel)
+        #expect(failed.errorCaught(.connectionReset) == .close(.connectionReset, failingUpgrade: nil))
+        #expect(failed.close(reason: .connectionReset, graceful: false, now: t0) == .closeNow(reset: false, serviceRead: false))
+        #expect(failed.channelInactive() == .closed(serviceRead: false, failingUpgrade: nil, tellRelay: true))
+        var closed = openMachine()
+        closed.attachRelay(.channel)
+        #expect(closed.close(reason: .lifetimeExceeded, graceful: true, now: t0) == .closeWhenFlushed(serviceRead: false))
+        #expect(closed.channelInactive() == .closed(serviceRead: false, failingUpgrade: nil, tellRelay: true))
+        var unrelayed = openMachine()
+        _ = unrelayed.close(reason: .connectionReset, graceful: false, now: t0)
+        #expect(unrelayed.channelInactive() == .closed(serviceRead: false, failingUpgrade: nil, tellRelay: false))
+    }
+
+    /// The relay passes a partner's reset on: RST although the stream's own reason is an error,
+    /// also when it was already closing gracefully.
+    @Test func aResetPassedOnResetsThePeer() {
+        var partner = openMachine()
+        partner.attachRelay(.channel)
+        #expect(partner.close(reason: .connectionReset, graceful: false, resetPeer: true, now: t0)
+            == .closeNow(reset: true, serviceRead: false))
+        var flushing = openMachine()
+        _ = flushing.close(reason: .idleTimeout, graceful: true, now: t0)
+        #expect(flushing.close(reason: .connectionReset, graceful: false, resetPeer: true, now: t0)
+            == .closeNow(reset: true, serviceRead: false))
+    }
+
     @Test func aHandOverThatFailsLeavesAnOpenStream() {
         var machine = openMachine()
         machine.attachRelay(.pumpHandoff)

@@ -189,6 +189,31 @@ import Testing
         #expect(lasted < 5, "the relay ended after \(lasted) s, not after 300 ms of silence")
     }
 
+    /// A reset from the upstream reaches a TLS client as a reset: not a close_notify that would
+    /// make the cut-off reply look whole, and not silence.
+    @Test func anUpstreamResetReachesTheTLSClientAsAReset() throws {
+        let backend = TestServer { fd in
+            var request = [UInt8](repeating: 0, count: 64)
+            _ = recv(fd, &request, request.count, 0)
+            TestServer.write(fd, [UInt8](repeating: 65, count: 100_000))
+            var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
+        let front = try RunningWharf(config: """
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"]}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
+
+            """)
+        let started = Date()
+        // -ign_eof: s_client stays until the server ends the connection (or 10 s run out).
+        let output = try client(try front.port("proxy"), ["-servername", "a.test", "-ign_eof"], input: "send\n")
+        let lasted = Date().timeIntervalSince(started)
+        #expect(output.contains("read:errno=104"), "s_client saw ECONNRESET: \(output.suffix(300))")
+        #expect(lasted < 5, "the client was ended after \(lasted) s")
+    }
+
     @Test func wharfClientSpeaksTLS() throws {
         let wharf = try tlsWhoami(siteA)
         let port = try wharf.port("whoami")

@@ -76,8 +76,8 @@ final class ChannelRelay: StreamRelay {
         if aEnded && bEnded { finish(reason: nil) }
     }
 
-    /// A stream closed (error, peer reset, or the owner's close) before both directions
-    /// ended: the relay is over, and the other side is closed too.
+    /// A stream closed (error, peer reset, a timeout of its own, or the owner's close) before
+    /// both directions ended: the relay is over, and the other side is closed too.
     private func streamClosed(_ stream: IOStreamHandler, reason: StreamError?) {
         // A clean close of a stream whose output we had shut down is its peer's FIN: NIO may
         // report the channel closed before (or instead of) the input-closed event.
@@ -93,11 +93,14 @@ final class ChannelRelay: StreamRelay {
         if wheelSlot != nil { a.loop.deadlines.remove(self) }
         let result = RelayResult(reason: reason, bytesAToB: bytesAToB, bytesBToA: bytesBToA)
         let graceful = reason == nil || reason == .closed
+        // A reset is passed on as a reset, as the pump does: a FIN (or close_notify) would
+        // make a cut-off stream look whole. The side that was reset is closed already.
+        let reset = reason == .connectionReset
         // The owner hears of the end before either socket closes, as with the pump.
         a.loop.enqueue(.completion { [a, b, onDone] in
             onDone(result)
-            a.close(reason: reason, graceful: graceful)
-            b.close(reason: reason, graceful: graceful)
+            a.close(reason: reason, graceful: graceful, resetPeer: reset)
+            b.close(reason: reason, graceful: graceful, resetPeer: reset)
         })
     }
 

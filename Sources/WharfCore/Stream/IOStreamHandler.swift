@@ -334,8 +334,9 @@ final class IOStreamHandler: ChannelDuplexHandler {
     }
 
     /// Closes the stream. Graceful: flush pending writes first (bounded by close linger).
-    func close(reason: StreamError?, graceful: Bool) {
-        switch machine.close(reason: reason, graceful: graceful, now: now) {
+    /// `resetPeer`: see `StreamStateMachine.close`.
+    func close(reason: StreamError?, graceful: Bool, resetPeer: Bool = false) {
+        switch machine.close(reason: reason, graceful: graceful, resetPeer: resetPeer, now: now) {
         case .none:
             return
         case .forwardToRelay:
@@ -347,14 +348,18 @@ final class IOStreamHandler: ChannelDuplexHandler {
             whenWritesSent { _ in context?.close(promise: nil) }
         case let .closeNow(reset, serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
-            let context = liveContext
-            if reset {
-                // SO_LINGER 0 makes close() send RST and drop unsent data.
-                _ = (context?.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
-            }
-            context?.close(promise: nil)
+            if reset { resetNow() } else { liveContext?.close(promise: nil) }
         }
         rearmTimer()
+    }
+
+    /// Closes the socket with RST (SO_LINGER 0 drops unsent data). Under TLS the close starts
+    /// below the TLS handler: a close_notify first would tell the peer the stream ended whole.
+    private func resetNow() {
+        guard let context = liveContext else { return }
+        _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        let tls = try? context.pipeline.syncOperations.context(handlerType: NIOSSLHandler.self)
+        (tls ?? context).close(promise: nil)
     }
 
     /// The stream's last word: after this the stream does nothing more.

@@ -31,6 +31,9 @@ struct StreamStateMachine {
     /// A read the owner put a deadline on timed out: whatever the peer was about to send
     /// is unaccounted for, so the stream is never pooled again.
     private(set) var readTimedOut = false
+    /// Closed while a channel relay held it: the relay still hears when the channel goes,
+    /// so the partner is closed too (and learns of a reset).
+    private var closedUnderRelay = false
 
     init(awaiting: Preamble, maxBufferSize: Int, timeouts: StreamTimeouts, now: NIODeadline) {
         state = .starting(awaiting: awaiting)
@@ -142,7 +145,7 @@ struct StreamStateMachine {
             deadlines.clearAll()
             return .abandoned(abandonReason ?? .closed)
         case .open, .closing, .relayed(.channel), .relayed(.pumpHandoff):
-            let tellRelay = isRelayed
+            let tellRelay = isRelayed || closedUnderRelay
             state = .closed
             reads.closeReads(reason: nil)
             deadlines.clearAll()
@@ -221,7 +224,9 @@ struct StreamStateMachine {
         return nil
     }
 
-    mutating func close(reason: StreamError?, graceful: Bool, now: NIODeadline) -> CloseAction {
+    /// `resetPeer`: end with RST even though the reason is an error (a relay passing its
+    /// partner's reset on); otherwise only an abort with no reason (the plugin's) resets.
+    mutating func close(reason: StreamError?, graceful: Bool, resetPeer: Bool = false, now: NIODeadline) -> CloseAction {
         switch state {
         case .relayed(.pumpHandoff), .relayed(.pumped):
             return .forwardToRelay
@@ -229,6 +234,7 @@ struct StreamStateMachine {
             _ = preambleFailed(reason ?? .closed)
             return .closeNow(reset: false, serviceRead: false)
         case .open, .relayed(.channel):
+            if state == .relayed(.channel) { closedUnderRelay = true }
             state = .closing
             reads.closeReads(reason: reason)
             deadlines.stopGuarding()
@@ -239,9 +245,9 @@ struct StreamStateMachine {
                 return .closeWhenFlushed(serviceRead: serviceRead)
             }
             // A plugin's abort resets the peer; after a socket error there is nothing to reset.
-            return .closeNow(reset: reason == nil, serviceRead: serviceRead)
+            return .closeNow(reset: reason == nil || resetPeer, serviceRead: serviceRead)
         case .closing:
-            return graceful ? .none : .closeNow(reset: false, serviceRead: false)
+            return graceful ? .none : .closeNow(reset: resetPeer, serviceRead: false)
         case .closed, .finished:
             return .none
         }

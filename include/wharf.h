@@ -618,8 +618,9 @@ typedef struct wharf_host_api {
      * host, which then moves bytes both ways without the plugin. Each side is read only
      * while the other can take writes, so a slow reader throttles the fast peer through TCP
      * and memory per pair stays bounded (an idle pair holds no buffer). A FIN from one peer
-     * becomes a shutdown of the other's output; on plain TCP pairs a reset from one peer
-     * resets the other (hosts from 1.7), so a cut-off stream never looks whole. Bytes
+     * becomes a shutdown of the other's output; a reset from one peer resets the other
+     * (plain TCP pairs on hosts from 1.7; TLS pairs on later hosts, with no close_notify),
+     * so a cut-off stream never looks whole. Bytes
      * already buffered by the host go
      * first, then bytes the plugin wrote before calling relay (the hand-over waits until
      * they are sent); bytes the plugin read itself (a header it inspected) must be written

@@ -61,6 +61,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var bytesSent: UInt64 = 0
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
+    /// The socket itself failed (reset, broken pipe): nothing more can be said over it.
+    private var socketFailed = false
     /// An accepted socket no channel holds yet (see IOStreamHandler+BareSocket).
     var bareSocket: BareSocket?
 
@@ -169,6 +171,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         // for plain TCP (the input-closed event follows).
         if let error = error as? NIOSSLError, case .uncleanShutdown = error { return }
         let reason = StreamError(channelError: error)
+        if error is IOError { socketFailed = true }
         switch machine.errorCaught(reason) {
         case .none: break
         case .abandon: abandon(error)
@@ -348,17 +351,23 @@ final class IOStreamHandler: ChannelDuplexHandler {
             whenWritesSent { _ in context?.close(promise: nil) }
         case let .closeNow(reset, serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
-            if reset { resetNow() } else { liveContext?.close(promise: nil) }
+            if reset || socketFailed { closeBeneathTLS(reset: reset) } else { liveContext?.close(promise: nil) }
         }
         rearmTimer()
     }
 
-    /// Closes the socket with RST (SO_LINGER 0 drops unsent data). Under TLS the close starts
-    /// below the TLS handler: a close_notify first would tell the peer the stream ended whole.
-    private func resetNow() {
+    /// Closes the socket at once, under TLS from below the TLS handler, so no close_notify
+    /// goes out: after an abort it would tell the peer the stream ended whole, and after the
+    /// socket failed it cannot be sent (NIOSSL's attempt, a write that fails and its error
+    /// path, cost more than the rest of the close). `reset`: RST, unsent data dropped.
+    private func closeBeneathTLS(reset: Bool) {
         guard let context = liveContext else { return }
-        _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
-        let tls = try? context.pipeline.syncOperations.context(handlerType: NIOSSLHandler.self)
+        if reset {
+            _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        }
+        // Only a stream whose handshake finished is looked through (a miss would throw).
+        let tls = factsBox?.facts.tls == nil ? nil
+            : try? context.pipeline.syncOperations.context(handlerType: NIOSSLHandler.self)
         (tls ?? context).close(promise: nil)
     }
 

@@ -70,6 +70,21 @@ import Testing
         #expect(resumed.contains("Reused, TLSv1.3"), "a ticket from the old worker: \(resumed)")
     }
 
+    /// As OpenSSL (nginx, HAProxy): two tickets after a full handshake, so a client can open
+    /// connections in parallel; one after a resumption, which replaces the ticket used.
+    @Test func aResumptionIsIssuedOneTicketAndAFullHandshakeTwo() throws {
+        let scratch = try TemporaryDirectory()
+        let front = try wharf(scratch: scratch)
+        let port = try front.port("echo")
+        func tickets(_ output: String) -> Int { output.components(separatedBy: "New Session Ticket arrived").count - 1 }
+        let first = try connect(port, save: scratch.path("first.pem"))
+        #expect(first.contains("New, TLSv1.3") && tickets(first) == 2, "\(first)")
+        let second = try connect(port, save: scratch.path("second.pem"), resume: scratch.path("first.pem"))
+        #expect(second.contains("Reused, TLSv1.3") && tickets(second) == 1, "\(second)")
+        let third = try connect(port, resume: scratch.path("second.pem"))
+        #expect(third.contains("Reused, TLSv1.3"), "the one ticket resumes: \(third)")
+    }
+
     @Test func withSessionTicketsOffNoneIsSent() throws {
         let scratch = try TemporaryDirectory()
         let front = try wharf(", session_tickets: false", scratch: scratch)

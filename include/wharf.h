@@ -619,8 +619,8 @@ typedef struct wharf_host_api {
      * while the other can take writes, so a slow reader throttles the fast peer through TCP
      * and memory per pair stays bounded (an idle pair holds no buffer). A FIN from one peer
      * becomes a shutdown of the other's output; a reset from one peer resets the other
-     * (plain TCP pairs on hosts from 1.7; TLS pairs too on hosts after Wharf 0.1.0, with
-     * no close_notify),
+     * (plain TCP pairs on hosts from 1.7; TLS pairs too, with no close_notify, on hosts
+     * built from 2026-11-30),
      * so a cut-off stream never looks whole. Bytes
      * already buffered by the host go
      * first, then bytes the plugin wrote before calling relay (the hand-over waits until

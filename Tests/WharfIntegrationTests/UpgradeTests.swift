@@ -12,9 +12,13 @@ import WharfTestSupport
         return try RunningWharf(config: config, scratch: scratch)
     }
 
-    /// The inodes of the sockets listening on `port` (from /proc/net/tcp).
+    /// The inodes of the sockets listening on `port` (from /proc/net/tcp). Read to the end:
+    /// `String(contentsOfFile:)` reads a proc file's first page only (its size shows as 0),
+    /// and with the other tests' sockets listed first that page may not reach this port.
     private func listeningInodes(_ port: Int) throws -> Set<String> {
-        let table = try String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)
+        let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/net/tcp"))
+        defer { try? file.close() }
+        let table = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
         let local = String(format: ":%04X", port)
         return Set(table.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ")

@@ -214,6 +214,45 @@ import Testing
         #expect(lasted < 5, "the client was ended after \(lasted) s")
     }
 
+    /// The other way: a TLS client that resets reaches the upstream as a reset, and ends it.
+    /// (A TLS pair's relay once never heard of a side closed by a socket error, and left the
+    /// upstream open until its idle limit: one descriptor leaked per client that reset.)
+    /// s_client cannot reset, but its kernel does if it dies with bytes unread: it is stopped,
+    /// sent bytes it will never read, and killed.
+    @Test func aTLSClientResetReachesTheUpstreamAsAReset() throws {
+        let lock = NSLock()
+        nonisolated(unsafe) var ending: String?
+        let clientStopped = DispatchSemaphore(value: 0)
+        let backend = TestServer { fd in
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let got = recv(fd, &buffer, buffer.count, 0)
+            if got > 0 { TestServer.write(fd, Array(buffer[0..<got])) }
+            if clientStopped.wait(timeout: .now() + 10) == .success { TestServer.write(fd, Array("unread\n".utf8)) }
+            var result: Int
+            repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
+            let seen = result == 0 ? "FIN" : (errno == ECONNRESET ? "reset" : "errno \(errno)")
+            lock.withLock { ending = seen }
+        }
+        let front = try RunningWharf(config: """
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"]}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
+
+            """)
+        let port = try front.port("proxy")
+        let client = try OpenSSLClientProcess(port: port, arguments: ["-CAfile", certs.path("ca.pem"), "-servername", "a.test"])
+        defer { client.kill() }
+        client.send("hello\n")
+        #expect(eventually { client.output.contains("hello\n") }, "relayed: \(client.output)")
+        kill(client.pid, SIGSTOP)
+        clientStopped.signal()
+        #expect(eventually { unreadBytes(onConnectionTo: port) > 0 }, "the client's socket holds what it will not read")
+        client.kill()
+        #expect(eventually { lock.withLock { ending } != nil }, "the upstream connection ended")
+        #expect(lock.withLock { ending } == "reset", "not a FIN that would make the request look whole")
+    }
+
     @Test func wharfClientSpeaksTLS() throws {
         let wharf = try tlsWhoami(siteA)
         let port = try wharf.port("whoami")

@@ -69,3 +69,52 @@ func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: 
     output.fileHandleForReading.readabilityHandler = nil
     return text()
 }
+
+/// `openssl s_client` kept running (stdin open) so a test can act on the process itself.
+final class OpenSSLClientProcess: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+    private let lock = NSLock()
+    private var collected = Data()
+
+    init(port: Int, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-quiet"] + arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = input
+        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let chunk = handle.availableData
+            guard let self else { return }
+            lock.withLock { collected.append(chunk) }
+        }
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+
+    func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+
+    /// SIGKILL, and waits (at most 10 s) for the process to be gone.
+    func kill() {
+        guard process.isRunning else { return }
+        Glibc.kill(pid, SIGKILL)
+        _ = eventually { !process.isRunning }
+    }
+}
+
+/// The bytes waiting unread in the receive queue of the client end of a loopback connection
+/// to `port` (from /proc/net/tcp, read to its end: its size shows as 0).
+func unreadBytes(onConnectionTo port: Int) -> Int {
+    guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp"),
+          let data = try? file.readToEnd() else { return 0 }
+    try? file.close()
+    let remote = String(format: ":%04X", port)
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").reduce(0) { total, line in
+        let fields = line.split(separator: " ")
+        guard fields.count > 4, fields[2].hasSuffix(remote), fields[3] == "01" else { return total }
+        return total + (Int(fields[4].split(separator: ":").last ?? "", radix: 16) ?? 0)
+    }
+}

@@ -12,19 +12,9 @@ import WharfTestSupport
         return try RunningWharf(config: config, scratch: scratch)
     }
 
-    /// The inodes of the sockets listening on `port` (from /proc/net/tcp). Read to the end:
-    /// `String(contentsOfFile:)` reads a proc file's first page only (its size shows as 0),
-    /// and with the other tests' sockets listed first that page may not reach this port.
-    private func listeningInodes(_ port: Int) throws -> Set<String> {
-        let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: "/proc/net/tcp"))
-        defer { try? file.close() }
-        let table = String(decoding: try file.readToEnd() ?? Data(), as: UTF8.self)
-        let local = String(format: ":%04X", port)
-        return Set(table.split(separator: "\n").compactMap { line -> String? in
-            let fields = line.split(separator: " ")
-            guard fields.count > 9, fields[1].hasSuffix(local), fields[3] == "0A" else { return nil }
-            return String(fields[9])
-        })
+    /// The inodes of the sockets listening on `port`.
+    private func listeningInodes(_ port: Int) -> Set<Substring> {
+        Set(TCPTable.rows().filter { $0[1].hasSuffix(TCPTable.portSuffix(port)) && $0[3] == "0A" }.map { $0[9] })
     }
 
     /// The number after `word` in `text` ("… pid 123; …").
@@ -43,7 +33,7 @@ import WharfTestSupport
     @Test func anUpgradeUnderLoadKeepsTheSocketsAndDropsNothing() throws {
         let wharf = try start()
         let port = try wharf.port(named: "main")
-        let sockets = try listeningInodes(port)
+        let sockets = listeningInodes(port)
         #expect(sockets.count == 2, "one socket per worker slot")
         let oldWorkers = wharf.workerPIDs
         let load = PingPongLoad(port: { port }, persistent: 12)
@@ -58,7 +48,7 @@ import WharfTestSupport
         for _ in 0..<20 {
             #expect(newWorkers.contains(try TestSocket(port: port).ask().pid), "new connections reach the new workers")
         }
-        #expect(try listeningInodes(port) == sockets, "the same sockets, never re-bound")
+        #expect(listeningInodes(port) == sockets, "the same sockets, never re-bound")
         usleep(300_000)
         let failures = load.stop()
         #expect(failures.isEmpty, "failures: \(failures)")

@@ -104,17 +104,3 @@ final class OpenSSLClientProcess: @unchecked Sendable {
         _ = eventually { !process.isRunning }
     }
 }
-
-/// The bytes waiting unread in the receive queue of the client end of a loopback connection
-/// to `port` (from /proc/net/tcp, read to its end: its size shows as 0).
-func unreadBytes(onConnectionTo port: Int) -> Int {
-    guard let file = FileHandle(forReadingAtPath: "/proc/net/tcp"),
-          let data = try? file.readToEnd() else { return 0 }
-    try? file.close()
-    let remote = String(format: ":%04X", port)
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").reduce(0) { total, line in
-        let fields = line.split(separator: " ")
-        guard fields.count > 4, fields[2].hasSuffix(remote), fields[3] == "01" else { return total }
-        return total + (Int(fields[4].split(separator: ":").last ?? "", radix: 16) ?? 0)
-    }
-}

@@ -171,7 +171,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
         // for plain TCP (the input-closed event follows).
         if let error = error as? NIOSSLError, case .uncleanShutdown = error { return }
         let reason = StreamError(channelError: error)
-        if error is IOError { socketFailed = true }
+        if reason == .connectionReset { socketFailed = true } // reset, aborted, broken pipe
         switch machine.errorCaught(reason) {
         case .none: break
         case .abandon: abandon(error)

@@ -55,7 +55,7 @@ extension PluginStream {
                       onDone: @escaping (RelayResult) -> Void) -> Int32 {
         let client = stream!
         if let refusal = client.relayRefusal { return code(refusal) }
-        let idle = [request.idleTimeout, client.idleTimeout].compactMap { $0 }.min()
+        let idle = earliest(request.idleTimeout, client.idleTimeout)
         let loop = client.loop
         if loop.dialer == nil, request.options.tls == nil, client.isPumpable,
            let address = try? SocketAddress(ipAddress: request.host, port: request.port),

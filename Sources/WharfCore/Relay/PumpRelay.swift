@@ -73,7 +73,7 @@ final class PumpRelay: StreamRelay, PumpPairOwner {
         let regionWords = a.loop.metricsRegionWords
         pair.a.meter = a.meter?.inPumpRegion(regionWords: regionWords)
         pair.b.meter = b.meter?.inPumpRegion(regionWords: regionWords)
-        pair.lifetimeDeadline = [a.lifetimeDeadline, b.lifetimeDeadline].compactMap { $0 }.min()
+        pair.lifetimeDeadline = earliest(a.lifetimeDeadline, b.lifetimeDeadline)
             .map { Int64($0.uptimeNanoseconds) }
         let fromA = a.detachSocket()
         let fromB = b.detachSocket()

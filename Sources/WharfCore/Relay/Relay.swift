@@ -15,7 +15,7 @@ enum Relay {
         if let refusal = a.relayRefusal ?? b.relayRefusal { return refusal }
         // Both relays start from channels; only connect_relay hands a bare socket over as it is.
         guard a.liveContext != nil, b.liveContext != nil else { return .closed }
-        let idle = [idleTimeout, a.idleTimeout, b.idleTimeout].compactMap { $0 }.min()
+        let idle = earliest(idleTimeout, earliest(a.idleTimeout, b.idleTimeout))
         if a.isPumpable, b.isPumpable {
             PumpRelay(a: a, b: b, idleTimeout: idle, closeLinger: min(a.closeLinger, b.closeLinger),
                       onDone: onDone).start()

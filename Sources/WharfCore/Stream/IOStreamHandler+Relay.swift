@@ -6,7 +6,7 @@ extension IOStreamHandler {
     /// Why this stream cannot be relayed now, if it cannot.
     var relayRefusal: StreamError? { machine.relayRefusal }
     /// Plain TCP with both directions open: the pump can carry it as raw bytes.
-    var isPumpable: Bool { facts.tls == nil && machine.isPumpable }
+    var isPumpable: Bool { !hasTLS && machine.isPumpable }
     var hasInputEnded: Bool { machine.reads.inputEnded }
     var isWritable: Bool { machine.writable }
     /// The stream's own (listener's) idle limit and close linger, which a relay honours too.

@@ -44,6 +44,8 @@ final class IOStreamHandler: ChannelDuplexHandler {
         }
     }
     private var factsBox: FactsBox?
+    /// The TLS handshake finished (without copying the facts, as `facts.tls` would).
+    var hasTLS: Bool { factsBox?.facts.tls != nil }
     /// The relay this stream is attached to (the machine's state says how).
     var relay: (any StreamRelay)?
     /// The bytes being handed to a read completion right now (see `DeliveredBytes`).
@@ -366,8 +368,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
             _ = (context.channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
         }
         // Only a stream whose handshake finished is looked through (a miss would throw).
-        let tls = factsBox?.facts.tls == nil ? nil
-            : try? context.pipeline.syncOperations.context(handlerType: NIOSSLHandler.self)
+        let tls = hasTLS ? try? context.pipeline.syncOperations.context(handlerType: NIOSSLHandler.self) : nil
         (tls ?? context).close(promise: nil)
     }
 

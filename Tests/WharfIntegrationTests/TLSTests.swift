@@ -253,33 +253,6 @@ import Testing
         #expect(lock.withLock { ending } == "reset", "not a FIN that would make the request look whole")
     }
 
-    /// A relayed TLS stream that closes on a limit of its own (here the listener's
-    /// max_lifetime_ms) ends its relay: the upstream is closed too, not left open.
-    @Test func aTLSStreamsOwnLimitEndsItsUpstreamToo() throws {
-        let lock = NSLock()
-        nonisolated(unsafe) var ended: Date?
-        let backend = TestServer { fd in
-            TestServer.echoLoop(fd)
-            lock.withLock { ended = Date() }
-        }
-        let front = try RunningWharf(config: """
-            plugins:
-              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"]}}
-            listeners:
-              - {address: 127.0.0.1, port: 0, plugin: proxy, max_lifetime_ms: 400, tls: {\(siteA)}}
-
-            """)
-        let client = try OpenSSLClientProcess(port: try front.port("proxy"),
-                                              arguments: ["-CAfile", certs.path("ca.pem"), "-servername", "a.test"])
-        defer { client.kill() }
-        let started = Date()
-        client.send("still here\n")
-        #expect(eventually { client.output.contains("still here\n") }, "relayed: \(client.output)")
-        #expect(eventually(seconds: 5) { lock.withLock { ended } != nil }, "the upstream connection ended")
-        let after = lock.withLock { ended }.map { $0.timeIntervalSince(started) } ?? .infinity
-        #expect(after < 4, "the upstream ended \(after) s in, with the client's lifetime")
-    }
-
     @Test func wharfClientSpeaksTLS() throws {
         let wharf = try tlsWhoami(siteA)
         let port = try wharf.port("whoami")

@@ -14,7 +14,7 @@ extension IOStreamHandler {
     /// `StreamError` thrown by `handlers` refuses the upgrade and leaves the stream as it was.
     func startTLS(token: CompletionToken, handlers: () throws(StreamError) -> [any ChannelHandler]) -> StreamError? {
         guard let context = liveContext else { return .closed }
-        guard facts.tls == nil else { return .unsupported }
+        guard !hasTLS else { return .unsupported }
         if let refusal = machine.startTLS(token: token, hasUnsentWrites: hasUnsentWrites, now: now) {
             return refusal
         }

@@ -63,8 +63,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var bytesSent: UInt64 = 0
     /// Why a connection that never opened ended, with the error behind it.
     private var abandonError: (any Error)?
-    /// The socket itself failed (reset, broken pipe): nothing more can be said over it.
-    private var socketFailed = false
     /// An accepted socket no channel holds yet (see IOStreamHandler+BareSocket).
     var bareSocket: BareSocket?
 
@@ -173,7 +171,6 @@ final class IOStreamHandler: ChannelDuplexHandler {
         // for plain TCP (the input-closed event follows).
         if let error = error as? NIOSSLError, case .uncleanShutdown = error { return }
         let reason = StreamError(channelError: error)
-        if reason == .connectionReset { socketFailed = true } // reset, aborted, broken pipe
         switch machine.errorCaught(reason) {
         case .none: break
         case .abandon: abandon(error)
@@ -353,7 +350,13 @@ final class IOStreamHandler: ChannelDuplexHandler {
             whenWritesSent { _ in context?.close(promise: nil) }
         case let .closeNow(reset, serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
-            if reset || socketFailed { closeBeneathTLS(reset: reset) } else { liveContext?.close(promise: nil) }
+            // `connectionReset`: the socket itself failed (reset, aborted, broken pipe), so
+            // nothing more can be said over it.
+            if reset || reason == .connectionReset {
+                closeBeneathTLS(reset: reset)
+            } else {
+                liveContext?.close(promise: nil)
+            }
         }
         rearmTimer()
     }

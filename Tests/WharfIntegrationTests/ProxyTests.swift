@@ -171,9 +171,7 @@ import Testing
             var buffer = [UInt8](repeating: 0, count: 64)
             let got = recv(fd, &buffer, buffer.count, 0)
             if got > 0 { TestServer.write(fd, Array(buffer[0..<got])) }
-            var result: Int
-            repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
-            let seen = result == 0 ? "FIN" : (errno == ECONNRESET ? "reset" : "errno \(errno)")
+            let seen = TestServer.ending(of: fd)
             lock.withLock { ending = seen }
         }
         let front = try proxy("upstreams: [\"127.0.0.1:\(backend.port)\"]")

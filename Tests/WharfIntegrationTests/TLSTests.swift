@@ -21,6 +21,18 @@ import Testing
             """)
     }
 
+    /// The `proxy` plugin in front of 127.0.0.1:`port`, terminating TLS for a.test;
+    /// `extra`: more of the plugin's config keys.
+    func tlsProxy(to port: Int, extra: String = "") throws -> RunningWharf {
+        try RunningWharf(config: """
+            plugins:
+              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(port)"]\(extra.isEmpty ? "" : ", " + extra)}}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
+
+            """)
+    }
+
     var siteA: String { "certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))" }
     var siteB: String { "{certificate: \(certs.path("b.test.pem")), key: \(certs.path("b.test.key"))}" }
 
@@ -174,13 +186,7 @@ import Testing
     /// TLS pairs relay through their channels (not the pump); their idle limit still holds.
     @Test func aTLSRelayEndsWhenIdle() throws {
         let backend = TestServer.echo()
-        let front = try RunningWharf(config: """
-            plugins:
-              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"], idle_timeout_ms: 300}}
-            listeners:
-              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
-
-            """)
+        let front = try tlsProxy(to: backend.port, extra: "idle_timeout_ms: 300")
         let started = Date()
         // -ign_eof: s_client stays until the server closes (or the helper's 10 s run out).
         let output = try client(try front.port("proxy"), ["-servername", "a.test", "-ign_eof"], input: "idle soon\n")
@@ -199,13 +205,7 @@ import Testing
             var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
             setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
         }
-        let front = try RunningWharf(config: """
-            plugins:
-              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"]}}
-            listeners:
-              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
-
-            """)
+        let front = try tlsProxy(to: backend.port)
         let started = Date()
         // -ign_eof: s_client stays until the server ends the connection (or 10 s run out).
         let output = try client(try front.port("proxy"), ["-servername", "a.test", "-ign_eof"], input: "send\n")
@@ -228,18 +228,10 @@ import Testing
             let got = recv(fd, &buffer, buffer.count, 0)
             if got > 0 { TestServer.write(fd, Array(buffer[0..<got])) }
             if clientStopped.wait(timeout: .now() + 10) == .success { TestServer.write(fd, Array("unread\n".utf8)) }
-            var result: Int
-            repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
-            let seen = result == 0 ? "FIN" : (errno == ECONNRESET ? "reset" : "errno \(errno)")
+            let seen = TestServer.ending(of: fd)
             lock.withLock { ending = seen }
         }
-        let front = try RunningWharf(config: """
-            plugins:
-              proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(backend.port)"]}}
-            listeners:
-              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {\(siteA)}}
-
-            """)
+        let front = try tlsProxy(to: backend.port)
         let port = try front.port("proxy")
         let client = try OpenSSLClientProcess(port: port, arguments: ["-CAfile", certs.path("ca.pem"), "-servername", "a.test"])
         defer { client.kill() }

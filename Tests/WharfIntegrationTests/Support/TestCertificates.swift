@@ -43,48 +43,33 @@ final class TestCertificates: Sendable {
 /// echo of `input` comes back (or s_client exits, or `seconds` pass), and returns
 /// everything it printed (stdout and stderr).
 func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: TimeInterval = 10) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-quiet", "-no_ign_eof"] + arguments
-    let output = Pipe(), stdin = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    process.standardInput = stdin
-    let lock = NSLock()
-    nonisolated(unsafe) var collected = Data()
-    output.fileHandleForReading.readabilityHandler = { handle in
-        let chunk = handle.availableData
-        lock.withLock { collected.append(chunk) }
-    }
-    try process.run()
-    stdin.fileHandleForWriting.write(Data(input.utf8))
+    let client = try OpenSSLClientProcess(port: port, arguments: ["-no_ign_eof"] + arguments)
+    client.send(input)
     let deadline = Date().addingTimeInterval(seconds)
-    func text() -> String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
-    while process.isRunning, Date() < deadline, input.isEmpty || !text().contains(input) { usleep(20_000) }
-    try? stdin.fileHandleForWriting.close()
-    while process.isRunning, Date() < deadline { usleep(20_000) }
-    if process.isRunning { process.terminate() }
-    process.waitUntilExit()
+    while client.isRunning, Date() < deadline, input.isEmpty || !client.output.contains(input) { usleep(20_000) }
+    client.closeInput()
+    while client.isRunning, Date() < deadline { usleep(20_000) }
+    client.terminate()
     usleep(50_000) // the last chunk
-    output.fileHandleForReading.readabilityHandler = nil
-    return text()
+    return client.output
 }
 
-/// `openssl s_client` kept running (stdin open) so a test can act on the process itself.
+/// `openssl s_client -quiet` (stdout and stderr collected), run so a test can act on the
+/// process itself: write to it, stop it, kill it.
 final class OpenSSLClientProcess: @unchecked Sendable {
     private let process = Process()
     private let input = Pipe()
+    private let printed = Pipe()
     private let lock = NSLock()
     private var collected = Data()
 
     init(port: Int, arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["openssl", "s_client", "-connect", "127.0.0.1:\(port)", "-quiet"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
+        process.standardOutput = printed
+        process.standardError = printed
         process.standardInput = input
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
+        printed.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let chunk = handle.availableData
             guard let self else { return }
             lock.withLock { collected.append(chunk) }
@@ -92,10 +77,22 @@ final class OpenSSLClientProcess: @unchecked Sendable {
         try process.run()
     }
 
+    deinit { printed.fileHandleForReading.readabilityHandler = nil }
+
     var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
     var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
 
     func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+
+    /// End of input: s_client closes the connection unless told `-ign_eof`.
+    func closeInput() { try? input.fileHandleForWriting.close() }
+
+    /// SIGTERM if still running, then waits for the exit.
+    func terminate() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
 
     /// SIGKILL, and waits (at most 10 s) for the process to be gone.
     func kill() {

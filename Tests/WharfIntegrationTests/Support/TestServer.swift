@@ -67,6 +67,14 @@ final class TestServer: @unchecked Sendable {
         return result
     }
 
+    /// Reads until the peer's end and says how it ended: "FIN", "reset", or "errno N".
+    static func ending(of fd: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var result: Int
+        repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
+        return result == 0 ? "FIN" : (errno == ECONNRESET ? "reset" : "errno \(errno)")
+    }
+
     static func write(_ fd: Int32, _ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {

@@ -49,7 +49,7 @@ func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: 
     while client.isRunning, Date() < deadline, input.isEmpty || !client.output.contains(input) { usleep(20_000) }
     client.closeInput()
     while client.isRunning, Date() < deadline { usleep(20_000) }
-    client.terminate()
+    client.kill()
     usleep(50_000) // the last chunk
     return client.output
 }
@@ -88,13 +88,9 @@ final class OpenSSLClientProcess: @unchecked Sendable {
     /// End of input: s_client closes the connection unless told `-ign_eof`.
     func closeInput() { try? input.fileHandleForWriting.close() }
 
-    /// SIGTERM if still running, then waits for the exit.
-    func terminate() {
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
-    }
-
-    /// SIGKILL, and waits (at most 10 s) for the process to be gone.
+    /// SIGKILL, and waits (at most 10 s) for the process to be gone. Not SIGTERM: s_client
+    /// inherits the spawning thread's signal mask, where dispatch's threads block SIGTERM, so
+    /// `Process.terminate()` and a wait for the exit after it would never return.
     func kill() {
         guard process.isRunning else { return }
         Glibc.kill(pid, SIGKILL)

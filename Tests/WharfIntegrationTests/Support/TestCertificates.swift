@@ -50,7 +50,7 @@ func openSSLClient(port: Int, arguments: [String], input: String = "", seconds: 
     client.closeInput()
     while client.isRunning, Date() < deadline { usleep(20_000) }
     client.kill()
-    usleep(50_000) // the last chunk
+    client.waitForOutputEnd()
     return client.output
 }
 
@@ -62,6 +62,7 @@ final class OpenSSLClientProcess: @unchecked Sendable {
     private let printed = Pipe()
     private let lock = NSLock()
     private var collected = Data()
+    private var outputEnded = false
 
     init(port: Int, arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -71,8 +72,9 @@ final class OpenSSLClientProcess: @unchecked Sendable {
         process.standardInput = input
         printed.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let chunk = handle.availableData
+            if chunk.isEmpty { handle.readabilityHandler = nil } // end of file: s_client is gone
             guard let self else { return }
-            lock.withLock { collected.append(chunk) }
+            lock.withLock { if chunk.isEmpty { outputEnded = true } else { collected.append(chunk) } }
         }
         try process.run()
     }
@@ -82,6 +84,10 @@ final class OpenSSLClientProcess: @unchecked Sendable {
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
     var output: String { lock.withLock { String(decoding: collected, as: UTF8.self) } }
+
+    /// Waits (at most 10 s) until everything s_client printed has been read: what it prints
+    /// as it exits (`read:errno=104`) may still be on its way when the process is gone.
+    func waitForOutputEnd() { _ = eventually { lock.withLock { outputEnded } } }
 
     func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
 

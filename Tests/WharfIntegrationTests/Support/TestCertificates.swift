@@ -70,16 +70,21 @@ final class OpenSSLClientProcess: @unchecked Sendable {
         process.standardOutput = printed
         process.standardError = printed
         process.standardInput = input
-        printed.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let chunk = handle.availableData
-            if chunk.isEmpty { handle.readabilityHandler = nil } // end of file: s_client is gone
-            guard let self else { return }
-            lock.withLock { if chunk.isEmpty { outputEnded = true } else { collected.append(chunk) } }
-        }
         try process.run()
+        // A thread of its own reads to the end. (FileHandle's readabilityHandler sometimes
+        // stopped being called with output still in the pipe: the last lines, and the end of
+        // file, never arrived, in about one run in three.)
+        let fd = printed.fileHandleForReading.fileDescriptor
+        Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let got = read(fd, &buffer, buffer.count)
+                if got < 0, errno == EINTR { continue }
+                lock.withLock { if got > 0 { collected.append(contentsOf: buffer[0..<got]) } else { outputEnded = true } }
+                if got <= 0 { return }
+            }
+        }.start()
     }
-
-    deinit { printed.fileHandleForReading.readabilityHandler = nil }
 
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }

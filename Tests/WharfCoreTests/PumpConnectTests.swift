@@ -12,16 +12,14 @@ import WharfTestSupport
     static func loopback(_ port: Int) -> SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: port) }
 
     @Test func aRefusedConnectFailsAtOnceOnLoopback() {
-        let start = UpstreamSocket.connect(to: Self.loopback(LoopbackPort.unused()), noDelay: true, keepalive: nil,
+        let start = UpstreamSocket.connect(to: Self.loopback(LoopbackPort.unused()), noDelay: true,
                                            source: nil)
         #expect(start == .failed(.refused))
     }
 
     @Test func aLoopbackConnectCompletesInsideTheCall() throws {
         let listener = try TestListener()
-        let start = UpstreamSocket.connect(to: Self.loopback(listener.port), noDelay: true,
-                                           keepalive: TCPKeepalive(idleSeconds: 30, intervalSeconds: 5, count: 3),
-                                           source: nil)
+        let start = UpstreamSocket.connect(to: Self.loopback(listener.port), noDelay: true, source: nil)
         guard case let .connected(fd) = start else {
             Issue.record("expected a completed connect, got \(start)")
             return
@@ -34,10 +32,10 @@ import WharfTestSupport
         defer { rig.stop() }
         let hanging = try TestListener(backlog: 0)
         let fillers = (0..<2).map { _ in
-            UpstreamSocket.connect(to: Self.loopback(hanging.port), noDelay: true, keepalive: nil, source: nil)
+            UpstreamSocket.connect(to: Self.loopback(hanging.port), noDelay: true, source: nil)
         }
         defer { fillers.forEach { if case let .connected(fd) = $0 { close(fd) } else if case let .inProgress(fd) = $0 { close(fd) } } }
-        let start = UpstreamSocket.connect(to: Self.loopback(hanging.port), noDelay: true, keepalive: nil, source: nil)
+        let start = UpstreamSocket.connect(to: Self.loopback(hanging.port), noDelay: true, source: nil)
         guard case let .inProgress(fd) = start else {
             Issue.record("a full accept queue should leave the connect pending, got \(start)")
             return
@@ -55,7 +53,7 @@ import WharfTestSupport
         let rig = try PumpConnectRig()
         defer { rig.stop() }
         let upstream = try TestListener()
-        let start = UpstreamSocket.connect(to: Self.loopback(upstream.port), noDelay: true, keepalive: nil, source: nil)
+        let start = UpstreamSocket.connect(to: Self.loopback(upstream.port), noDelay: true, source: nil)
         guard case let .connected(fd) = start else {
             Issue.record("expected a completed connect, got \(start)")
             return
@@ -80,6 +78,43 @@ import WharfTestSupport
     }
 }
 
+extension PumpConnectTests {
+    /// The upstream's keepalive is set by the pump once the pair has relayed a second, not at
+    /// connect: a short-lived connection never pays for it, a long-lived one keeps alive.
+    @Test func thePumpSetsTheUpstreamsKeepaliveOnceThePairHasRelayedASecond() throws {
+        let rig = try PumpConnectRig()
+        defer { rig.stop() }
+        let upstream = try TestListener()
+        guard case let .connected(fd) = UpstreamSocket.connect(to: Self.loopback(upstream.port), noDelay: true,
+                                                               source: nil) else {
+            Issue.record("expected a completed connect")
+            return
+        }
+        rig.connect(fd, timeout: .seconds(5), keepalive: TCPKeepalive(idleSeconds: 30, intervalSeconds: 5, count: 3))
+        #expect(rig.waitUntilConnected())
+        var ends: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
+        defer { close(ends[1]) }
+        let attached = Date()
+        rig.attachClient(ends[0], buffered: [])
+        let early = Self.option(fd, SOL_SOCKET, SO_KEEPALIVE)
+        if Date().timeIntervalSince(attached) < 0.5 { #expect(early == 0, "not set at once") }
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline, Self.option(fd, SOL_SOCKET, SO_KEEPALIVE) != 1 { usleep(10_000) }
+        #expect(Self.option(fd, SOL_SOCKET, SO_KEEPALIVE) == 1, "set within 5 s")
+        #expect(Date().timeIntervalSince(attached) >= 0.9)
+        #expect(Self.option(fd, CInt(IPPROTO_TCP), TCP_KEEPIDLE) == 30)
+        #expect(Self.option(fd, CInt(IPPROTO_TCP), TCP_KEEPINTVL) == 5)
+        #expect(Self.option(fd, CInt(IPPROTO_TCP), TCP_KEEPCNT) == 3)
+    }
+
+    static func option(_ fd: CInt, _ level: CInt, _ name: CInt) -> CInt {
+        var value: CInt = -1
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        return getsockopt(fd, level, name, &value, &length) == 0 ? value : -1
+    }
+}
+
 /// A pump and an owner that records what the pump tells it, on a real event loop.
 final class PumpConnectRig: PumpPairOwner, @unchecked Sendable {
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -96,11 +131,12 @@ final class PumpConnectRig: PumpPairOwner, @unchecked Sendable {
 
     var connectedCount: Int { state.withLockedValue { $0.connected } }
 
-    func connect(_ fd: CInt, timeout: TimeAmount, preface: [UInt8] = []) {
+    func connect(_ fd: CInt, timeout: TimeAmount, preface: [UInt8] = [], keepalive: TCPKeepalive? = nil) {
         let deadline = Int64(NIODeadline.now().uptimeNanoseconds) + timeout.nanoseconds
         let pair = PumpedPair.connecting(upstream: fd, deadline: deadline, owner: self, idleTimeoutNanos: 0,
                                          closeLingerNanos: 1_000_000_000)
         preface.withUnsafeBytes { if !$0.isEmpty { pair.aToB.pending.append($0.baseAddress!, count: $0.count) } }
+        pair.upstreamKeepalive = keepalive
         self.pair = pair
         pump.send(.connect(pair))
     }

@@ -123,6 +123,27 @@ import WharfTestSupport
             """)
     }
 
+    /// The upstream socket the host opens for `connect_relay` keeps alive as the client's
+    /// does (the pump sets it a second into the relay, so the check waits for it).
+    @Test func aRelayedUpstreamKeepsAliveToo() throws {
+        let origin = TestServer.echo()
+        let wharf = try Self.proxyGateway("tcp_keepalive: {idle_s: 30, interval_s: 5, count: 4}", upstream: origin.port)
+        let client = try TestSocket(port: try wharf.port("proxy"))
+        try client.send("through\n")
+        #expect(try client.receiveLine() == "through\n")
+        var upstream = ""
+        let keepsAlive = eventually(seconds: 5) {
+            upstream = (try? FixturePlugins.run("/usr/bin/env", ["ss", "-tnoH", "state", "established",
+                                                                "( dport = :\(origin.port) )"]).output) ?? ""
+            return upstream.contains("timer:(keepalive,")
+        }
+        #expect(keepsAlive, "wharf's side of the upstream connection: \(upstream)")
+        // The idle time is the listener's (30 s), not the kernel's default (7200 s): the
+        // first probe is due within 30 s ("timer:(keepalive,28sec,0)").
+        let due = upstream.components(separatedBy: "timer:(keepalive,").last?.prefix { $0 != "," } ?? ""
+        #expect(due.hasSuffix("sec") && (Int(due.dropLast(3)) ?? 99) <= 30, "first probe due in \(due)")
+    }
+
     @Test func aRelayedPairHonoursTheListenersIdleTimeout() throws {
         let origin = TestServer.echo()
         let wharf = try Self.proxyGateway("idle_timeout_ms: 1000", upstream: origin.port)

@@ -124,6 +124,14 @@ final class PumpedPair {
     /// monotonic clock; nil: no limit.
     var lifetimeDeadline: Int64?
 
+    /// TCP keepalive for the upstream (side b) that the host opened itself, still to be set:
+    /// the pump sets it once the pair has relayed for `keepaliveDelayNanos`. Most proxied
+    /// connections are over by then, and a probe is never due that early (the idle time is
+    /// a second at least), so setting it late changes nothing but the four calls saved.
+    var upstreamKeepalive: TCPKeepalive?
+    private(set) var keepaliveDue = Int64.max
+    static let keepaliveDelayNanos: Int64 = 1_000_000_000
+
     init(fdA: CInt, fdB: CInt, owner: any PumpPairOwner, idleTimeoutNanos: Int64, closeLingerNanos: Int64) {
         a = Side(fd: fdA)
         b = Side(fd: fdB)
@@ -161,6 +169,22 @@ final class PumpedPair {
         aToB.sourceEnded = client.inputEnded
         lifetimeDeadline = client.lifetimeDeadline
         phase = .relaying
+    }
+
+    /// Relaying began at `now`: when the upstream's keepalive is due, if it has one to set.
+    func scheduleKeepalive(now: Int64) -> Int64? {
+        guard upstreamKeepalive != nil else { return nil }
+        keepaliveDue = now + Self.keepaliveDelayNanos
+        return keepaliveDue
+    }
+
+    /// Sets the upstream's keepalive if it is due; otherwise returns when it will be.
+    func armKeepaliveIfDue(now: Int64) -> Int64? {
+        guard let keepalive = upstreamKeepalive else { return nil }
+        guard now >= keepaliveDue else { return keepaliveDue }
+        upstreamKeepalive = nil
+        if !b.closed { UpstreamSocket.armKeepalive(b.fd, keepalive) }
+        return nil
     }
 
     func noteEvents(_ events: UInt32, side: Int) {

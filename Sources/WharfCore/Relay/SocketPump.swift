@@ -326,10 +326,11 @@ final class SocketPump: @unchecked Sendable {
         return true
     }
 
-    /// A relaying pair's idle limit and lifetime join the timer checks.
+    /// A relaying pair's idle limit, lifetime and upstream keepalive join the timer checks.
     private func schedule(_ pair: PumpedPair) {
         if pair.idleTimeoutNanos > 0 { nextCheck = min(nextCheck, now + pair.idleTimeoutNanos) }
         if let end = pair.lifetimeDeadline { nextCheck = min(nextCheck, end) }
+        if let due = pair.scheduleKeepalive(now: now) { nextCheck = min(nextCheck, due) }
     }
 
     /// An event on a connecting upstream: connected (the loop hands the client over) or
@@ -357,7 +358,8 @@ final class SocketPump: @unchecked Sendable {
         if let due = listener.updateWatch(epollFD: epollFD, now: now) { nextCheck = min(nextCheck, due) }
     }
 
-    /// Lifetimes, idle limits and close lingers; listeners paused after a failed accept.
+    /// Lifetimes, idle limits and close lingers, upstream keepalives to set; listeners paused
+    /// after a failed accept.
     /// Pairs are walked only when the earliest deadline is due.
     private func checkTimers() {
         var earliest = Int64.max
@@ -380,6 +382,7 @@ final class SocketPump: @unchecked Sendable {
             case .relaying:
                 break
             }
+            if let due = pair.armKeepaliveIfDue(now: now) { earliest = min(earliest, due) }
             if let end = pair.lifetimeDeadline {
                 if now >= end {
                     report(pair.end(.lifetimeExceeded, unwatch: unwatch), for: pair)

@@ -73,13 +73,13 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         _ = client.attach(to: self, mode: .pumpHandoff)
         let idle = idleTimeout?.nanoseconds ?? 0
         let linger = client.closeLinger.nanoseconds
-        switch UpstreamSocket.connect(to: target.address, noDelay: target.noDelay, keepalive: target.keepalive,
-                                      source: target.source) {
+        switch UpstreamSocket.connect(to: target.address, noDelay: target.noDelay, source: target.source) {
         case let .failed(reason):
             connectFailed(reason)
         case let .connected(fd):
             let pair = PumpedPair(fdA: -1, fdB: fd, owner: self, idleTimeoutNanos: idle, closeLingerNanos: linger)
             pair.phase = .awaitingClient
+            pair.upstreamKeepalive = target.keepalive
             prefillPreface(pair)
             connected(pair, pump, watched: false)
         case let .inProgress(fd):
@@ -89,6 +89,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
             // A channel sees its client leave; a bare socket needs the pump to look, through
             // a duplicate of its own, so the loop may close the client whenever it must.
             if client.bareSocket != nil { pair.watchedClient = SocketHandoff.duplicate(clientFD) ?? -1 }
+            pair.upstreamKeepalive = target.keepalive
             prefillPreface(pair)
             state = .connecting(pair, pump)
             pump.send(.connect(pair))

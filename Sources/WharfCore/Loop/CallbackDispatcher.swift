@@ -22,8 +22,9 @@ final class CallbackDispatcher {
     private let eventLoop: any EventLoop
     private var depth = 0
     private var hostCallsOutsideDispatch = 0
-    private var queue: [Work] = []
-    private var head = 0
+    /// A ring, emptied as it is drained: no index to keep beside it, and no `removeAll`
+    /// after each drain.
+    private var queue = CircularBuffer<Work>(initialCapacity: 16)
     /// The loop's clock as read when the current dispatch began.
     private var turnStart: NIODeadline
     /// Where each dispatch's duration is recorded (the loop's metrics), if anywhere.
@@ -77,13 +78,9 @@ final class CallbackDispatcher {
 
     private func drain() {
         depth += 1 // still inside the dispatch that began this turn: its clock reading holds
-        while head < queue.count {
-            let work = queue[head]
-            head += 1
-            run(work)
-        }
-        queue.removeAll(keepingCapacity: queue.count <= 1024)
-        head = 0
+        while let work = queue.popFirst() { run(work) }
+        // A burst (thousands of pipelined completions) does not keep its ring.
+        if queue.capacity > 1024 { queue = CircularBuffer(initialCapacity: 16) }
         depth -= 1
     }
 

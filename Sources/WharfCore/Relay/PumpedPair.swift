@@ -106,8 +106,19 @@ final class PumpedPair {
     /// The side the plugin closed, whose own close reason is its plugin's choice (none).
     var closedByPlugin: Int?
     var finished = false
-    /// Index in the pump's table, and so the high bits of its epoll tokens.
+    /// Index in the pump's table, and so part of its epoll tokens.
     var slot = -1
+    /// Set as the pump adds the pair, and carried in its epoll tokens (`token(side:)`): an
+    /// ended pair's sockets stay registered until the loop closes them (a close unregisters
+    /// a socket with no other descriptor, and these have none, which saves two `epoll_ctl`
+    /// calls a connection), so an event can still name a slot another pair has taken since.
+    var generation: UInt64 = 0
+
+    /// Bits 32-61: the generation; 1-31: the slot; 0: the side. Below `PumpListeners.tag`.
+    func token(side: Int) -> UInt64 { generation << 32 | UInt64(slot) << 1 | UInt64(side) }
+    static let generationMask: UInt64 = (1 << 30) - 1
+    static func slot(of token: UInt64) -> Int { Int(truncatingIfNeeded: (token & 0xFFFF_FFFF) >> 1) }
+    static func generation(of token: UInt64) -> UInt64 { token >> 32 }
     /// Set when a turn ran out of budget with bytes still readable: edge-triggered epoll will
     /// not report them again, so the pump services the pair once more without waiting.
     var needsAnotherTurn = false
@@ -192,17 +203,17 @@ final class PumpedPair {
     }
 
     /// Moves what can move now both ways. Returns how the pair ended, if it did.
-    func service(scratch: UnsafeMutableRawBufferPointer, now: Int64, unwatch: (CInt) -> Void) -> PumpOutcome? {
+    func service(scratch: UnsafeMutableRawBufferPointer, now: Int64) -> PumpOutcome? {
         guard !finished, phase == .relaying else { return nil }
         needsAnotherTurn = false
         if let failure = move(from: &a, to: &b, flow: &aToB, scratch: scratch, now: now)
             ?? move(from: &b, to: &a, flow: &bToA, scratch: scratch, now: now) {
-            return end(failedWith: failure, unwatch: unwatch)
+            return end(failedWith: failure)
         }
         if closingDeadline != nil {
-            return aToB.pending.isEmpty && bToA.pending.isEmpty ? end(.closed, unwatch: unwatch) : nil
+            return aToB.pending.isEmpty && bToA.pending.isEmpty ? end(.closed) : nil
         }
-        if aToB.isDone && bToA.isDone && a.outputShut && b.outputShut { return end(nil, unwatch: unwatch) }
+        if aToB.isDone && bToA.isDone && a.outputShut && b.outputShut { return end(nil) }
         return nil
     }
 
@@ -285,13 +296,14 @@ final class PumpedPair {
     }
 
     /// Ends the pair: both sockets out of the pump's hands, the outcome for the loop.
-    func end(_ reason: StreamError?, unwatch: (CInt) -> Void) -> PumpOutcome {
+    /// The sockets stay registered with the pump's epoll until the loop closes them (see
+    /// `generation`).
+    func end(_ reason: StreamError?) -> PumpOutcome {
         finished = true
         // Written out: `[a, b].filter` built two arrays of `Side` for every ended pair.
         var open = OpenDescriptors()
         if !a.closed, a.fd >= 0 { open.append(a.fd) }
         if !b.closed, b.fd >= 0 { open.append(b.fd) }
-        open.forEach(unwatch)
         a.closed = true
         b.closed = true
         aToB.pending.release()
@@ -310,13 +322,13 @@ final class PumpedPair {
     /// let the partner take a cut-off stream for a whole one, and would leave a TIME_WAIT
     /// here. Out of line: in `service` itself it cost ~110 instructions a relayed round trip.
     @inline(never)
-    private func end(failedWith failure: StreamError, unwatch: (CInt) -> Void) -> PumpOutcome {
+    private func end(failedWith failure: StreamError) -> PumpOutcome {
         // Written out: `[a, b].filter` built two arrays on every reset (~400 instructions).
         if failure == .connectionReset {
             if !a.failed { Self.resetOnClose(a) }
             if !b.failed { Self.resetOnClose(b) }
         }
-        return end(failure, unwatch: unwatch)
+        return end(failure)
     }
 
     /// Registers `watchedClient` (token side 0) asking for no events: only errors and
@@ -326,7 +338,7 @@ final class PumpedPair {
         guard watchedClient >= 0 else { return }
         var event = epoll_event()
         event.events = 0
-        event.data.u64 = UInt64(slot) << 1
+        event.data.u64 = token(side: 0)
         if epoll_ctl(epollFD, EPOLL_CTL_ADD, watchedClient, &event) != 0 { stopWatchingClient(unwatch: { _ in }) }
     }
 

@@ -40,8 +40,8 @@ final class SocketPump: @unchecked Sendable {
 
     private static let scratchSize = 64 * 1024
     private static let maxEvents = 256
-    /// The epoll token of the wake-up eventfd; pair tokens are `slot << 1 | side`, listener
-    /// tokens `PumpListeners.tag | slot`.
+    /// The epoll token of the wake-up eventfd; pair tokens are `PumpedPair.token(side:)`,
+    /// listener tokens `PumpListeners.tag | slot`.
     private static let wakeToken = UInt64.max
     /// Timer checks walk every pair, so they run at most this often.
     private static let minimumCheckInterval: Int64 = 10_000_000
@@ -61,6 +61,7 @@ final class SocketPump: @unchecked Sendable {
     private var listeners = PumpListeners()
     private var freeSlots: [Int] = []
     private var slotsToFree: [Int] = []
+    private var nextGeneration: UInt64 = 0
     private var anotherTurn: [PumpedPair] = []
     private var nextCheck = Int64.max
     private var now: Int64 = 0
@@ -176,7 +177,7 @@ final class SocketPump: @unchecked Sendable {
             endReportingTurn()
             // Only reached once every relay has ended; anything left has no loop to report to.
             for case let pair? in pairs where !pair.finished {
-                pair.end(.shuttingDown, unwatch: unwatch).openDescriptors.forEach { _ = close($0) }
+                pair.end(.shuttingDown).openDescriptors.forEach { _ = close($0) }
             }
         }
         while true {
@@ -199,7 +200,9 @@ final class SocketPump: @unchecked Sendable {
                     }
                     continue
                 }
-                guard let pair = pairs[Int(token >> 1)], !pair.finished else { continue }
+                // An ended pair's sockets may still report until the loop closes them.
+                guard let pair = pairs[PumpedPair.slot(of: token)], pair.generation == PumpedPair.generation(of: token),
+                      !pair.finished else { continue }
                 pair.noteEvents(events[index].events, side: Int(token & 1))
                 switch pair.phase {
                 case .relaying: service(pair, scratch: scratch)
@@ -232,7 +235,7 @@ final class SocketPump: @unchecked Sendable {
     }
 
     private func service(_ pair: PumpedPair, scratch: UnsafeMutableRawBufferPointer) {
-        if let outcome = pair.service(scratch: scratch, now: now, unwatch: unwatch) {
+        if let outcome = pair.service(scratch: scratch, now: now) {
             report(outcome, for: pair)
         } else if pair.needsAnotherTurn {
             anotherTurn.append(pair)
@@ -278,7 +281,7 @@ final class SocketPump: @unchecked Sendable {
                 service(pair, scratch: scratch)
             case let .end(pair, reason):
                 guard !pair.finished else { continue }
-                report(pair.end(reason, unwatch: unwatch), for: pair)
+                report(pair.end(reason), for: pair)
             case let .setNoDelay(pair, side, enabled):
                 guard !pair.finished else { continue }
                 Descriptor.setSocketOption(side == 0 ? pair.a.fd : pair.b.fd, CInt(IPPROTO_TCP), TCP_NODELAY,
@@ -307,6 +310,8 @@ final class SocketPump: @unchecked Sendable {
         if slot == pairs.count { pairs.append(nil) }
         pairs[slot] = pair
         pair.slot = slot
+        pair.generation = nextGeneration
+        nextGeneration = (nextGeneration + 1) & PumpedPair.generationMask
         pair.lastActivity = now
         // A connecting pair has no client socket yet (-1): side a is watched when it joins.
         guard pair.a.fd < 0 || watch(pair, side: 0), watch(pair, side: 1) else { return }
@@ -317,10 +322,10 @@ final class SocketPump: @unchecked Sendable {
     private func watch(_ pair: PumpedPair, side: Int) -> Bool {
         var event = epoll_event()
         event.events = EPOLLIN.rawValue | EPOLLOUT.rawValue | EPOLLRDHUP.rawValue | EPOLLET.rawValue
-        event.data.u64 = UInt64(pair.slot) << 1 | UInt64(side)
+        event.data.u64 = pair.token(side: side)
         guard epoll_ctl(epollFD, EPOLL_CTL_ADD, side == 0 ? pair.a.fd : pair.b.fd, &event) == 0 else {
             PumpLog.logger.error("cannot watch a relayed socket", metadata: ["errno": "\(errno)"])
-            report(pair.end(.io, unwatch: unwatch), for: pair)
+            report(pair.end(.io), for: pair)
             return false
         }
         return true
@@ -337,7 +342,7 @@ final class SocketPump: @unchecked Sendable {
     /// failed; or on its watched client, which reset: the upstream is not wanted any more.
     private func checkConnect(_ pair: PumpedPair, clientEvent: Bool) {
         if clientEvent {
-            var outcome = pair.end(.closed, unwatch: unwatch)
+            var outcome = pair.end(.closed)
             outcome.clientLeft = true
             return report(outcome, for: pair)
         }
@@ -348,7 +353,7 @@ final class SocketPump: @unchecked Sendable {
             let owner = pair.owner
             outbox.append { owner.pumpConnected() }
         case let .failure(reason):
-            report(pair.end(reason, unwatch: unwatch), for: pair)
+            report(pair.end(reason), for: pair)
         }
     }
 
@@ -372,7 +377,7 @@ final class SocketPump: @unchecked Sendable {
             switch pair.phase {
             case let .connecting(deadline):
                 if now >= deadline {
-                    report(pair.end(.timedOut, unwatch: unwatch), for: pair)
+                    report(pair.end(.timedOut), for: pair)
                 } else {
                     earliest = min(earliest, deadline)
                 }
@@ -385,14 +390,14 @@ final class SocketPump: @unchecked Sendable {
             if let due = pair.armKeepaliveIfDue(now: now) { earliest = min(earliest, due) }
             if let end = pair.lifetimeDeadline {
                 if now >= end {
-                    report(pair.end(.lifetimeExceeded, unwatch: unwatch), for: pair)
+                    report(pair.end(.lifetimeExceeded), for: pair)
                     continue
                 }
                 earliest = min(earliest, end)
             }
             if let deadline = pair.closingDeadline {
                 if now >= deadline {
-                    report(pair.end(.timedOut, unwatch: unwatch), for: pair)
+                    report(pair.end(.timedOut), for: pair)
                     continue
                 }
                 earliest = min(earliest, deadline)
@@ -400,7 +405,7 @@ final class SocketPump: @unchecked Sendable {
             if pair.idleTimeoutNanos > 0, pair.closingDeadline == nil {
                 let deadline = pair.lastActivity + pair.idleTimeoutNanos
                 if now >= deadline {
-                    report(pair.end(.timedOut, unwatch: unwatch), for: pair)
+                    report(pair.end(.timedOut), for: pair)
                     continue
                 }
                 earliest = min(earliest, deadline)

@@ -10,6 +10,9 @@ final class ListenerAcceptor: Sendable {
     private let listener: ListenerConfig
     private let stats: ListenerStats
     private let generation: Generation
+    /// The listener's plugin instance on each loop (`generation.instances[plugin]`), looked
+    /// up once: by name, a dictionary lookup hashed the name for every connection.
+    private let instances: [PluginInstance]
     private let loops: [ObjectIdentifier: PluginLoop]
     private let watch: LoopWatch
     private let gate: AcceptGate
@@ -26,6 +29,7 @@ final class ListenerAcceptor: Sendable {
         self.listener = listener
         self.stats = stats
         self.generation = generation
+        instances = generation.instances[listener.plugin] ?? []
         self.loops = loops
         self.watch = watch
         self.gate = gate
@@ -60,7 +64,7 @@ final class ListenerAcceptor: Sendable {
 
     func initializeChild(_ channel: any Channel) throws {
         guard let pluginLoop = loops[ObjectIdentifier(channel.eventLoop)],
-              let instance = generation.instance(named: listener.plugin, loopIndex: pluginLoop.loop.loopIndex) else {
+              let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
             throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
         }
         guard let admitted = admit(remote: channel.remoteAddress, local: channel.localAddress, loop: pluginLoop.loop,
@@ -85,7 +89,7 @@ final class ListenerAcceptor: Sendable {
     /// record and stream as `initializeChild`, opened on the bare socket (`BareSocket`).
     /// `local`: the listener's own address, or nil if it listens on a wildcard.
     func adopt(_ socket: AcceptedSocket, local listening: SocketAddress?, on pluginLoop: PluginLoop) {
-        guard let instance = generation.instance(named: listener.plugin, loopIndex: pluginLoop.loop.loopIndex) else {
+        guard let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
             return SocketHandoff.close(socket.fd)
         }
         let local = listening ?? (try? SocketAddress(localAddressOf: socket.fd))
@@ -93,6 +97,10 @@ final class ListenerAcceptor: Sendable {
                                    refuse: { SocketHandoff.close(socket.fd) }) else { return }
         let bare = BareSocket(fd: socket.fd, noDelay: listener.tcpNoDelay, receiveAllocator: receiveAllocator)
         makeStream(instance, pluginLoop, admitted).open(bare: bare, local: local, remote: socket.remote)
+    }
+
+    private func instance(onLoop index: Int) -> PluginInstance? {
+        instances.indices.contains(index) ? instances[index] : nil
     }
 
     /// What admitting a connection leaves for its stream.

@@ -14,8 +14,9 @@ struct PumpOutcome {
     var bReason: StreamError?
     var bytesAToB: UInt64
     var bytesBToA: UInt64
-    /// Sockets still open, no longer watched by the pump. The event loop closes them after
-    /// the relay callback, so a plugin hears of the end before either peer does.
+    /// Sockets still open, which the pump no longer serves (their events are dropped). The
+    /// event loop closes them after the relay callback, so a plugin hears of the end before
+    /// either peer does; the close also unregisters them from the pump's epoll.
     var openDescriptors: OpenDescriptors
     /// Ended while connecting because the watched client reset (`watchedClient`).
     var clientLeft = false

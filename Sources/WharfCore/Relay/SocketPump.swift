@@ -19,25 +19,6 @@ import Musl
 /// Everything the pump owns (pairs, their sockets) is touched only on its thread. The event
 /// loop talks to it through `send`, and hears back through `EventLoop.execute`.
 final class SocketPump: @unchecked Sendable {
-    enum Command {
-        case add(PumpedPair)
-        /// A pair with only its upstream socket, connecting: the pump reports the outcome.
-        case connect(PumpedPair)
-        /// The client's socket for a pair whose upstream connected.
-        case attachClient(PumpedPair, ClientHandover)
-        /// The plugin closed (or aborted) one side.
-        case close(PumpedPair, side: Int, abort: Bool)
-        /// The gateway ends the relay now (shutdown).
-        case end(PumpedPair, StreamError)
-        case setNoDelay(PumpedPair, side: Int, Bool)
-        /// Accept on a listening socket (see `PumpListener`).
-        case listen(PumpListener)
-        /// The listener's gate opened or closed.
-        case setAccepting(PumpListener, Bool)
-        /// Stop accepting on it for good; `done` runs on the pump thread once it is unwatched.
-        case unlisten(PumpListener, done: @Sendable () -> Void)
-    }
-
     private static let scratchSize = 64 * 1024
     private static let maxEvents = 256
     /// The epoll token of the wake-up eventfd; pair tokens are `PumpedPair.token(side:)`,

@@ -79,8 +79,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         case let .connected(fd):
             let pair = PumpedPair(fdA: -1, fdB: fd, owner: self, idleTimeoutNanos: idle, closeLingerNanos: linger)
             pair.phase = .awaitingClient
-            pair.upstreamKeepalive = target.keepalive
-            prefillPreface(pair)
+            prepare(pair)
             connected(pair, pump, watched: false)
         case let .inProgress(fd):
             let deadline = Int64(client.loop.now.uptimeNanoseconds) + target.timeout.nanoseconds
@@ -89,15 +88,16 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
             // A channel sees its client leave; a bare socket needs the pump to look, through
             // a duplicate of its own, so the loop may close the client whenever it must.
             if client.bareSocket != nil { pair.watchedClient = SocketHandoff.duplicate(clientFD) ?? -1 }
-            pair.upstreamKeepalive = target.keepalive
-            prefillPreface(pair)
+            prepare(pair)
             state = .connecting(pair, pump)
             pump.send(.connect(pair))
         }
     }
 
-    /// Set before the pair is shared with the pump, so no other thread touches it yet.
-    private func prefillPreface(_ pair: PumpedPair) {
+    /// The upstream's keepalive (the pump sets it later) and the preface: set before the pair
+    /// is shared with the pump, so no other thread touches it yet.
+    private func prepare(_ pair: PumpedPair) {
+        pair.upstreamKeepalive = target.keepalive
         guard !preface.isEmpty else { return }
         preface.withUnsafeBytes { pair.aToB.pending.append($0.baseAddress!, count: $0.count) }
         handedOver += UInt64(preface.count)

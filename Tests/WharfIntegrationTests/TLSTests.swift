@@ -9,16 +9,30 @@ import Testing
     init() throws { certs = try TestCertificates.get() }
 
     /// A whoami listener terminating TLS with `tls` (a YAML flow mapping's body).
+    /// The two ways TLS is terminated at accept: NIOSSL on a channel (`whoami`), and the relay
+    /// pump's own sessions for a plugin that says it relays at once (`whoami_pump`, which then
+    /// reads and writes after all, through the pump's bridge to a channel).
+    static let terminations: [String?] = [nil, pumpVariant]
+    static let pumpVariant = "VARIANT_RELAYS_AT_ONCE"
+
     func tlsWhoami(_ tls: String, variant: String? = nil, extra: String = "") throws -> RunningWharf {
-        let whoami = try FixturePlugins.build(variant == nil ? "whoami" : "whoami_starttls", source: "whoami",
-                                              define: variant)
-        return try RunningWharf(config: """
+        let name = switch variant {
+        case nil: "whoami"
+        case Self.pumpVariant: "whoami_pump"
+        default: "whoami_starttls"
+        }
+        let whoami = try FixturePlugins.build(name, source: "whoami", define: variant)
+        let wharf = try RunningWharf(config: """
             plugins:
               whoami: {path: \(whoami)}
             listeners:
               - {address: 127.0.0.1, port: 0, plugin: whoami, tls: {\(tls)}\(extra)}
 
             """)
+        if variant == Self.pumpVariant {
+            #expect(eventually { wharf.stderr.contains("accepted by the relay pump") }, "the pump terminates TLS")
+        }
+        return wharf
     }
 
     /// The `proxy` plugin in front of 127.0.0.1:`port`, terminating TLS for a.test;
@@ -41,16 +55,16 @@ import Testing
                           input: input)
     }
 
-    @Test func terminatesTLSAndShowsItsFactsToThePlugin() throws {
-        let wharf = try tlsWhoami(siteA)
+    @Test(arguments: Self.terminations) func terminatesTLSAndShowsItsFactsToThePlugin(variant: String?) throws {
+        let wharf = try tlsWhoami(siteA, variant: variant)
         let output = try client(try wharf.port("whoami"), ["-servername", "a.test"])
         #expect(output.contains("tls=0304 sni=a.test alpn= subject=\n"), "\(output)")
         #expect(output.contains("ping\n"), "the plugin echoes over TLS")
         #expect(output.contains("verify return:1"))
     }
 
-    @Test func picksTheCertificateBySNI() throws {
-        let wharf = try tlsWhoami("\(siteA), certificates: [\(siteB)]")
+    @Test(arguments: Self.terminations) func picksTheCertificateBySNI(variant: String?) throws {
+        let wharf = try tlsWhoami("\(siteA), certificates: [\(siteB)]", variant: variant)
         let port = try wharf.port("whoami")
         let wildcard = try client(port, ["-servername", "www.b.test"])
         #expect(wildcard.contains("depth=0 CN = b.test"), "\(wildcard)")
@@ -59,8 +73,8 @@ import Testing
         #expect(fallback.contains("depth=0 CN = a.test"), "an unknown name gets the first certificate")
     }
 
-    @Test func verifiesClientCertificates() throws {
-        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem"))")
+    @Test(arguments: Self.terminations) func verifiesClientCertificates(variant: String?) throws {
+        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem"))", variant: variant)
         let port = try wharf.port("whoami")
         let alice = try client(port, ["-cert", certs.path("alice.pem"), "-key", certs.path("alice.key")])
         #expect(alice.contains("subject=CN=alice,O=Example\n"), "\(alice)")
@@ -72,8 +86,9 @@ import Testing
                 "\(wharf.stderr)")
     }
 
-    @Test func optionalClientAuthLetsAnonymousClientsIn() throws {
-        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem")), client_auth: optional")
+    @Test(arguments: Self.terminations) func optionalClientAuthLetsAnonymousClientsIn(variant: String?) throws {
+        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem")), client_auth: optional",
+                                  variant: variant)
         let anonymous = try client(try wharf.port("whoami"), [])
         #expect(anonymous.contains("tls=0304") && anonymous.contains("subject=\n"), "\(anonymous)")
     }
@@ -88,8 +103,8 @@ import Testing
         #expect(!(try client(try defaults.port("whoami"), ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])).contains("peer="))
     }
 
-    @Test func negotiatesALPN() throws {
-        let wharf = try tlsWhoami("\(siteA), alpn: [h2, http/1.1]")
+    @Test(arguments: Self.terminations) func negotiatesALPN(variant: String?) throws {
+        let wharf = try tlsWhoami("\(siteA), alpn: [h2, http/1.1]", variant: variant)
         #expect(try client(try wharf.port("whoami"), ["-alpn", "http/1.1"]).contains("alpn=http/1.1 "))
     }
 
@@ -100,8 +115,9 @@ import Testing
         #expect(output.contains("ping\n"))
     }
 
-    @Test func aFailedOrSilentHandshakeAffectsOnlyItsConnection() throws {
-        let wharf = try tlsWhoami(siteA, extra: ", handshake_timeout_ms: 300")
+    @Test(arguments: Self.terminations)
+    func aFailedOrSilentHandshakeAffectsOnlyItsConnection(variant: String?) throws {
+        let wharf = try tlsWhoami(siteA, variant: variant, extra: ", handshake_timeout_ms: 300")
         let port = try wharf.port("whoami")
         let silent = try TestSocket(port: port)
         let garbage = try TestSocket(port: port)

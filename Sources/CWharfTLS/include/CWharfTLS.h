@@ -22,4 +22,50 @@ void cwharf_tls_tickets_install(void *ssl_ctx);
 /* Turns session tickets off for this SSL_CTX (SSL_OP_NO_TICKET). */
 void cwharf_tls_tickets_disable(void *ssl_ctx);
 
+/* A server-side TLS session driven straight on a non-blocking socket (the relay pump's
+ * TLS: no NIO channel, no memory BIOs). One thread at a time; BoringSSL underneath. */
+typedef struct cwharf_tls_session cwharf_tls_session;
+
+/* What the session calls return besides a byte count (reads, writes) or 0 (a finished
+ * handshake). SOCKET_ERROR leaves the socket's errno in errno. */
+#define CWHARF_TLS_WANT_READ (-1L)
+#define CWHARF_TLS_WANT_WRITE (-2L)
+#define CWHARF_TLS_CLOSED (-3L)
+#define CWHARF_TLS_SOCKET_ERROR (-4L)
+#define CWHARF_TLS_PROTOCOL_ERROR (-5L)
+
+/* Chooses the context (an SSL_CTX) for the name a client asked for (NULL: none asked);
+ * NULL keeps the one the session began with. Called during the handshake. */
+typedef void *(*cwharf_tls_context_for_name)(void *arg, const char *name);
+
+/* Lets sessions of this SSL_CTX switch context by SNI (their `choose`); sessions without
+ * one, such as NIOSSL's on the same context, are left alone. */
+void cwharf_tls_sni_install(void *ssl_ctx);
+
+/* A session accepting on `fd` with `ssl_ctx`'s settings; NULL if BoringSSL refuses. The
+ * socket stays the caller's (the session never closes it). */
+cwharf_tls_session *cwharf_tls_session_accept(void *ssl_ctx, int fd, cwharf_tls_context_for_name choose, void *arg);
+void cwharf_tls_session_free(cwharf_tls_session *session);
+
+/* 0 once done, else WANT_READ / WANT_WRITE (call again when the socket is ready), CLOSED
+ * (the peer left), SOCKET_ERROR or PROTOCOL_ERROR. */
+long cwharf_tls_session_handshake(cwharf_tls_session *session);
+/* Bytes read (> 0), or WANT_READ, WANT_WRITE, CLOSED (close_notify, or TCP's end without
+ * one), SOCKET_ERROR, PROTOCOL_ERROR. */
+long cwharf_tls_session_read(cwharf_tls_session *session, void *buffer, size_t capacity);
+/* Bytes taken (> 0; maybe fewer than `count`), or as read. After WANT_WRITE, call again with
+ * the same bytes first (they may have moved). */
+long cwharf_tls_session_write(cwharf_tls_session *session, const void *bytes, size_t count);
+/* Sends close_notify if the socket takes it now; waits for nothing. */
+void cwharf_tls_session_shutdown(cwharf_tls_session *session);
+
+/* After the handshake: the wire version (0x0304: TLS 1.3), the SNI name (NULL: none), the
+ * ALPN protocol (its length; 0: none) and the client's certificate as DER (its length, 0:
+ * none; free `*der` with cwharf_tls_free_bytes). */
+uint16_t cwharf_tls_session_version(const cwharf_tls_session *session);
+const char *cwharf_tls_session_server_name(const cwharf_tls_session *session);
+size_t cwharf_tls_session_alpn(const cwharf_tls_session *session, const uint8_t **protocol);
+long cwharf_tls_session_peer_certificate(const cwharf_tls_session *session, uint8_t **der);
+void cwharf_tls_free_bytes(uint8_t *bytes);
+
 #endif

@@ -173,7 +173,7 @@ public final class Gateway: @unchecked Sendable {
         return bound
     }
 
-    /// A relay pump accepts for a plain-TCP listener whose plugin relays at once (see
+    /// A relay pump accepts for a listener whose plugin relays at once (see
     /// `PumpAcceptor`); nil: a listening channel does, as for every other listener.
     private func pumpAcceptor(for listener: ListenerConfig, index: Int, library: PluginLibrary, socket: ListeningSocket,
                               acceptor: ListenerAcceptor, gate: AcceptGate) throws -> PumpAcceptor? {
@@ -185,10 +185,12 @@ public final class Gateway: @unchecked Sendable {
                             gate: gate, watch: loopWatch)
     }
 
-    /// Whether a relay pump accepts for the listener: plain TCP, no PROXY header to read,
-    /// a plugin that relays at once, and `pump_accept` not turned off.
+    /// Whether a relay pump accepts for the listener: plain TCP or TLS the pump can
+    /// terminate itself (not `starttls`), no PROXY header to read, a plugin that relays at
+    /// once, and `pump_accept` not turned off.
     private static func servedByPump(_ listener: ListenerConfig, library: PluginLibrary) -> Bool {
-        listener.pumpAccept && library.relaysAtOnce && listener.tls == nil && !listener.proxyProtocolAccept
+        listener.pumpAccept && library.relaysAtOnce && (listener.tls?.pumpCanTerminate ?? true)
+            && !listener.proxyProtocolAccept
     }
 
     private func makeAcceptor(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ListenerAcceptor {

@@ -86,7 +86,8 @@ final class ListenerAcceptor: Sendable {
     }
 
     /// A connection a relay pump accepted (`PumpAcceptor`), on its loop: the same checks,
-    /// record and stream as `initializeChild`, opened on the bare socket (`BareSocket`).
+    /// record and stream as `initializeChild`, opened on the bare socket (`BareSocket`),
+    /// after the pump's TLS handshake on a TLS listener.
     /// `local`: the listener's own address, or nil if it listens on a wildcard.
     func adopt(_ socket: AcceptedSocket, local listening: SocketAddress?, on pluginLoop: PluginLoop) {
         guard let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
@@ -96,7 +97,12 @@ final class ListenerAcceptor: Sendable {
         guard let admitted = admit(remote: socket.remote, local: local, loop: pluginLoop.loop,
                                    refuse: { SocketHandoff.close(socket.fd) }) else { return }
         let bare = BareSocket(fd: socket.fd, noDelay: listener.tcpNoDelay, receiveAllocator: receiveAllocator)
-        makeStream(instance, pluginLoop, admitted).open(bare: bare, local: local, remote: socket.remote)
+        let stream = makeStream(instance, pluginLoop, admitted)
+        if let acceptTLS {
+            stream.open(bare: bare, local: local, remote: socket.remote, tls: acceptTLS)
+        } else {
+            stream.open(bare: bare, local: local, remote: socket.remote)
+        }
     }
 
     private func instance(onLoop index: Int) -> PluginInstance? {

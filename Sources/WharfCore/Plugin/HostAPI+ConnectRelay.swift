@@ -48,16 +48,17 @@ struct ConnectRelayRequest {
 
 extension PluginStream {
     /// Connects this (client) stream's upstream and relays the two. The direct path
-    /// (`UpstreamRelay`) needs plain TCP on both sides, an IP address, the relay pump and the
+    /// (`UpstreamRelay`) needs plain TCP to the upstream, an IP address, the relay pump and the
     /// client's descriptor; otherwise an upstream stream is connected and relayed as
-    /// connect and relay would, which the plugin cannot tell apart.
+    /// connect and relay would, which the plugin cannot tell apart. A TLS client whose
+    /// handshake the pump ran goes to the pump with its session.
     func connectRelay(_ request: ConnectRelayRequest, onConnected: @escaping (StreamError?) -> Void,
                       onDone: @escaping (RelayResult) -> Void) -> Int32 {
         let client = stream!
         if let refusal = client.relayRefusal { return code(refusal) }
         let idle = earliest(request.idleTimeout, client.idleTimeout)
         let loop = client.loop
-        if loop.dialer == nil, request.options.tls == nil, client.isPumpable,
+        if loop.dialer == nil, request.options.tls == nil, client.isPumpableAsClient,
            let address = try? SocketAddress(ipAddress: request.host, port: request.port),
            let pump = loop.pump.running(), let fd = client.pumpableDescriptor {
             let options = request.options

@@ -1,4 +1,5 @@
 import CWharfLinux
+import CWharfTLS
 import NIOCore
 
 #if canImport(Glibc)
@@ -35,6 +36,8 @@ struct ClientHandover {
     let fd: CInt
     var buffered: ByteBuffer?
     var inputEnded: Bool
+    /// The client's TLS, if the pump terminated it (`PumpTLSSession`).
+    var tls: PumpTLSSession?
     var meter: ByteMeter?
     /// The upstream's meter too: set on the pump's thread, where side b lives.
     var upstreamMeter: ByteMeter?
@@ -61,6 +64,8 @@ final class PumpedPair {
     struct Side {
         /// -1 until a client's socket is handed over (`awaitingClient`).
         var fd: CInt
+        /// TLS the pump terminates on this side: records in, plain bytes out.
+        var tls: PumpTLSSession?
         /// The stream's byte counters in the pump's own metrics region.
         var meter: ByteMeter?
         var readable = false
@@ -115,9 +120,9 @@ final class PumpedPair {
     /// calls a connection), so an event can still name a slot another pair has taken since.
     var generation: UInt64 = 0
 
-    /// Bits 32-61: the generation; 1-31: the slot; 0: the side. Below `PumpListeners.tag`.
+    /// Bits 32-60: the generation; 1-31: the slot; 0: the side. Below `PumpHandshakes.tag`.
     func token(side: Int) -> UInt64 { generation << 32 | UInt64(slot) << 1 | UInt64(side) }
-    static let generationMask: UInt64 = (1 << 30) - 1
+    static let generationMask: UInt64 = (1 << 29) - 1
     static func slot(of token: UInt64) -> Int { Int(truncatingIfNeeded: (token & 0xFFFF_FFFF) >> 1) }
     static func generation(of token: UInt64) -> UInt64 { token >> 32 }
     /// Set when a turn ran out of budget with bytes still readable: edge-triggered epoll will
@@ -131,6 +136,10 @@ final class PumpedPair {
     /// own, through which it watches for a reset, as a channel would, so a client that
     /// leaves calls the connect off. -1: none.
     var watchedClient: CInt = -1
+
+    /// Side b is a stream's channel (`TLSBridge`): once it ends, so does the pair, as soon as
+    /// what it sent has reached the client (as a relay whose plugin closed side b).
+    var endsWithSideB = false
 
     /// When the pair must end whatever it is doing (the streams' max_lifetime_ms), on the
     /// monotonic clock; nil: no limit.
@@ -176,6 +185,11 @@ final class PumpedPair {
     func attachClient(_ client: ClientHandover) {
         a = Side(fd: client.fd)
         a.meter = client.meter
+        if let tls = client.tls {
+            a.tls = tls
+            // The handshake may have read records the kernel will not announce again.
+            a.readable = true
+        }
         b.meter = client.upstreamMeter
         client.buffered?.withUnsafeReadableBytes { aToB.pending.append($0.baseAddress!, count: $0.count) }
         aToB.sourceEnded = client.inputEnded
@@ -211,6 +225,7 @@ final class PumpedPair {
             ?? move(from: &b, to: &a, flow: &bToA, scratch: scratch, now: now) {
             return end(failedWith: failure)
         }
+        if endsWithSideB, bToA.sourceEnded, closingDeadline == nil { beginClosing(side: 1, abort: false, now: now) }
         if closingDeadline != nil {
             return aToB.pending.isEmpty && bToA.pending.isEmpty ? end(.closed) : nil
         }
@@ -227,7 +242,7 @@ final class PumpedPair {
                     flow.pending.release()
                 } else {
                     guard destination.writable else { return nil }
-                    let written = send(destination.fd, flow.pending.bytes, flow.pending.count, Self.noSignal)
+                    let written = Self.transmit(destination, flow.pending.bytes, flow.pending.count)
                     if written < 0 {
                         if errno == EINTR { continue }
                         if errno == EAGAIN { destination.writable = false; return nil }
@@ -241,6 +256,7 @@ final class PumpedPair {
             if flow.sourceEnded {
                 if !destination.outputShut, !destination.closed {
                     destination.outputShut = true
+                    destination.tls?.shutdown()
                     shutdown(destination.fd, CInt(SHUT_WR))
                 }
                 return nil
@@ -251,16 +267,17 @@ final class PumpedPair {
                 return nil
             }
             reads += 1
-            let count = read(source.fd, scratch.baseAddress, scratch.count)
+            let count = Self.receive(source, scratch)
             if count > 0 {
                 flow.bytes &+= UInt64(count)
                 source.meter?.received(count)
                 destination.meter?.sent(count)
                 lastActivity = now
-                if count < scratch.count, !source.peerClosed { source.readable = false }
+                // (TLS hands over one record at a time: only EAGAIN says the socket is empty.)
+                if count < scratch.count, !source.peerClosed, source.tls == nil { source.readable = false }
                 var written = 0
                 if destination.writable {
-                    written = send(destination.fd, scratch.baseAddress, count, Self.noSignal)
+                    written = Self.transmit(destination, scratch.baseAddress, count)
                     if written < 0 {
                         guard errno == EAGAIN || errno == EINTR else {
                             destination.failed = true
@@ -284,6 +301,51 @@ final class PumpedPair {
         }
     }
 
+    /// `read(2)`, or a TLS side's plain bytes: > 0 bytes, 0 at the end of input, -1 with
+    /// errno (EAGAIN: nothing now).
+    @inline(__always)
+    private static func receive(_ side: Side, _ scratch: UnsafeMutableRawBufferPointer) -> Int {
+        guard let tls = side.tls else { return read(side.fd, scratch.baseAddress, scratch.count) }
+        return tlsResult(tls.read(into: scratch.baseAddress!, count: scratch.count))
+    }
+
+    /// `send(2)` without SIGPIPE, or a TLS side's records: bytes taken, or -1 with errno.
+    /// Either way fewer than `count` means the socket is full.
+    @inline(__always)
+    private static func transmit(_ side: Side, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int {
+        guard let tls = side.tls else { return send(side.fd, bytes, count, noSignal) }
+        return transmit(tls, bytes!, count)
+    }
+
+    /// BoringSSL's partial writes return after each record (16 KiB), full socket or not, so
+    /// it is asked again until the socket says EAGAIN: an edge-triggered socket that is not
+    /// full would never report writable again.
+    @inline(never)
+    private static func transmit(_ tls: PumpTLSSession, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+        var total = 0
+        while total < count {
+            let result = tls.write(bytes + total, count: count - total)
+            guard result > 0 else { return total > 0 ? total : tlsResult(result) }
+            total += result
+        }
+        return total
+    }
+
+    /// A TLS call's result as the socket call's would be. Waiting on either direction is
+    /// EAGAIN (the socket's next edge, in or out, services the pair again); a broken record
+    /// is EPROTO.
+    @inline(never)
+    private static func tlsResult(_ result: Int) -> Int {
+        switch result {
+        case 1...: return result
+        case CWHARF_TLS_WANT_READ, CWHARF_TLS_WANT_WRITE: errno = EAGAIN
+        case CWHARF_TLS_CLOSED: return 0
+        case CWHARF_TLS_SOCKET_ERROR: break // errno is the socket's
+        default: errno = EPROTO
+        }
+        return -1
+    }
+
     /// The plugin closed one side (graceful: its pending bytes still go out) or aborted it
     /// (RST now). Either way the relay stops reading; the partner gets what is pending, then
     /// its close.
@@ -301,6 +363,8 @@ final class PumpedPair {
     /// `generation`).
     func end(_ reason: StreamError?) -> PumpOutcome {
         finished = true
+        // A TLS client hears the end as close_notify, unless its socket failed or is reset.
+        if let tls = a.tls, !a.closed, !a.failed, !a.outputShut, reason != .connectionReset { tls.shutdown() }
         // Written out: `[a, b].filter` built two arrays of `Side` for every ended pair.
         var open = OpenDescriptors()
         if !a.closed, a.fd >= 0 { open.append(a.fd) }
@@ -363,7 +427,6 @@ final class PumpedPair {
     /// sends RST. (A side whose peer reset it needs no call.)
     private static func resetOnClose(_ side: Side) {
         guard !side.closed, side.fd >= 0 else { return }
-        var option = linger(l_onoff: 1, l_linger: 0)
-        setsockopt(side.fd, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+        Descriptor.resetOnClose(side.fd)
     }
 }

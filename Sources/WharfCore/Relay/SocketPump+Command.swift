@@ -12,6 +12,10 @@ extension SocketPump {
         /// The gateway ends the relay now (shutdown).
         case end(PumpedPair, StreamError)
         case setNoDelay(PumpedPair, side: Int, Bool)
+        /// Run a TLS handshake on an accepted socket; the owner hears how it ended.
+        case handshake(PumpHandshake)
+        /// The stream gave up on the handshake (its deadline, a shutdown): close its socket.
+        case cancelHandshake(PumpHandshake)
         /// Accept on a listening socket (see `PumpListener`).
         case listen(PumpListener)
         /// The listener's gate opened or closed.

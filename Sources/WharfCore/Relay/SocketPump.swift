@@ -22,7 +22,7 @@ final class SocketPump: @unchecked Sendable {
     private static let scratchSize = 64 * 1024
     private static let maxEvents = 256
     /// The epoll token of the wake-up eventfd; pair tokens are `PumpedPair.token(side:)`,
-    /// listener tokens `PumpListeners.tag | slot`.
+    /// handshake tokens `PumpHandshake.token`, listener tokens `PumpListeners.tag | slot`.
     private static let wakeToken = UInt64.max
     /// Timer checks walk every pair, so they run at most this often.
     private static let minimumCheckInterval: Int64 = 10_000_000
@@ -40,6 +40,7 @@ final class SocketPump: @unchecked Sendable {
     // Pump thread only.
     private var pairs: [PumpedPair?] = []
     private var listeners = PumpListeners()
+    private var handshakes = PumpHandshakes()
     private var freeSlots: [Int] = []
     private var slotsToFree: [Int] = []
     private var nextGeneration: UInt64 = 0
@@ -160,6 +161,7 @@ final class SocketPump: @unchecked Sendable {
             for case let pair? in pairs where !pair.finished {
                 pair.end(.shuttingDown).openDescriptors.forEach { _ = close($0) }
             }
+            for handshake in handshakes.all { close(handshake.fd) }
         }
         while true {
             let count = epoll_wait(epollFD, events, CInt(Self.maxEvents), waitTimeout())
@@ -171,13 +173,17 @@ final class SocketPump: @unchecked Sendable {
             var woken = false
             for index in 0..<max(0, Int(count)) {
                 let token = events[index].data.u64
-                if token >= PumpListeners.tag { // the wake-up eventfd or a listener: one test for pairs
+                if token >= PumpHandshakes.tag { // the wake-up, a listener or a handshake: one test for pairs
                     if token == Self.wakeToken {
                         var value: UInt64 = 0
                         _ = read(wakeFD, &value, 8)
                         woken = true
-                    } else if let listener = listeners.listener(token: token), !listener.acceptQueued(now: now) {
-                        updateWatch(listener)
+                    } else if token >= PumpListeners.tag {
+                        if let listener = listeners.listener(token: token), !listener.acceptQueued(now: now) {
+                            updateWatch(listener)
+                        }
+                    } else if let handshake = handshakes.handshake(token: token) {
+                        step(handshake)
                     }
                     continue
                 }
@@ -267,6 +273,17 @@ final class SocketPump: @unchecked Sendable {
                 guard !pair.finished else { continue }
                 Descriptor.setSocketOption(side == 0 ? pair.a.fd : pair.b.fd, CInt(IPPROTO_TCP), TCP_NODELAY,
                                            enabled ? 1 : 0)
+            case let .handshake(handshake):
+                handshakes.add(handshake)
+                guard handshake.watch(epollFD: epollFD) else {
+                    finish(handshake, .io)
+                    continue
+                }
+                step(handshake)
+            case let .cancelHandshake(handshake):
+                guard handshake.slot >= 0 else { continue } // finished: the loop closes it
+                handshakes.remove(handshake)
+                close(handshake.fd)
             case let .listen(listener):
                 listeners.add(listener)
                 updateWatch(listener)
@@ -336,6 +353,24 @@ final class SocketPump: @unchecked Sendable {
         case let .failure(reason):
             report(pair.end(reason), for: pair)
         }
+    }
+
+    /// Takes a handshake as far as the socket lets it; once it ends, the loop hears how.
+    private func step(_ handshake: PumpHandshake) {
+        switch handshake.session.handshake() {
+        case .wantRead, .wantWrite: break // edge-triggered on both: the next edge resumes it
+        case .done: finish(handshake, nil)
+        case let .failed(reason): finish(handshake, reason)
+        }
+    }
+
+    /// A finished handshake's socket leaves the pump's epoll for its stream; a failed one's
+    /// is closed (which unwatches it).
+    private func finish(_ handshake: PumpHandshake, _ failure: StreamError?) {
+        handshakes.remove(handshake)
+        if failure == nil { unwatch(handshake.fd) } else { close(handshake.fd) }
+        let owner = handshake.owner
+        outbox.append { owner.pumpHandshakeFinished(handshake, failure) }
     }
 
     /// Watches a listener or stops, as its gate and its last accept say. A paused one comes

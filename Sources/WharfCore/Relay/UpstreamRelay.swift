@@ -135,7 +135,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
 
     private func handOff() {
         guard case let .handingOff(pair, pump, watched) = state else { return }
-        guard let fd = client.descriptorForPump(clientFD) else {
+        guard let (fd, tls) = client.descriptorForPump(clientFD) else {
             // Out of descriptors: the pair cannot be relayed, so both ends go.
             callOff(pair, pump, watched: watched)
             client.releaseFromRelay()
@@ -150,7 +150,7 @@ final class UpstreamRelay: StreamRelay, PumpPairOwner {
         if buffered > 0 { handedOver += UInt64(buffered) }
         // What the pump will write without having read it counts as sent now.
         upstreamMeter?.sent(Int(handedOver))
-        let handover = ClientHandover(fd: fd, buffered: detached.buffered, inputEnded: detached.inputEnded,
+        let handover = ClientHandover(fd: fd, buffered: detached.buffered, inputEnded: detached.inputEnded, tls: tls,
                                       meter: clientMeter, upstreamMeter: upstreamMeter?.inPumpRegion(regionWords: regionWords),
                                       lifetimeDeadline: client.lifetimeDeadline.map { Int64($0.uptimeNanoseconds) })
         state = .pumping(pair, pump)

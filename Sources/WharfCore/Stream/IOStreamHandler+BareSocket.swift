@@ -15,10 +15,19 @@ import Musl
 /// deregistering) would be most of the connection's cost. Such a stream opens on its bare
 /// socket instead. The first operation that needs a channel builds it then, on the loop and
 /// synchronously, with the same options an accepted channel gets; the plugin cannot tell.
+///
+/// On a TLS listener the pump runs the handshake first (`PumpHandshake`, during which it
+/// owns the socket) and the stream keeps the session (`tls`), which `connect_relay` hands to
+/// the pump with the socket. A channel built for such a stream carries plain bytes over a
+/// socket pair that the pump relays to and from the TLS side (`tlsBridge`).
 final class BareSocket {
     let fd: CInt
     let noDelay: Bool
     let receiveAllocator: any RecvByteBufferAllocator
+    /// The TLS handshake the pump is running on the socket, which it owns meanwhile.
+    var handshake: PumpHandshake?
+    /// The TLS session the handshake established.
+    var tls: PumpTLSSession?
 
     init(fd: CInt, noDelay: Bool, receiveAllocator: any RecvByteBufferAllocator) {
         self.fd = fd
@@ -26,8 +35,18 @@ final class BareSocket {
         self.receiveAllocator = receiveAllocator
     }
 
-    /// Closes the socket of a stream that ended without a channel or a relay taking it.
-    func close() { _ = Glibc.close(fd) }
+    /// Closes the socket of a stream that ended without a channel or a relay taking it
+    /// (not while the pump's handshake holds it). `reset`: RST; otherwise a TLS stream says
+    /// close_notify first, unless `failed` (the socket broke: nothing can be said over it).
+    func close(reset: Bool = false, failed: Bool = false) {
+        guard handshake == nil else { return }
+        if reset {
+            Descriptor.resetOnClose(fd)
+        } else if !failed {
+            tls?.shutdown()
+        }
+        _ = Glibc.close(fd)
+    }
 }
 
 extension IOStreamHandler {
@@ -38,11 +57,40 @@ extension IOStreamHandler {
         if case .open = machine.activate(now: now) { open() }
     }
 
+    /// Opens the stream on `socket` once the pump has run the TLS handshake on it, with
+    /// `tls`'s certificates; the stream's handshake deadline bounds it, as on a channel.
+    func open(bare socket: BareSocket, local: SocketAddress?, remote: SocketAddress?, tls: ServerTLS) {
+        bareSocket = socket
+        facts.detachedAddresses = (local, remote)
+        guard case .readPreamble = machine.activate(now: now) else { return }
+        rearmTimer() // the handshake deadline
+        guard let pump = loop.pump.running(), let session = PumpTLSSession(tls, fd: socket.fd) else {
+            return pumpHandshakeFailed(.io)
+        }
+        let handshake = PumpHandshake(fd: socket.fd, session: session, owner: self)
+        socket.handshake = handshake
+        pump.send(.handshake(handshake))
+    }
+
     /// The channel's context, built first if the stream is still on its bare socket; nil
-    /// once the channel is gone (or could not be built).
+    /// once the channel is gone (or could not be built), and during the pump's handshake.
     var liveContext: ChannelHandlerContext? {
-        if let bareSocket { buildChannel(on: bareSocket) }
+        if let bareSocket, bareSocket.handshake == nil { buildChannel(on: bareSocket) }
         return context
+    }
+
+    /// Ends a stream still on its bare socket without building a channel to close: the
+    /// socket closes (a pump's handshake is called off) and the stream ends as if a
+    /// channel's had. `reset`: RST; `failed`: the socket broke, nothing more is said.
+    func closeBare(reset: Bool, failed: Bool) {
+        guard let socket = bareSocket else { return }
+        bareSocket = nil
+        if let handshake = socket.handshake {
+            loop.pump.running()?.send(.cancelHandshake(handshake))
+        } else {
+            socket.close(reset: reset, failed: failed)
+        }
+        channelEnded()
     }
 
     /// Registers a channel for the bare socket on this loop. `withConnectedSocket` called on
@@ -51,7 +99,17 @@ extension IOStreamHandler {
     private func buildChannel(on socket: BareSocket) {
         precondition(loop.eventLoop.inEventLoop, "a stream's channel is built on its own loop")
         bareSocket = nil
-        facts.detachedAddresses = nil // the channel knows them from now on
+        var fd = socket.fd
+        if let tls = socket.tls {
+            // The addresses stay the TCP peer's: the channel's socket is one end of a pair.
+            guard let plain = TLSBridge.start(socket, tls, for: self) else {
+                socket.close(reset: true)
+                return channelEnded()
+            }
+            fd = plain
+        } else {
+            facts.detachedAddresses = nil // the channel knows them from now on
+        }
         let handler = NIOLoopBound(self, eventLoop: loop.eventLoop)
         let allocator = socket.receiveAllocator
         let built = ClientBootstrap(group: loop.eventLoop)
@@ -62,8 +120,72 @@ extension IOStreamHandler {
                     try channel.pipeline.syncOperations.addHandler(handler.value)
                 }
             }
-            .withConnectedSocket(socket.fd)
+            .withConnectedSocket(fd)
         // NIO closed the socket if it failed: the stream ends as if its peer had reset it.
         built.assumeIsolated().whenFailure { _ in handler.value.channelEnded() }
+    }
+}
+
+extension IOStreamHandler: PumpHandshakeOwner {
+    /// On the loop: the pump's handshake ended. A stream that gave up on it meanwhile
+    /// (`closeBare`) only closes the socket it no longer wants.
+    func pumpHandshakeFinished(_ handshake: PumpHandshake, _ failure: StreamError?) {
+        guard let socket = bareSocket, socket.handshake === handshake else {
+            if failure == nil { SocketHandoff.close(handshake.fd) }
+            return
+        }
+        socket.handshake = nil
+        if let failure { return pumpHandshakeFailed(failure) }
+        socket.tls = handshake.session
+        let established = handshake.session.facts
+        var facts = self.facts
+        facts.tls = established.tls
+        facts.serverName = established.serverName
+        self.facts = facts
+        // See `acknowledgeHandshakeNow`: the client's Finished is answered at once.
+        Descriptor.setSocketOption(socket.fd, CInt(IPPROTO_TCP), TCP_QUICKACK, 1)
+        preambleStepDone(.tlsHandshake)
+    }
+
+    /// The handshake failed, and the pump closed the socket: the stream never opens.
+    private func pumpHandshakeFailed(_ reason: StreamError) {
+        if let socket = bareSocket, socket.handshake == nil, socket.tls == nil {
+            _ = Glibc.close(socket.fd) // the pump never had it
+        }
+        bareSocket = nil
+        _ = machine.preambleFailed(reason)
+        channelEnded()
+    }
+}
+
+/// A channel for a stream whose TLS the pump terminated (a plugin that said it relays at
+/// once, then read or wrote itself): the channel gets one end of a socket pair, and the pump
+/// relays the other end to the TLS socket as it would an upstream. The plugin cannot tell;
+/// it costs a hop through the pump per message, which only a plugin whose hint was wrong pays.
+/// An abort reaches the client as a close (a socket pair carries no reset).
+enum TLSBridge {
+    /// The channel's end of the pair, or nil if no pair could be made.
+    static func start(_ socket: BareSocket, _ tls: PumpTLSSession, for stream: IOStreamHandler) -> CInt? {
+        guard let pump = stream.loop.pump.running() else { return nil }
+        var ends: [CInt] = [-1, -1]
+        guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue),
+                         0, &ends) == 0 else { return nil }
+        let idle = stream.idleTimeout?.nanoseconds ?? 0
+        let pair = PumpedPair(fdA: socket.fd, fdB: ends[0], owner: Owner(eventLoop: stream.loop.eventLoop),
+                              idleTimeoutNanos: idle, closeLingerNanos: stream.closeLinger.nanoseconds)
+        pair.a.tls = tls
+        pair.a.readable = true // the handshake may have read records the kernel will not announce again
+        pair.endsWithSideB = true
+        pair.lifetimeDeadline = stream.lifetimeDeadline.map { Int64($0.uptimeNanoseconds) }
+        pump.send(.add(pair))
+        return ends[1]
+    }
+
+    /// The pair's end only closes what is left open.
+    private final class Owner: PumpPairOwner {
+        let eventLoop: any EventLoop
+        init(eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+        func pumpConnected() {}
+        func pumpFinished(_ outcome: PumpOutcome) { outcome.openDescriptors.forEach(SocketHandoff.close) }
     }
 }

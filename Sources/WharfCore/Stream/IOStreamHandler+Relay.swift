@@ -7,6 +7,9 @@ extension IOStreamHandler {
     var relayRefusal: StreamError? { machine.relayRefusal }
     /// Plain TCP with both directions open: the pump can carry it as raw bytes.
     var isPumpable: Bool { !hasTLS && machine.isPumpable }
+    /// `isPumpable`, or TLS that the pump terminated and can carry on as `connect_relay`'s
+    /// client (side a of its pair).
+    var isPumpableAsClient: Bool { (!hasTLS || bareSocket?.tls != nil) && machine.isPumpable }
     var hasInputEnded: Bool { machine.reads.inputEnded }
     var isWritable: Bool { machine.writable }
     /// The stream's own (listener's) idle limit and close linger, which a relay honours too.
@@ -58,12 +61,13 @@ extension IOStreamHandler {
     /// `fd` (from `pumpableDescriptor`) for the pump to own: the bare socket itself, which
     /// the stream gives up, or a close-on-exec duplicate of the channel's (which the channel
     /// closes in `detachSocket`). Nil if no descriptor is left to duplicate into.
-    func descriptorForPump(_ fd: CInt) -> CInt? {
+    /// The pump's TLS session goes with a bare socket.
+    func descriptorForPump(_ fd: CInt) -> (fd: CInt, tls: PumpTLSSession?)? {
         if let bare = bareSocket, bare.fd == fd {
             bareSocket = nil
-            return fd
+            return (fd, bare.tls)
         }
-        return SocketHandoff.duplicate(fd)
+        return SocketHandoff.duplicate(fd).map { ($0, nil) }
     }
 
     /// Gives the socket to the pump: what was read and not delivered goes with it, and the

@@ -222,7 +222,11 @@ final class IOStreamHandler: ChannelDuplexHandler {
 
     func abandon(_ error: (any Error)?) {
         abandonError = error
-        context?.close(promise: nil)
+        if let context {
+            context.close(promise: nil)
+        } else {
+            closeBare(reset: false, failed: false)
+        }
     }
 
     private func carryOut(_ action: StreamStateMachine.InboundAction, at time: NIODeadline? = nil) {
@@ -346,10 +350,13 @@ final class IOStreamHandler: ChannelDuplexHandler {
             return
         case let .closeWhenFlushed(serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
+            // Nothing is ever unsent on a bare socket (a write builds the channel).
+            if bareSocket != nil { return closeBare(reset: false, failed: false) }
             let context = liveContext
             whenWritesSent { _ in context?.close(promise: nil) }
         case let .closeNow(reset, serviceRead):
             if serviceRead { loop.enqueue(.serviceRead(self)) }
+            if bareSocket != nil { return closeBare(reset: reset, failed: reason == .connectionReset) }
             // `connectionReset`: the socket itself failed (reset, aborted, broken pipe), so
             // nothing more can be said over it.
             if reset || reason == .connectionReset {

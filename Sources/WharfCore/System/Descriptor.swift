@@ -24,4 +24,10 @@ public enum Descriptor {
         var value = value
         setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<CInt>.size))
     }
+
+    /// SO_LINGER 0: the socket's close sends RST and drops unsent data.
+    static func resetOnClose(_ descriptor: CInt) {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
 }

@@ -47,11 +47,12 @@ public enum SessionTickets {
         cwharf_tls_tickets_install(UnsafeMutableRawPointer(pointer))
     }
 
-    /// BoringSSL's `SSL_CTX` under a `NIOSSLContext`. NIOSSL keeps it private and offers no
-    /// ticket settings, so it is read by reflection, once per context at config load (off
-    /// every hot path). If a NIOSSL release renames it, tickets fall back to BoringSSL's own
-    /// per-process keys and a warning says so.
-    private static func sslContext(of context: NIOSSLContext) -> OpaquePointer? {
+    /// BoringSSL's `SSL_CTX` under a `NIOSSLContext`. NIOSSL keeps it private and offers
+    /// neither ticket settings nor a session on a socket, so it is read by reflection, once
+    /// per context at config load (off every hot path). If a NIOSSL release renames it,
+    /// tickets fall back to BoringSSL's own per-process keys and a warning says so, and the
+    /// relay pump leaves TLS to NIOSSL.
+    static func sslContext(of context: NIOSSLContext) -> OpaquePointer? {
         Mirror(reflecting: context).children.first { $0.label == "sslContext" }?.value as? OpaquePointer
     }
 }

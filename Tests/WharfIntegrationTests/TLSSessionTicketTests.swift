@@ -10,14 +10,28 @@ import Testing
     let certs: TestCertificates
     init() throws { certs = try TestCertificates.get() }
 
-    func wharf(_ tls: String = "", scratch: TemporaryDirectory) throws -> RunningWharf {
-        try RunningWharf(config: """
+    /// Who terminates TLS: NIOSSL in front of `echo`, or the relay pump's own sessions in
+    /// front of `proxy` (which relays at once), to an echo backend.
+    enum Front: CaseIterable, Sendable {
+        case echo, proxy
+    }
+
+    /// The wharf and the port of its TLS listener; `backend` must outlive it.
+    func wharf(_ tls: String = "", scratch: TemporaryDirectory, front: Front,
+               backend: TestServer) throws -> (RunningWharf, Int) {
+        let plugin = switch front {
+        case .echo: "echo: {path: echo}"
+        case .proxy: "proxy: {path: proxy, config: {upstreams: [\"127.0.0.1:\(backend.port)\"]}}"
+        }
+        let name = front == .echo ? "echo" : "proxy"
+        let wharf = try RunningWharf(config: """
             plugins:
-              echo: {path: echo}
+              \(plugin)
             listeners:
-              - {address: 127.0.0.1, port: 0, plugin: echo, tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))\(tls)}}
+              - {address: 127.0.0.1, port: 0, plugin: \(name), tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))\(tls)}}
 
             """, scratch: scratch)
+        return (wharf, try wharf.port(name))
     }
 
     /// One TLS 1.3 connection: a line echoed, then closed. `save`: write the session (with
@@ -52,10 +66,10 @@ import Testing
         return text + String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
     }
 
-    @Test func aTicketResumesOnTheNextGenerationsWorker() throws {
+    @Test(arguments: Front.allCases) func aTicketResumesOnTheNextGenerationsWorker(terminator: Front) throws {
         let scratch = try TemporaryDirectory()
-        let front = try wharf(scratch: scratch)
-        let port = try front.port("echo")
+        let backend = TestServer.echo()
+        let (front, port) = try wharf(scratch: scratch, front: terminator, backend: backend)
         let session = scratch.path("session.pem")
         let first = try connect(port, save: session)
         #expect(first.contains("New, TLSv1.3"), "\(first)")
@@ -72,10 +86,11 @@ import Testing
 
     /// As OpenSSL (nginx, HAProxy): two tickets after a full handshake, so a client can open
     /// connections in parallel; one after a resumption, which replaces the ticket used.
-    @Test func aResumptionIsIssuedOneTicketAndAFullHandshakeTwo() throws {
+    @Test(arguments: Front.allCases) func aResumptionIsIssuedOneTicketAndAFullHandshakeTwo(terminator: Front) throws {
         let scratch = try TemporaryDirectory()
-        let front = try wharf(scratch: scratch)
-        let port = try front.port("echo")
+        let backend = TestServer.echo()
+        let (front, port) = try wharf(scratch: scratch, front: terminator, backend: backend)
+        defer { withExtendedLifetime(front) {} }
         func tickets(_ output: String) -> Int { output.components(separatedBy: "New Session Ticket arrived").count - 1 }
         let first = try connect(port, save: scratch.path("first.pem"))
         #expect(first.contains("New, TLSv1.3") && tickets(first) == 2, "\(first)")
@@ -85,10 +100,12 @@ import Testing
         #expect(third.contains("Reused, TLSv1.3"), "the one ticket resumes: \(third)")
     }
 
-    @Test func withSessionTicketsOffNoneIsSent() throws {
+    @Test(arguments: Front.allCases) func withSessionTicketsOffNoneIsSent(terminator: Front) throws {
         let scratch = try TemporaryDirectory()
-        let front = try wharf(", session_tickets: false", scratch: scratch)
-        let port = try front.port("echo")
+        let backend = TestServer.echo()
+        let (front, port) = try wharf(", session_tickets: false", scratch: scratch, front: terminator,
+                                      backend: backend)
+        defer { withExtendedLifetime(front) {} }
         let session = scratch.path("session.pem")
         let first = try connect(port, save: session)
         #expect(first.contains("New, TLSv1.3"), "\(first)")

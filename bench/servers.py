@@ -80,7 +80,9 @@ def children(pid):
     return found
 
 
-PROXIES = ("wharf-proxy", "wharf-proxy-base", "haproxy", "nginx")
+# wharf-proxy-channel: the same build and plugin with `pump_accept: false`, so listening
+# channels accept and NIOSSL terminates TLS: TLS as every build before 2026-12-01 served it.
+PROXIES = ("wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "haproxy", "nginx")
 PROXY_IDLE_CONNECTIONS = 4000
 
 
@@ -110,7 +112,7 @@ class Server:
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
         self.backend = Server("c-epoll-backend") if name in PROXIES else None
         cert, key, both = certificate(tls) if tls else (None, None, None)
-        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-proxy-base", "wharf-swift"):
+        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "wharf-swift"):
             if name in ("wharf", "wharf-base"):
                 plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
             elif name == "wharf-swift":
@@ -130,6 +132,7 @@ class Server:
                 f.write(f"{processes}{loops_key}: {LOOPS}\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
                         + (f", tls: {{certificate: {cert}, key: {key}}}" if tls else "")
+                        + (", pump_accept: false" if name == "wharf-proxy-channel" else "")
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and not base else "") + "}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
                                                                 "--ready-file", ready]), stderr=subprocess.DEVNULL)

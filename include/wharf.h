@@ -800,9 +800,11 @@ typedef struct wharf_host_api {
     /* [loop] Connect to host:port for `client` and relay the two, as connect then relay
      * would, but without an upstream stream: the plugin never sees the upstream, and for
      * plain TCP to an IP address the host opens the upstream socket itself and hands both to
-     * its relay thread, so a proxied connection costs about one accepted connection's work.
-     * With TLS on either side, a host name, or a plugin test kit's fake upstream, the host
-     * uses connect and relay itself; the plugin sees no difference.
+     * its relay thread, so a proxied connection costs about one accepted connection's work
+     * (a TLS client too, when the relay thread ran its handshake: see
+     * WHARF_PLUGIN_RELAYS_AT_ONCE). With TLS to the upstream, a host name, or a plugin test
+     * kit's fake upstream, the host uses connect and relay itself; the plugin sees no
+     * difference.
      * `on_connected` is called exactly once (see wharf_connect_relay_cb); on WHARF_OK the
      * relay runs as relay()'s does, bytes the plugin wrote to the client before the call go
      * out first, and `on_done` (may be NULL) is called once when it ends. Until
@@ -881,12 +883,14 @@ typedef struct wharf_plugin_descriptor {
 } wharf_plugin_descriptor;
 
 /* The plugin's handle_stream usually calls connect_relay before it returns, with nothing
- * read or written first (an L4 proxy) [1.7]. For a plain-TCP listener without a PROXY
- * header the host may then accept the connection on its relay thread and hand the socket
- * over without building an event-loop channel for it: about half the cost of a proxied
- * connection. Every other host function still works on such a stream, exactly as
- * documented; the first call that needs the channel builds it, which costs a little more
- * than accepting it that way would have. */
+ * read or written first (an L4 proxy) [1.7]. For a listener without a PROXY header the
+ * host may then accept the connection on its relay thread and hand the socket over without
+ * building an event-loop channel for it: about half the cost of a proxied connection. On a
+ * TLS listener (not starttls) the relay thread runs the handshake too, before handle_stream,
+ * and relays the TLS client itself (hosts built from 2026-12-01). Every other host function
+ * still works on such a stream, exactly as documented; the first call that needs the
+ * channel builds it, which costs a little more than accepting it that way would have (on
+ * TLS, the channel's bytes then pass through the relay thread, one hop more per message). */
 #define WHARF_PLUGIN_RELAYS_AT_ONCE (1u << 0)
 
 typedef const wharf_plugin_descriptor *(*wharf_plugin_entry_fn)(void);

@@ -21,6 +21,8 @@ extern int CNIOBoringSSL_SSL_write(SSL *ssl, const void *buf, int num);
 extern int CNIOBoringSSL_SSL_shutdown(SSL *ssl);
 extern int CNIOBoringSSL_SSL_get_error(const SSL *ssl, int ret_code);
 extern void CNIOBoringSSL_ERR_clear_error(void);
+extern uint32_t CNIOBoringSSL_ERR_peek_last_error(void);
+extern const char *CNIOBoringSSL_ERR_reason_error_string(uint32_t packed_error);
 extern const char *CNIOBoringSSL_SSL_get_servername(const SSL *ssl, const int type);
 extern int CNIOBoringSSL_SSL_CTX_set_tlsext_servername_callback(SSL_CTX *ctx,
                                                                 int (*callback)(SSL *ssl, int *out_alert, void *arg));
@@ -74,6 +76,8 @@ void cwharf_tls_sni_install(void *ssl_ctx) {
 struct cwharf_tls_session {
     SSL *ssl;
     sni_chooser chooser;
+    /* Why the last call failed with PROTOCOL_ERROR (BoringSSL's static text), or NULL. */
+    const char *error;
 };
 
 cwharf_tls_session *cwharf_tls_session_accept(void *ssl_ctx, int fd, cwharf_tls_context_for_name choose, void *arg) {
@@ -110,6 +114,7 @@ void cwharf_tls_session_free(cwharf_tls_session *session) {
 static long outcome(cwharf_tls_session *session, int result) {
     int error = CNIOBoringSSL_SSL_get_error(session->ssl, result);
     int saved = errno;
+    if (error == SSL_ERROR_SSL) session->error = CNIOBoringSSL_ERR_reason_error_string(CNIOBoringSSL_ERR_peek_last_error());
     CNIOBoringSSL_ERR_clear_error();
     switch (error) {
     case SSL_ERROR_WANT_READ: return CWHARF_TLS_WANT_READ;
@@ -148,6 +153,10 @@ void cwharf_tls_session_shutdown(cwharf_tls_session *session) {
     /* One attempt: close_notify goes out if the socket takes it; no reply is waited for. */
     (void)CNIOBoringSSL_SSL_shutdown(session->ssl);
     CNIOBoringSSL_ERR_clear_error();
+}
+
+const char *cwharf_tls_session_error(const cwharf_tls_session *session) {
+    return session->error;
 }
 
 uint16_t cwharf_tls_session_version(const cwharf_tls_session *session) {

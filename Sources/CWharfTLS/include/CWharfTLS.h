@@ -56,6 +56,8 @@ long cwharf_tls_session_read(cwharf_tls_session *session, void *buffer, size_t c
 /* Bytes taken (> 0; maybe fewer than `count`), or as read. After WANT_WRITE, call again with
  * the same bytes first (they may have moved). */
 long cwharf_tls_session_write(cwharf_tls_session *session, const void *bytes, size_t count);
+/* Why the last call gave PROTOCOL_ERROR (e.g. "NO_SHARED_CIPHER"), or NULL. */
+const char *cwharf_tls_session_error(const cwharf_tls_session *session);
 /* Sends close_notify if the socket takes it now; waits for nothing. */
 void cwharf_tls_session_shutdown(cwharf_tls_session *session);
 

@@ -135,7 +135,7 @@ extension IOStreamHandler: PumpHandshakeOwner {
             return
         }
         socket.handshake = nil
-        if let failure { return pumpHandshakeFailed(failure) }
+        if let failure { return pumpHandshakeFailed(failure, handshake.session.failure) }
         socket.tls = handshake.session
         let established = handshake.session.facts
         var facts = self.facts
@@ -148,12 +148,13 @@ extension IOStreamHandler: PumpHandshakeOwner {
     }
 
     /// The handshake failed, and the pump closed the socket: the stream never opens.
-    private func pumpHandshakeFailed(_ reason: StreamError) {
+    private func pumpHandshakeFailed(_ reason: StreamError, _ error: PumpTLSError? = nil) {
         if let socket = bareSocket, socket.handshake == nil, socket.tls == nil {
             _ = Glibc.close(socket.fd) // the pump never had it
         }
         bareSocket = nil
         _ = machine.preambleFailed(reason)
+        if reason == .tlsFailed { abandonError = error }
         channelEnded()
     }
 }

@@ -62,7 +62,7 @@ final class IOStreamHandler: ChannelDuplexHandler {
     var bytesReceived: UInt64 = 0
     var bytesSent: UInt64 = 0
     /// Why a connection that never opened ended, with the error behind it.
-    private var abandonError: (any Error)?
+    var abandonError: (any Error)?
     /// An accepted socket no channel holds yet (see IOStreamHandler+BareSocket).
     var bareSocket: BareSocket?
 

@@ -64,6 +64,11 @@ final class PumpTLSSession: @unchecked Sendable {
         cwharf_tls_session_write(session, bytes, count)
     }
 
+    /// Why the handshake failed, in BoringSSL's words, for the operator's log.
+    var failure: PumpTLSError {
+        PumpTLSError(reason: cwharf_tls_session_error(session).map { String(cString: $0) } ?? "unknown")
+    }
+
     /// Sends close_notify if the socket takes it now.
     func shutdown() { cwharf_tls_session_shutdown(session) }
 
@@ -83,4 +88,10 @@ final class PumpTLSSession: @unchecked Sendable {
                              peerSubject: TLSFacts.subject(of: peer))
         return (facts, cwharf_tls_session_server_name(session).map { String(cString: $0).lowercased() })
     }
+}
+
+/// A handshake the pump's TLS refused: BoringSSL's reason ("NO_SHARED_CIPHER", ...).
+struct PumpTLSError: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { reason }
 }

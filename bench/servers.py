@@ -81,7 +81,7 @@ def children(pid):
 
 
 # wharf-proxy-channel: the same build and plugin with `pump_accept: false`, so listening
-# channels accept and NIOSSL terminates TLS: TLS as every build before 2026-12-01 served it.
+# channels accept and NIOSSL terminates TLS: TLS as every build before 2026-11-30 served it.
 PROXIES = ("wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "haproxy", "nginx")
 PROXY_IDLE_CONNECTIONS = 4000
 

@@ -887,7 +887,7 @@ typedef struct wharf_plugin_descriptor {
  * host may then accept the connection on its relay thread and hand the socket over without
  * building an event-loop channel for it: about half the cost of a proxied connection. On a
  * TLS listener (not starttls) the relay thread runs the handshake too, before handle_stream,
- * and relays the TLS client itself (hosts built from 2026-12-01). Every other host function
+ * and relays the TLS client itself (hosts built from 2026-11-30). Every other host function
  * still works on such a stream, exactly as documented; the first call that needs the
  * channel builds it, which costs a little more than accepting it that way would have (on
  * TLS, the channel's bytes then pass through the relay thread, one hop more per message). */

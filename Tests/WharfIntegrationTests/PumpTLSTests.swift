@@ -40,6 +40,16 @@ import Testing
         #expect(!output.contains("unexpected eof") && !output.contains("errno"), "\(output.suffix(300))")
     }
 
+    /// A client the plugin closes itself (here: no upstream answers) hears close_notify, as
+    /// from NIOSSL: the stream closes on its bare socket, with no channel built for it.
+    @Test func aClientThePluginClosesHearsCloseNotify() throws {
+        let wharf = try tlsProxy(to: LoopbackPort.unused())
+        let output = try openSSLClient(port: try wharf.port("proxy"), arguments: ["-CAfile", certs.path("ca.pem")],
+                                       input: "hello\n")
+        #expect(output.contains("verify return:1"), "the handshake finished: \(output)")
+        #expect(!output.contains("unexpected eof") && !output.contains("errno"), "\(output)")
+    }
+
     /// Handshakes the loop calls off (their deadline passed while the pump waited for the
     /// client) leave no socket open, in the pump or on the loop.
     @Test func cancelledHandshakesLeaveNothingOpen() throws {

@@ -19,7 +19,7 @@ import Musl
 /// On a TLS listener the pump runs the handshake first (`PumpHandshake`, during which it
 /// owns the socket) and the stream keeps the session (`tls`), which `connect_relay` hands to
 /// the pump with the socket. A channel built for such a stream carries plain bytes over a
-/// socket pair that the pump relays to and from the TLS side (`tlsBridge`).
+/// socket pair that the pump relays to and from the TLS side (`TLSBridge`).
 final class BareSocket {
     let fd: CInt
     let noDelay: Bool
@@ -135,7 +135,10 @@ extension IOStreamHandler: PumpHandshakeOwner {
             return
         }
         socket.handshake = nil
-        if let failure { return pumpHandshakeFailed(failure, handshake.session.failure) }
+        if let failure {
+            bareSocket = nil // the pump closed the socket
+            return pumpHandshakeFailed(failure, handshake.session.failure)
+        }
         socket.tls = handshake.session
         let established = handshake.session.facts
         var facts = self.facts
@@ -147,11 +150,10 @@ extension IOStreamHandler: PumpHandshakeOwner {
         preambleStepDone(.tlsHandshake)
     }
 
-    /// The handshake failed, and the pump closed the socket: the stream never opens.
+    /// The handshake failed or never began: the stream never opens. A socket still here is
+    /// one the pump never had; the pump closed any other.
     private func pumpHandshakeFailed(_ reason: StreamError, _ error: PumpTLSError? = nil) {
-        if let socket = bareSocket, socket.handshake == nil, socket.tls == nil {
-            _ = Glibc.close(socket.fd) // the pump never had it
-        }
+        if let socket = bareSocket { _ = Glibc.close(socket.fd) }
         bareSocket = nil
         _ = machine.preambleFailed(reason)
         if reason == .tlsFailed { abandonError = error }

@@ -49,34 +49,25 @@ final class PumpHandshake: @unchecked Sendable {
 struct PumpHandshakes {
     /// Marks a handshake's epoll token; pair tokens stay below it, listener tokens above.
     static let tag: UInt64 = 1 << 61
-    private var slots: [PumpHandshake?] = []
-    private var free: [Int] = []
-    private var nextGeneration: UInt64 = 0
+    private var slots = TokenSlots<PumpHandshake>()
 
     mutating func add(_ handshake: PumpHandshake) {
-        let slot = free.popLast() ?? slots.count
-        if slot == slots.count { slots.append(nil) }
-        slots[slot] = handshake
-        handshake.slot = slot
-        handshake.generation = nextGeneration
-        nextGeneration = (nextGeneration + 1) & PumpedPair.generationMask
+        (handshake.slot, handshake.generation) = slots.insert(handshake)
     }
 
     /// The slot is free at once: a removed handshake's socket is closed or unwatched first,
     /// and a later event naming it carries an older generation.
     mutating func remove(_ handshake: PumpHandshake) {
         guard handshake.slot >= 0 else { return }
-        slots[handshake.slot] = nil
-        free.append(handshake.slot)
+        slots.remove(handshake.slot)
         handshake.slot = -1
     }
 
     func handshake(token: UInt64) -> PumpHandshake? {
-        let slot = PumpedPair.slot(of: token & ~Self.tag)
-        guard slot < slots.count, let handshake = slots[slot],
+        guard let handshake = slots[PumpedPair.slot(of: token & ~Self.tag)],
               handshake.generation == PumpedPair.generation(of: token & ~Self.tag) else { return nil }
         return handshake
     }
 
-    var all: [PumpHandshake] { slots.compactMap { $0 } }
+    var all: [PumpHandshake] { slots.elements.compactMap { $0 } }
 }

@@ -38,12 +38,10 @@ final class SocketPump: @unchecked Sendable {
     private let name: String
 
     // Pump thread only.
-    private var pairs: [PumpedPair?] = []
+    private var pairs = TokenSlots<PumpedPair>()
     private var listeners = PumpListeners()
     private var handshakes = PumpHandshakes()
-    private var freeSlots: [Int] = []
     private var slotsToFree: [Int] = []
-    private var nextGeneration: UInt64 = 0
     private var anotherTurn: [PumpedPair] = []
     private var nextCheck = Int64.max
     private var now: Int64 = 0
@@ -158,7 +156,7 @@ final class SocketPump: @unchecked Sendable {
             scratch.deallocate()
             endReportingTurn()
             // Only reached once every relay has ended; anything left has no loop to report to.
-            for case let pair? in pairs where !pair.finished {
+            for case let pair? in pairs.elements where !pair.finished {
                 pair.end(.shuttingDown).openDescriptors.forEach { _ = close($0) }
             }
             for handshake in handshakes.all { close(handshake.fd) }
@@ -211,7 +209,7 @@ final class SocketPump: @unchecked Sendable {
     /// they reach may send commands back; those wake the pump once, after the last report.
     @inline(never)
     private func endReportingTurn() {
-        freeSlots.append(contentsOf: slotsToFree)
+        pairs.reuse(slotsToFree)
         slotsToFree.removeAll(keepingCapacity: true)
         guard !outbox.isEmpty else { return }
         let reports = UnsafeTransfer(outbox)
@@ -304,12 +302,7 @@ final class SocketPump: @unchecked Sendable {
     }
 
     private func add(_ pair: PumpedPair) {
-        let slot = freeSlots.popLast() ?? pairs.count
-        if slot == pairs.count { pairs.append(nil) }
-        pairs[slot] = pair
-        pair.slot = slot
-        pair.generation = nextGeneration
-        nextGeneration = (nextGeneration + 1) & PumpedPair.generationMask
+        (pair.slot, pair.generation) = pairs.insert(pair)
         pair.lastActivity = now
         // A connecting pair has no client socket yet (-1): side a is watched when it joins.
         guard pair.a.fd < 0 || watch(pair, side: 0), watch(pair, side: 1) else { return }
@@ -389,7 +382,7 @@ final class SocketPump: @unchecked Sendable {
                 earliest = min(earliest, max(due, now + Self.minimumCheckInterval))
             }
         }
-        for case let pair? in pairs where !pair.finished {
+        for case let pair? in pairs.elements where !pair.finished {
             switch pair.phase {
             case let .connecting(deadline):
                 if now >= deadline {
@@ -447,7 +440,7 @@ final class SocketPump: @unchecked Sendable {
     private func report(_ outcome: PumpOutcome, for pair: PumpedPair) {
         pair.stopWatchingClient(unwatch: unwatch)
         if pair.slot >= 0 {
-            pairs[pair.slot] = nil
+            pairs.vacate(pair.slot)
             slotsToFree.append(pair.slot)
             pair.slot = -1
         }

@@ -25,6 +25,8 @@ public final class LoopContext: @unchecked Sendable {
     private let loopID: UInt64
     /// Where outgoing streams go instead of the network (the plugin test kit); nil: the network.
     var dialer: (any UpstreamDialer)?
+    /// `connect_relay`'s upstream addresses, parsed once.
+    var upstreamAddresses = UpstreamAddressCache()
 
     /// `wheelAlarm`: what wakes the deadline wheel (the daemon wants `.dispatchTimer`).
     public init(eventLoop: any EventLoop, loopIndex: Int = 0, loopCount: Int = 1,

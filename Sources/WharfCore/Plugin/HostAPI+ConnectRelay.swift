@@ -59,7 +59,7 @@ extension PluginStream {
         let idle = earliest(request.idleTimeout, client.idleTimeout)
         let loop = client.loop
         if loop.dialer == nil, request.options.tls == nil, client.isPumpableAsClient,
-           let address = try? SocketAddress(ipAddress: request.host, port: request.port),
+           let address = loop.upstreamAddresses.address(host: request.host, port: request.port),
            let pump = loop.pump.running(), let fd = client.pumpableDescriptor {
             let options = request.options
             let target = UpstreamRelay.Target(address: address, timeout: options.timeout, noDelay: options.noDelay,

@@ -111,7 +111,7 @@ final class PluginStream: StreamOwner, TimerOwner {
         let refusal = stream.startTLS(token: Self.token(callback, userdata)) { () throws(StreamError) in
             if stream.isClient {
                 guard let client else { throw .invalidArgument }
-                let host = stream.facts.connectHost
+                let host = stream.connectHost
                 stream.facts.serverName = client.serverName(defaultingTo: host)
                 do { return [try client.makeHandler(serverName: host)] } catch { throw .invalidArgument }
             }
@@ -131,14 +131,13 @@ final class PluginStream: StreamOwner, TimerOwner {
         case let .accepted(instance, stats):
             let loop = stream.loop.loopIndex
             // Behind a PROXY header the real client is known only now.
-            let facts = stream.facts
             if let record {
-                record.announcedClient = facts.proxied?.source
-                record.tlsVersion = facts.tls?.version ?? 0
-                record.serverName = facts.serverName
+                record.announcedClient = stream.proxiedHeader?.source
+                record.tlsVersion = stream.tlsFacts?.version ?? 0
+                record.serverName = stream.serverName
             }
             if stats.awaiting.contains(.proxyHeader) {
-                let client = facts.proxied?.source ?? stream.remoteAddress
+                let client = stream.proxiedHeader?.source ?? stream.remoteAddress
                 guard stats.admits(client, loop: loop) else {
                     refused = .denied
                     return false
@@ -244,7 +243,7 @@ final class PluginStream: StreamOwner, TimerOwner {
                                     now: pluginLoop.loop.now)
         case .connected:
             if let error {
-                TLSLog.logger.info("upstream TLS handshake with \(stream.facts.connectHost ?? "?") failed: \(error)")
+                TLSLog.logger.info("upstream TLS handshake with \(stream.connectHost ?? "?") failed: \(error)")
             }
             connectFailed(reason)
         case .served:

@@ -9,7 +9,7 @@ enum StreamInfo {
         info.loop_count = UInt32(stream.loop.loopCount)
         info.is_client = stream.isClient ? 1 : 0
         info.stream_id = stream.streamID
-        let proxied = stream.facts.proxied
+        let proxied = stream.proxiedHeader
         if let peer = proxied?.source ?? stream.remoteAddress {
             info.peer_family = Int32(peer.protocol.rawValue)
             info.peer_port = UInt32(peer.port ?? 0)
@@ -21,9 +21,9 @@ enum StreamInfo {
             CString.fill(&info.local_address, with: local.ipAddress ?? local.pathname ?? "")
         }
         info.proxied = proxied?.source != nil ? 1 : 0
-        if let tls = stream.facts.tls {
+        if let tls = stream.tlsFacts {
             info.tls_version = tls.version
-            CString.fill(&info.tls_server_name, with: stream.facts.serverName ?? "")
+            CString.fill(&info.tls_server_name, with: stream.serverName ?? "")
             CString.fill(&info.tls_alpn, with: tls.alpn)
             CString.fill(&info.tls_peer_subject, with: tls.peerSubject)
         }

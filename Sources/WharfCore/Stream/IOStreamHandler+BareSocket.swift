@@ -108,7 +108,7 @@ extension IOStreamHandler {
             }
             fd = plain
         } else {
-            facts.detachedAddresses = nil // the channel knows them from now on
+            if detachedAddresses != nil { facts.detachedAddresses = nil } // the channel knows them from now on
         }
         let handler = NIOLoopBound(self, eventLoop: loop.eventLoop)
         let allocator = socket.receiveAllocator
@@ -141,10 +141,8 @@ extension IOStreamHandler: PumpHandshakeOwner {
         }
         socket.tls = handshake.session
         let established = handshake.session.facts
-        var facts = self.facts
         facts.tls = established.tls
         facts.serverName = established.serverName
-        self.facts = facts
         // See `acknowledgeHandshakeNow`: the client's Finished is answered at once.
         Descriptor.setSocketOption(socket.fd, CInt(IPPROTO_TCP), TCP_QUICKACK, 1)
         preambleStepDone(.tlsHandshake)

@@ -46,7 +46,7 @@ extension IOStreamHandler {
     var hasShutDownOutput: Bool { machine.outputShutDown }
 
     /// The socket went to the pump at some point.
-    var wasPumped: Bool { facts.detachedAddresses != nil }
+    var wasPumped: Bool { detachedAddresses != nil }
 
     /// When the stream must end at the latest (max_lifetime_ms), for the pump to keep.
     var lifetimeDeadline: NIODeadline? { machine.deadlines.lifetimeDeadline }

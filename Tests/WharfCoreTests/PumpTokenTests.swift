@@ -39,30 +39,26 @@ struct PumpTokenTests {
 
     @Test func everyPairTokenStaysBelowTheHandshakeAndListenerTags() {
         let largest = Self.pair(slot: Int(Int32.max) / 2, generation: PumpedPair.generationMask)
-        #expect(largest.token(side: 1) < PumpHandshakes.tag)
-        #expect(PumpHandshakes.tag < PumpListeners.tag)
+        #expect(largest.token(side: 1) < PumpPreambles.tag)
+        #expect(PumpPreambles.tag < PumpListeners.tag)
         #expect((PumpedPair.generationMask + 1) & PumpedPair.generationMask == 0, "generations wrap inside the mask")
     }
 
-    /// A TLS handshake's token names its slot and generation under its own tag, so an event
-    /// for a handshake that ended (its slot reused) finds nothing.
-    @Test func aHandshakeTokenFindsOnlyItsOwnHandshake() throws {
-        final class Nobody: PumpHandshakeOwner {
-            func pumpHandshakeFinished(_ handshake: PumpHandshake, _ failure: StreamError?) {}
-        }
-        let tls = try TestTLS.serverTLS()
-        var table = PumpHandshakes()
-        let first = PumpHandshake(fd: 1, session: try #require(PumpTLSSession(tls, fd: 1)), owner: Nobody())
+    /// A preamble's token names its slot and generation under its own tag, so an event for
+    /// a preamble that ended (its slot reused) finds nothing.
+    @Test func aPreambleTokenFindsOnlyItsOwnPreamble() {
+        var table = PumpPreambles()
+        let first = PumpPreamble(fd: 1, proxyHeader: true, session: nil, owner: PumpPreambleTests.Nobody())
         table.add(first)
         let token = first.token
-        #expect(token >= PumpHandshakes.tag && token < PumpListeners.tag)
-        #expect(table.handshake(token: token) === first)
+        #expect(token >= PumpPreambles.tag && token < PumpListeners.tag)
+        #expect(table.preamble(token: token) === first)
         table.remove(first)
-        #expect(table.handshake(token: token) == nil)
-        let second = PumpHandshake(fd: 2, session: try #require(PumpTLSSession(tls, fd: 2)), owner: Nobody())
+        #expect(table.preamble(token: token) == nil)
+        let second = PumpPreamble(fd: 2, proxyHeader: true, session: nil, owner: PumpPreambleTests.Nobody())
         table.add(second)
         #expect(second.slot == 0, "the slot is reused")
-        #expect(table.handshake(token: token) == nil, "an old token does not name the new handshake")
-        #expect(table.handshake(token: second.token) === second)
+        #expect(table.preamble(token: token) == nil, "an old token does not name the new preamble")
+        #expect(table.preamble(token: second.token) === second)
     }
 }

@@ -7,15 +7,22 @@ import Testing
 @Suite struct ProxyProtocolTests {
     static let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
 
-    func acceptingWhoami() throws -> RunningWharf {
-        let whoami = try FixturePlugins.build("whoami", source: "whoami")
-        return try RunningWharf(config: """
+    /// Who reads the header: NIOSSL's pipeline has a decoder (`whoami`); for a plugin that
+    /// says it relays at once (`whoami_pump`), the relay pump reads it before the stream opens.
+    static let readers = [false, true]
+
+    func acceptingWhoami(pump: Bool = false) throws -> RunningWharf {
+        let whoami = pump ? try FixturePlugins.build("whoami_pump", source: "whoami", define: "VARIANT_RELAYS_AT_ONCE")
+            : try FixturePlugins.build("whoami", source: "whoami")
+        let wharf = try RunningWharf(config: """
             plugins:
               whoami: {path: \(whoami)}
             listeners:
               - {address: 127.0.0.1, port: 0, plugin: whoami, proxy_protocol: accept, handshake_timeout_ms: 2000}
 
             """)
+        if pump { #expect(eventually { wharf.stderr.contains("accepted by the relay pump") }, "\(wharf.stderr)") }
+        return wharf
     }
 
     /// Sends `header` + "hi\n" and returns the whoami line and the echo.
@@ -25,8 +32,8 @@ import Testing
         return (try client.receiveLine(), try client.receiveLine())
     }
 
-    @Test func acceptsTheSpecsV1Examples() throws {
-        let wharf = try acceptingWhoami()
+    @Test(arguments: Self.readers) func acceptsTheSpecsV1Examples(pump: Bool) throws {
+        let wharf = try acceptingWhoami(pump: pump)
         let port = try wharf.port("whoami")
         let (v4, echo) = try exchange(Array("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n".utf8), port: port)
         #expect(v4.hasPrefix("peer=192.168.0.1:56324 local=192.168.0.11:443 proxied=1 "))
@@ -39,8 +46,8 @@ import Testing
         #expect(unknown.contains("proxied=0"))
     }
 
-    @Test func acceptsV2WithTLVsAndLocal() throws {
-        let wharf = try acceptingWhoami()
+    @Test(arguments: Self.readers) func acceptsV2WithTLVsAndLocal(pump: Bool) throws {
+        let wharf = try acceptingWhoami(pump: pump)
         let port = try wharf.port("whoami")
         // The v1 example's addresses in binary, plus a 7-byte TLV (PP2_TYPE_AUTHORITY "a.test").
         let addresses: [UInt8] = [192, 168, 0, 1, 192, 168, 0, 11, 0xDC, 0x04, 0x01, 0xBB]
@@ -56,9 +63,9 @@ import Testing
 
     @Test(arguments: ["GET / HTTP/1.1\r\n\r\n", "PROXY TCP4 999.0.0.1 10.0.0.1 1 2\r\n",
                       "PROXY TCP4 10.0.0.1 10.0.0.2 1\r\n", "PROXY TCP6 10.0.0.1 10.0.0.2 1 2\r\n",
-                      "PROXY TCP4 10.0.0.1 10.0.0.2 1 99999\r\n"])
-    func malformedHeadersCloseTheConnection(header: String) throws {
-        let wharf = try acceptingWhoami()
+                      "PROXY TCP4 10.0.0.1 10.0.0.2 1 99999\r\n"], Self.readers)
+    func malformedHeadersCloseTheConnection(header: String, pump: Bool) throws {
+        let wharf = try acceptingWhoami(pump: pump)
         let client = try TestSocket(port: try wharf.port("whoami"))
         try client.send(header)
         let (received, _) = try client.receiveUntilClose()
@@ -66,8 +73,8 @@ import Testing
         #expect(eventually { wharf.stderr.contains("bad PROXY protocol header") })
     }
 
-    @Test func aClientThatSendsNoHeaderIsClosedAfterTheTimeout() throws {
-        let wharf = try acceptingWhoami()
+    @Test(arguments: Self.readers) func aClientThatSendsNoHeaderIsClosedAfterTheTimeout(pump: Bool) throws {
+        let wharf = try acceptingWhoami(pump: pump)
         let client = try TestSocket(port: try wharf.port("whoami"))
         let started = Date()
         #expect(client.isClosedByPeer())

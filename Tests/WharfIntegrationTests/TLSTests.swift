@@ -128,6 +128,33 @@ import Testing
         #expect(eventually { wharf.stderr.contains("handshake_timeout_ms passed") })
     }
 
+    /// Behind a load balancer: a PROXY header, then TLS (Python's ssl, as no openssl tool
+    /// sends a header first). The plugin sees the announced client and the TLS facts.
+    @Test(arguments: Self.terminations) func aProxyHeaderThenTLS(variant: String?) throws {
+        let wharf = try tlsWhoami(siteA, variant: variant, extra: ", proxy_protocol: accept")
+        let scratch = try TemporaryDirectory()
+        let script = try scratch.write("client.py", """
+            import socket, ssl, sys
+            raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+            raw.sendall(b"PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\\r\\n")
+            context = ssl.create_default_context(cafile=sys.argv[2])
+            tls = context.wrap_socket(raw, server_hostname="a.test")
+            tls.sendall(b"ping\\n")
+            reply = b""
+            while reply.count(b"\\n") < 2:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            print(reply.decode(), end="")
+            """)
+        let result = try FixturePlugins.run("/usr/bin/env", ["python3", script, "\(try wharf.port("whoami"))",
+                                                             certs.path("ca.pem")])
+        #expect(result.output.contains("peer=192.0.2.1:56324 local=198.51.100.2:443 proxied=1 tls=0304 sni=a.test"),
+                "\(result.output)\n\(wharf.stderr)")
+        #expect(result.output.contains("ping\n"))
+    }
+
     @Test func badCertificateFilesAreConfigErrors() throws {
         let scratch = try TemporaryDirectory()
         func check(_ tls: String) throws -> ProcessResult {

@@ -186,11 +186,10 @@ public final class Gateway: @unchecked Sendable {
     }
 
     /// Whether a relay pump accepts for the listener: plain TCP or TLS the pump can
-    /// terminate itself (not `starttls`), no PROXY header to read, a plugin that relays at
-    /// once, and `pump_accept` not turned off.
+    /// terminate itself (not `starttls`), with or without a PROXY header, a plugin that
+    /// relays at once, and `pump_accept` not turned off.
     private static func servedByPump(_ listener: ListenerConfig, library: PluginLibrary) -> Bool {
         listener.pumpAccept && library.relaysAtOnce && (listener.tls?.pumpCanTerminate ?? true)
-            && !listener.proxyProtocolAccept
     }
 
     private func makeAcceptor(for listener: ListenerConfig, index: Int, gate: AcceptGate) -> ListenerAcceptor {

@@ -87,7 +87,7 @@ final class ListenerAcceptor: Sendable {
 
     /// A connection a relay pump accepted (`PumpAcceptor`), on its loop: the same checks,
     /// record and stream as `initializeChild`, opened on the bare socket (`BareSocket`),
-    /// after the pump's TLS handshake on a TLS listener.
+    /// after the pump has read its PROXY header and run its TLS handshake, if it has them.
     /// `local`: the listener's own address, or nil if it listens on a wildcard.
     func adopt(_ socket: AcceptedSocket, local listening: SocketAddress?, on pluginLoop: PluginLoop) {
         guard let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
@@ -98,8 +98,9 @@ final class ListenerAcceptor: Sendable {
                                    refuse: { SocketHandoff.close(socket.fd) }) else { return }
         let bare = BareSocket(fd: socket.fd, noDelay: listener.tcpNoDelay, receiveAllocator: receiveAllocator)
         let stream = makeStream(instance, pluginLoop, admitted)
-        if let acceptTLS {
-            stream.open(bare: bare, local: local, remote: socket.remote, tls: acceptTLS)
+        if acceptTLS != nil || listener.proxyProtocolAccept {
+            stream.open(bare: bare, local: local, remote: socket.remote, proxyHeader: listener.proxyProtocolAccept,
+                        tls: acceptTLS)
         } else {
             stream.open(bare: bare, local: local, remote: socket.remote)
         }

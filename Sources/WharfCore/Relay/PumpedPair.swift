@@ -120,7 +120,7 @@ final class PumpedPair {
     /// calls a connection), so an event can still name a slot another pair has taken since.
     var generation: UInt64 = 0
 
-    /// Bits 32-60: the generation; 1-31: the slot; 0: the side. Below `PumpHandshakes.tag`.
+    /// Bits 32-60: the generation; 1-31: the slot; 0: the side. Below `PumpPreambles.tag`.
     func token(side: Int) -> UInt64 { generation << 32 | UInt64(slot) << 1 | UInt64(side) }
     static let generationMask: UInt64 = (1 << 29) - 1
     static func slot(of token: UInt64) -> Int { Int(truncatingIfNeeded: (token & 0xFFFF_FFFF) >> 1) }

@@ -12,10 +12,11 @@ extension SocketPump {
         /// The gateway ends the relay now (shutdown).
         case end(PumpedPair, StreamError)
         case setNoDelay(PumpedPair, side: Int, Bool)
-        /// Run a TLS handshake on an accepted socket; the owner hears how it ended.
-        case handshake(PumpHandshake)
-        /// The stream gave up on the handshake (its deadline, a shutdown): close its socket.
-        case cancelHandshake(PumpHandshake)
+        /// Read an accepted socket's preamble (PROXY header, TLS handshake); the owner hears
+        /// how it ended.
+        case preamble(PumpPreamble)
+        /// The stream gave up on the preamble (its deadline, a shutdown): close its socket.
+        case cancelPreamble(PumpPreamble)
         /// Accept on a listening socket (see `PumpListener`).
         case listen(PumpListener)
         /// The listener's gate opened or closed.

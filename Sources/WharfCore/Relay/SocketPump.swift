@@ -22,7 +22,7 @@ final class SocketPump: @unchecked Sendable {
     private static let scratchSize = 64 * 1024
     private static let maxEvents = 256
     /// The epoll token of the wake-up eventfd; pair tokens are `PumpedPair.token(side:)`,
-    /// handshake tokens `PumpHandshake.token`, listener tokens `PumpListeners.tag | slot`.
+    /// preamble tokens `PumpPreamble.token`, listener tokens `PumpListeners.tag | slot`.
     private static let wakeToken = UInt64.max
     /// Timer checks walk every pair, so they run at most this often.
     private static let minimumCheckInterval: Int64 = 10_000_000
@@ -40,7 +40,7 @@ final class SocketPump: @unchecked Sendable {
     // Pump thread only.
     private var pairs = TokenSlots<PumpedPair>()
     private var listeners = PumpListeners()
-    private var handshakes = PumpHandshakes()
+    private var preambles = PumpPreambles()
     private var slotsToFree: [Int] = []
     private var anotherTurn: [PumpedPair] = []
     private var nextCheck = Int64.max
@@ -159,7 +159,7 @@ final class SocketPump: @unchecked Sendable {
             for case let pair? in pairs.elements where !pair.finished {
                 pair.end(.shuttingDown).openDescriptors.forEach { _ = close($0) }
             }
-            for handshake in handshakes.all { close(handshake.fd) }
+            for preamble in preambles.all { close(preamble.fd) }
         }
         while true {
             let count = epoll_wait(epollFD, events, CInt(Self.maxEvents), waitTimeout())
@@ -171,7 +171,7 @@ final class SocketPump: @unchecked Sendable {
             var woken = false
             for index in 0..<max(0, Int(count)) {
                 let token = events[index].data.u64
-                if token >= PumpHandshakes.tag { // the wake-up, a listener or a handshake: one test for pairs
+                if token >= PumpPreambles.tag { // the wake-up, a listener or a preamble: one test for pairs
                     if token == Self.wakeToken {
                         var value: UInt64 = 0
                         _ = read(wakeFD, &value, 8)
@@ -180,8 +180,9 @@ final class SocketPump: @unchecked Sendable {
                         if let listener = listeners.listener(token: token), !listener.acceptQueued(now: now) {
                             updateWatch(listener)
                         }
-                    } else if let handshake = handshakes.handshake(token: token) {
-                        step(handshake)
+                    } else if let preamble = preambles.preamble(token: token) {
+                        preamble.note(events[index].events)
+                        step(preamble, scratch: scratch)
                     }
                     continue
                 }
@@ -271,17 +272,17 @@ final class SocketPump: @unchecked Sendable {
                 guard !pair.finished else { continue }
                 Descriptor.setSocketOption(side == 0 ? pair.a.fd : pair.b.fd, CInt(IPPROTO_TCP), TCP_NODELAY,
                                            enabled ? 1 : 0)
-            case let .handshake(handshake):
-                handshakes.add(handshake)
-                guard handshake.watch(epollFD: epollFD) else {
-                    finish(handshake, .io)
+            case let .preamble(preamble):
+                preambles.add(preamble)
+                guard preamble.watch(epollFD: epollFD) else {
+                    finish(preamble, .io)
                     continue
                 }
-                step(handshake)
-            case let .cancelHandshake(handshake):
-                guard handshake.slot >= 0 else { continue } // finished: the loop closes it
-                handshakes.remove(handshake)
-                close(handshake.fd)
+                step(preamble, scratch: scratch)
+            case let .cancelPreamble(preamble):
+                guard preamble.slot >= 0 else { continue } // finished: the loop closes it
+                preambles.remove(preamble)
+                close(preamble.fd)
             case let .listen(listener):
                 listeners.add(listener)
                 updateWatch(listener)
@@ -348,22 +349,22 @@ final class SocketPump: @unchecked Sendable {
         }
     }
 
-    /// Takes a handshake as far as the socket lets it; once it ends, the loop hears how.
-    private func step(_ handshake: PumpHandshake) {
-        switch handshake.session.handshake() {
-        case .wantRead, .wantWrite: break // edge-triggered on both: the next edge resumes it
-        case .done: finish(handshake, nil)
-        case let .failed(reason): finish(handshake, reason)
+    /// Takes a preamble as far as the socket lets it; once it ends, the loop hears how.
+    private func step(_ preamble: PumpPreamble, scratch: UnsafeMutableRawBufferPointer) {
+        switch preamble.step(scratch: scratch) {
+        case .waiting: break // edge-triggered on both: the next edge resumes it
+        case .done: finish(preamble, nil)
+        case let .failed(reason): finish(preamble, reason)
         }
     }
 
-    /// A finished handshake's socket leaves the pump's epoll for its stream; a failed one's
+    /// A finished preamble's socket leaves the pump's epoll for its stream; a failed one's
     /// is closed (which unwatches it).
-    private func finish(_ handshake: PumpHandshake, _ failure: StreamError?) {
-        handshakes.remove(handshake)
-        if failure == nil { unwatch(handshake.fd) } else { close(handshake.fd) }
-        let owner = handshake.owner
-        outbox.append { owner.pumpHandshakeFinished(handshake, failure) }
+    private func finish(_ preamble: PumpPreamble, _ failure: StreamError?) {
+        preambles.remove(preamble)
+        if failure == nil { unwatch(preamble.fd) } else { close(preamble.fd) }
+        let owner = preamble.owner
+        outbox.append { owner.pumpPreambleFinished(preamble, failure) }
     }
 
     /// Watches a listener or stops, as its gate and its last accept say. A paused one comes

@@ -16,16 +16,16 @@ import Musl
 /// socket instead. The first operation that needs a channel builds it then, on the loop and
 /// synchronously, with the same options an accepted channel gets; the plugin cannot tell.
 ///
-/// On a TLS listener the pump runs the handshake first (`PumpHandshake`, during which it
-/// owns the socket) and the stream keeps the session (`tls`), which `connect_relay` hands to
-/// the pump with the socket. A channel built for such a stream carries plain bytes over a
+/// On a listener with a PROXY header or TLS the pump reads the header and runs the handshake
+/// first (`PumpPreamble`, during which it owns the socket), and the stream keeps the TLS
+/// session (`tls`), which `connect_relay` hands to the pump with the socket. A channel built for such a stream carries plain bytes over a
 /// socket pair that the pump relays to and from the TLS side (`TLSBridge`).
 final class BareSocket {
     let fd: CInt
     let noDelay: Bool
     let receiveAllocator: any RecvByteBufferAllocator
-    /// The TLS handshake the pump is running on the socket, which it owns meanwhile.
-    var handshake: PumpHandshake?
+    /// The preamble the pump is reading on the socket, which it owns meanwhile.
+    var preamble: PumpPreamble?
     /// The TLS session the handshake established.
     var tls: PumpTLSSession?
 
@@ -36,10 +36,10 @@ final class BareSocket {
     }
 
     /// Closes the socket of a stream that ended without a channel or a relay taking it
-    /// (not while the pump's handshake holds it). `reset`: RST; otherwise a TLS stream says
+    /// (not while the pump's preamble holds it). `reset`: RST; otherwise a TLS stream says
     /// close_notify first, unless `failed` (the socket broke: nothing can be said over it).
     func close(reset: Bool = false, failed: Bool = false) {
-        guard handshake == nil else { return }
+        guard preamble == nil else { return }
         if reset {
             Descriptor.resetOnClose(fd)
         } else if !failed {
@@ -57,36 +57,41 @@ extension IOStreamHandler {
         if case .open = machine.activate(now: now) { open() }
     }
 
-    /// Opens the stream on `socket` once the pump has run the TLS handshake on it, with
-    /// `tls`'s certificates; the stream's handshake deadline bounds it, as on a channel.
-    func open(bare socket: BareSocket, local: SocketAddress?, remote: SocketAddress?, tls: ServerTLS) {
+    /// Opens the stream on `socket` once the pump has read its preamble: a PROXY header
+    /// (`proxyHeader`), then a TLS handshake with `tls`'s certificates. The stream's handshake
+    /// deadline bounds it, as on a channel.
+    func open(bare socket: BareSocket, local: SocketAddress?, remote: SocketAddress?, proxyHeader: Bool,
+              tls: ServerTLS?) {
         bareSocket = socket
         facts.detachedAddresses = (local, remote)
         guard case .readPreamble = machine.activate(now: now) else { return }
         rearmTimer() // the handshake deadline
-        guard let pump = loop.pump.running(), let session = PumpTLSSession(tls, fd: socket.fd) else {
-            return pumpHandshakeFailed(.io)
+        var session: PumpTLSSession?
+        if let tls {
+            session = PumpTLSSession(tls, fd: socket.fd)
+            if session == nil { return pumpPreambleFailed(.io) }
         }
-        let handshake = PumpHandshake(fd: socket.fd, session: session, owner: self)
-        socket.handshake = handshake
-        pump.send(.handshake(handshake))
+        guard let pump = loop.pump.running() else { return pumpPreambleFailed(.io) }
+        let preamble = PumpPreamble(fd: socket.fd, proxyHeader: proxyHeader, session: session, owner: self)
+        socket.preamble = preamble
+        pump.send(.preamble(preamble))
     }
 
     /// The channel's context, built first if the stream is still on its bare socket; nil
-    /// once the channel is gone (or could not be built), and during the pump's handshake.
+    /// once the channel is gone (or could not be built), and during the pump's preamble.
     var liveContext: ChannelHandlerContext? {
-        if let bareSocket, bareSocket.handshake == nil { buildChannel(on: bareSocket) }
+        if let bareSocket, bareSocket.preamble == nil { buildChannel(on: bareSocket) }
         return context
     }
 
     /// Ends a stream still on its bare socket without building a channel to close: the
-    /// socket closes (a pump's handshake is called off) and the stream ends as if a
+    /// socket closes (a pump's preamble is called off) and the stream ends as if a
     /// channel's had. `reset`: RST; `failed`: the socket broke, nothing more is said.
     func closeBare(reset: Bool, failed: Bool) {
         guard let socket = bareSocket else { return }
         bareSocket = nil
-        if let handshake = socket.handshake {
-            loop.pump.running()?.send(.cancelHandshake(handshake))
+        if let preamble = socket.preamble {
+            loop.pump.running()?.send(.cancelPreamble(preamble))
         } else {
             socket.close(reset: reset, failed: failed)
         }
@@ -126,35 +131,40 @@ extension IOStreamHandler {
     }
 }
 
-extension IOStreamHandler: PumpHandshakeOwner {
-    /// On the loop: the pump's handshake ended. A stream that gave up on it meanwhile
+extension IOStreamHandler: PumpPreambleOwner {
+    /// On the loop: the pump's preamble ended. A stream that gave up on it meanwhile
     /// (`closeBare`) only closes the socket it no longer wants.
-    func pumpHandshakeFinished(_ handshake: PumpHandshake, _ failure: StreamError?) {
-        guard let socket = bareSocket, socket.handshake === handshake else {
-            if failure == nil { SocketHandoff.close(handshake.fd) }
+    func pumpPreambleFinished(_ preamble: PumpPreamble, _ failure: StreamError?) {
+        guard let socket = bareSocket, socket.preamble === preamble else {
+            if failure == nil { SocketHandoff.close(preamble.fd) }
             return
         }
-        socket.handshake = nil
+        socket.preamble = nil
         if let failure {
             bareSocket = nil // the pump closed the socket
-            return pumpHandshakeFailed(failure, handshake.session.failure)
+            return pumpPreambleFailed(failure, preamble.failureDetail)
         }
-        socket.tls = handshake.session
-        let established = handshake.session.facts
-        facts.tls = established.tls
-        facts.serverName = established.serverName
-        // See `acknowledgeHandshakeNow`: the client's Finished is answered at once.
-        Descriptor.setSocketOption(socket.fd, CInt(IPPROTO_TCP), TCP_QUICKACK, 1)
-        preambleStepDone(.tlsHandshake)
+        if let header = preamble.proxied { facts.proxied = header }
+        if let session = preamble.session {
+            socket.tls = session
+            let established = session.facts
+            facts.tls = established.tls
+            facts.serverName = established.serverName
+            // See `acknowledgeHandshakeNow`: the client's Finished is answered at once.
+            Descriptor.setSocketOption(socket.fd, CInt(IPPROTO_TCP), TCP_QUICKACK, 1)
+        }
+        // Each step done; the last one opens the stream.
+        if preamble.proxied != nil { preambleStepDone(.proxyHeader) }
+        if preamble.session != nil { preambleStepDone(.tlsHandshake) }
     }
 
-    /// The handshake failed or never began: the stream never opens. A socket still here is
+    /// The preamble failed or never began: the stream never opens. A socket still here is
     /// one the pump never had; the pump closed any other.
-    private func pumpHandshakeFailed(_ reason: StreamError, _ error: PumpTLSError? = nil) {
+    private func pumpPreambleFailed(_ reason: StreamError, _ error: (any Error)? = nil) {
         if let socket = bareSocket { _ = Glibc.close(socket.fd) }
         bareSocket = nil
         _ = machine.preambleFailed(reason)
-        if reason == .tlsFailed { abandonError = error }
+        abandonError = error
         channelEnded()
     }
 }

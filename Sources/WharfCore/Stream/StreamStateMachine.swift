@@ -99,8 +99,12 @@ struct StreamStateMachine {
         }
     }
 
-    /// One socket read is over: release a mostly empty receive buffer's spare room.
+    /// One socket read is over: release a mostly empty receive buffer's spare room. The
+    /// read was answered even if no byte reached the stream: a handler in front (the PROXY
+    /// decoder, TLS) may have taken them all, and the stream must ask again (it once waited
+    /// for bytes it had already been given, until the handshake deadline).
     mutating func readComplete() {
+        socketReadRequested = false
         if state == .open || state == .closing { reads.compactIfWasteful() }
     }
 

@@ -883,11 +883,12 @@ typedef struct wharf_plugin_descriptor {
 } wharf_plugin_descriptor;
 
 /* The plugin's handle_stream usually calls connect_relay before it returns, with nothing
- * read or written first (an L4 proxy) [1.7]. For a listener without a PROXY header the
- * host may then accept the connection on its relay thread and hand the socket over without
- * building an event-loop channel for it: about half the cost of a proxied connection. On a
- * TLS listener (not starttls) the relay thread runs the handshake too, before handle_stream,
- * and relays the TLS client itself (hosts built from 2026-11-30). Every other host function
+ * read or written first (an L4 proxy) [1.7]. The host may then accept the connection on its
+ * relay thread and hand the socket over without building an event-loop channel for it:
+ * about half the cost of a proxied connection. On a listener with a PROXY header or TLS
+ * (not starttls) the relay thread reads the header and runs the handshake too, before
+ * handle_stream, and relays the TLS client itself (hosts built from 2026-11-30; before,
+ * such listeners were accepted by the event loop). Every other host function
  * still works on such a stream, exactly as documented; the first call that needs the
  * channel builds it, which costs a little more than accepting it that way would have (on
  * TLS, the channel's bytes then pass through the relay thread, one hop more per message). */

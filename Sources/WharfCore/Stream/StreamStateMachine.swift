@@ -24,6 +24,9 @@ struct StreamStateMachine {
     private(set) var draining = false
     /// A `read()` was issued and NIO has not delivered since: asking again changes nothing.
     private var socketReadRequested = false
+    /// Bytes reached the stream in the current read cycle: one that ends without any had
+    /// its bytes taken by a handler in front (see `readComplete`).
+    private var receivedThisCycle = false
     /// A read evaluation is queued: another would find nothing new.
     private var serviceQueued = false
     /// Why a stream that never opened ends.
@@ -82,6 +85,7 @@ struct StreamStateMachine {
 
     mutating func received(_ chunk: ByteBuffer, now: NIODeadline) -> InboundAction {
         socketReadRequested = false
+        receivedThisCycle = true
         deadlines.activity(now: now)
         switch state {
         case .starting, .relayed(.pumpHandoff), .relayed(.pumped):
@@ -99,12 +103,14 @@ struct StreamStateMachine {
         }
     }
 
-    /// One socket read is over: release a mostly empty receive buffer's spare room. The
-    /// read was answered even if no byte reached the stream: a handler in front (the PROXY
-    /// decoder, TLS) may have taken them all, and the stream must ask again (it once waited
-    /// for bytes it had already been given, until the handshake deadline).
+    /// One socket read is over: release a mostly empty receive buffer's spare room. A read
+    /// that brought the stream nothing was still answered: a handler in front (the PROXY
+    /// decoder) took the bytes, and the stream must ask again (it once waited, until the
+    /// handshake deadline, for bytes it had been given). After a read that did bring bytes
+    /// the request stands as it is: a second `read()` would cost a pipeline pass for nothing.
     mutating func readComplete() {
-        socketReadRequested = false
+        if !receivedThisCycle { socketReadRequested = false }
+        receivedThisCycle = false
         if state == .open || state == .closing { reads.compactIfWasteful() }
     }
 

@@ -66,7 +66,7 @@ import WharfTestSupport
         }
         usleep(300_000)
         let failures = load.stop()
-        #expect(failures.isEmpty, "failures: \(failures)")
+        #expect(failures.isEmpty, "failures: \(failures)\n\(wharf.stderr.suffix(4000))")
         #expect(load.roundTrips > 100)
         #expect(load.connects > 50)
         #expect(load.freshConfigs.last == "{\"tag\":\"t10\"}")

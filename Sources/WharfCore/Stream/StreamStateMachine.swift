@@ -24,9 +24,6 @@ struct StreamStateMachine {
     private(set) var draining = false
     /// A `read()` was issued and NIO has not delivered since: asking again changes nothing.
     private var socketReadRequested = false
-    /// Bytes reached the stream in the current read cycle: one that ends without any had
-    /// its bytes taken by a handler in front (see `readComplete`).
-    private var receivedThisCycle = false
     /// A read evaluation is queued: another would find nothing new.
     private var serviceQueued = false
     /// Why a stream that never opened ends.
@@ -59,8 +56,12 @@ struct StreamStateMachine {
         return .readPreamble
     }
 
-    /// One preamble step finished; true when the stream opens now.
+    /// One preamble step finished; true when the stream opens now. A PROXY header is the
+    /// decoder's: the read that brought it answered the stream's request though no byte
+    /// reached the stream, so the stream may ask again (it once waited, until the handshake
+    /// deadline, for a TLS handshake whose bytes it never asked for).
     mutating func preambleStepDone(_ step: Preamble, now: NIODeadline) -> Bool {
+        if step == .proxyHeader { socketReadRequested = false }
         guard case var .starting(awaiting) = state, abandonReason == nil else { return false }
         awaiting.remove(step)
         state = .starting(awaiting: awaiting)
@@ -85,7 +86,6 @@ struct StreamStateMachine {
 
     mutating func received(_ chunk: ByteBuffer, now: NIODeadline) -> InboundAction {
         socketReadRequested = false
-        receivedThisCycle = true
         deadlines.activity(now: now)
         switch state {
         case .starting, .relayed(.pumpHandoff), .relayed(.pumped):
@@ -103,14 +103,8 @@ struct StreamStateMachine {
         }
     }
 
-    /// One socket read is over: release a mostly empty receive buffer's spare room. A read
-    /// that brought the stream nothing was still answered: a handler in front (the PROXY
-    /// decoder) took the bytes, and the stream must ask again (it once waited, until the
-    /// handshake deadline, for bytes it had been given). After a read that did bring bytes
-    /// the request stands as it is: a second `read()` would cost a pipeline pass for nothing.
+    /// One socket read is over: release a mostly empty receive buffer's spare room.
     mutating func readComplete() {
-        if !receivedThisCycle { socketReadRequested = false }
-        receivedThisCycle = false
         if state == .open || state == .closing { reads.compactIfWasteful() }
     }
 

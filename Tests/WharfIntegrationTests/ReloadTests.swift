@@ -35,6 +35,11 @@ import WharfTestSupport
         let main = try wharf.port(named: "main")
         let load = PingPongLoad(port: { main }, persistent: 16)
         var extraPort: Int?
+        // When each step ended, for a failure's message: a round once stood still for 27 s,
+        // long enough for drain_timeout_ms to close the first generation's connections.
+        let started = Date()
+        var steps: [String] = []
+        func mark(_ step: String) { steps.append("\(step) +\(String(format: "%.2f", Date().timeIntervalSince(started)))s") }
         for round in 1...10 {
             usleep(150_000)
             let listeners = (3...5).contains(round) ? ["main", "extra"] : ["main"]
@@ -46,6 +51,7 @@ import WharfTestSupport
                 #expect(rename(library + ".new", library) == 0)
             }
             try wharf.rewriteConfig(config("t\(round)", listeners))
+            mark("round \(round): config written")
             if round.isMultiple(of: 2) {
                 kill(wharf.process.processIdentifier, SIGHUP)
                 #expect(eventually { wharf.stderr.contains("reloaded: generation \(round + 1):") }, "round \(round)")
@@ -54,7 +60,9 @@ import WharfTestSupport
                 #expect(result.status == 0, "round \(round): \(result.stderr)")
                 #expect(result.stdout.contains("generation \(round + 1) serves"))
             }
+            mark("reloaded")
             #expect(try TestSocket(port: main).ask().config == "{\"tag\":\"t\(round)\"}", "new connections see the new config")
+            mark("asked")
             if round == 3 {
                 extraPort = try wharf.port(named: "extra")
                 #expect(try TestSocket(port: extraPort!).ask().config == "{\"tag\":\"t3\"}")
@@ -63,10 +71,11 @@ import WharfTestSupport
                 #expect((try? TestSocket(port: extraPort!, timeout: 1)) == nil, "a removed listener is closed")
             }
             if round >= 7 { #expect(try TestSocket(port: main).ask().version == "v2", "the new library serves") }
+            mark("round done")
         }
         usleep(300_000)
         let failures = load.stop()
-        #expect(failures.isEmpty, "failures: \(failures)\n\(wharf.stderr.suffix(4000))")
+        #expect(failures.isEmpty, "failures: \(failures)\nsteps: \(steps)\n\(wharf.stderr.suffix(4000))")
         #expect(load.roundTrips > 100)
         #expect(load.connects > 50)
         #expect(load.freshConfigs.last == "{\"tag\":\"t10\"}")

@@ -185,16 +185,19 @@ final class PumpedPair {
     func attachClient(_ client: ClientHandover) {
         a = Side(fd: client.fd)
         a.meter = client.meter
-        if let tls = client.tls {
-            a.tls = tls
-            // The handshake may have read records the kernel will not announce again.
-            a.readable = true
-        }
+        if let tls = client.tls { terminateTLS(tls) }
         b.meter = client.upstreamMeter
         client.buffered?.withUnsafeReadableBytes { aToB.pending.append($0.baseAddress!, count: $0.count) }
         aToB.sourceEnded = client.inputEnded
         lifetimeDeadline = client.lifetimeDeadline
         phase = .relaying
+    }
+
+    /// Side a (a client whose handshake the pump ran) is relayed through `tls`.
+    func terminateTLS(_ tls: PumpTLSSession) {
+        a.tls = tls
+        // The handshake may have read records the kernel will not announce again.
+        a.readable = true
     }
 
     /// Relaying began at `now`: when the upstream's keepalive is due, if it has one to set.

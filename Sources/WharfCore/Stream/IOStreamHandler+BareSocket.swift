@@ -161,7 +161,7 @@ extension IOStreamHandler: PumpPreambleOwner {
     /// The preamble failed or never began: the stream never opens. A socket still here is
     /// one the pump never had; the pump closed any other.
     private func pumpPreambleFailed(_ reason: StreamError, _ error: (any Error)? = nil) {
-        if let socket = bareSocket { _ = Glibc.close(socket.fd) }
+        if let socket = bareSocket { SocketHandoff.close(socket.fd) }
         bareSocket = nil
         _ = machine.preambleFailed(reason)
         abandonError = error
@@ -184,8 +184,7 @@ enum TLSBridge {
         let idle = stream.idleTimeout?.nanoseconds ?? 0
         let pair = PumpedPair(fdA: socket.fd, fdB: ends[0], owner: Owner(eventLoop: stream.loop.eventLoop),
                               idleTimeoutNanos: idle, closeLingerNanos: stream.closeLinger.nanoseconds)
-        pair.a.tls = tls
-        pair.a.readable = true // the handshake may have read records the kernel will not announce again
+        pair.terminateTLS(tls)
         pair.endsWithSideB = true
         pair.lifetimeDeadline = stream.lifetimeDeadline.map { Int64($0.uptimeNanoseconds) }
         pump.send(.add(pair))

@@ -384,41 +384,9 @@ final class SocketPump: @unchecked Sendable {
             }
         }
         for case let pair? in pairs.elements where !pair.finished {
-            switch pair.phase {
-            case let .connecting(deadline):
-                if now >= deadline {
-                    report(pair.end(.timedOut), for: pair)
-                } else {
-                    earliest = min(earliest, deadline)
-                }
-                continue
-            case .awaitingClient:
-                continue // the loop hands the client over at once, or ends the pair
-            case .relaying:
-                break
-            }
-            if let due = pair.armKeepaliveIfDue(now: now) { earliest = min(earliest, due) }
-            if let end = pair.lifetimeDeadline {
-                if now >= end {
-                    report(pair.end(.lifetimeExceeded), for: pair)
-                    continue
-                }
-                earliest = min(earliest, end)
-            }
-            if let deadline = pair.closingDeadline {
-                if now >= deadline {
-                    report(pair.end(.timedOut), for: pair)
-                    continue
-                }
-                earliest = min(earliest, deadline)
-            }
-            if pair.idleTimeoutNanos > 0, pair.closingDeadline == nil {
-                let deadline = pair.lastActivity + pair.idleTimeoutNanos
-                if now >= deadline {
-                    report(pair.end(.timedOut), for: pair)
-                    continue
-                }
-                earliest = min(earliest, deadline)
+            switch pair.checkTimers(now: now) {
+            case let .ended(outcome): report(outcome, for: pair)
+            case let .next(due): if let due { earliest = min(earliest, due) }
             }
         }
         nextCheck = earliest == .max ? .max : max(earliest, now + Self.minimumCheckInterval)

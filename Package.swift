@@ -44,8 +44,10 @@ let package = Package(
         .target(name: "CWharf", path: "include", publicHeadersPath: "."),
         // epoll and eventfd for the relay pump, which Swift's Glibc module leaves out.
         .target(name: "CWharfLinux", cSettings: strictC),
-        // Session ticket keys shared by all workers, set on the BoringSSL context NIOSSL
-        // builds (its symbols are linked in through NIOSSL).
+        // The relay pump's TLS sessions, on BoringSSL as NIOSSL builds it (its prefixed
+        // symbols are linked in through NIOSSL) or on the system's OpenSSL 3, loaded with
+        // dlopen at run time (no headers or library needed to build); session ticket keys
+        // shared by all workers.
         .target(name: "CWharfTLS", cSettings: strictC),
         .target(
             name: "WharfCore",

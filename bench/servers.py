@@ -82,7 +82,11 @@ def children(pid):
 
 # wharf-proxy-channel: the same build and plugin with `pump_accept: false`, so listening
 # channels accept and NIOSSL terminates TLS: TLS as every build before 2026-11-30 served it.
-PROXIES = ("wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "haproxy", "nginx")
+# wharf-proxy-boringssl: the same build with the relay pump's TLS on BoringSSL (`tls.library`),
+# as builds between 2026-11-30 and 2026-12-01 served it; wharf-proxy takes the default (the
+# system's OpenSSL where it loads).
+WHARF_PROXIES = ("wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "wharf-proxy-boringssl")
+PROXIES = WHARF_PROXIES + ("haproxy", "nginx")
 PROXY_IDLE_CONNECTIONS = 4000
 
 
@@ -112,7 +116,7 @@ class Server:
         self.scratch = tempfile.mkdtemp(prefix="wharf-bench-")
         self.backend = Server("c-epoll-backend") if name in PROXIES else None
         cert, key, both = certificate(tls) if tls else (None, None, None)
-        if name in ("wharf", "wharf-base", "wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "wharf-swift"):
+        if name in ("wharf", "wharf-base", "wharf-swift") + WHARF_PROXIES:
             if name in ("wharf", "wharf-base"):
                 plugin = "echo: {path: echo, config: {max_bytes: 1048576}}"
             elif name == "wharf-swift":
@@ -131,7 +135,8 @@ class Server:
                 processes = f"processes: {PROCESSES}\n" if supervised(release) else ""
                 f.write(f"{processes}{loops_key}: {LOOPS}\nlog_level: warning\n{top}plugins:\n  {plugin}\n"
                         "listeners:\n  - {address: 127.0.0.1, port: 0, plugin: echo, backlog: 4096"
-                        + (f", tls: {{certificate: {cert}, key: {key}}}" if tls else "")
+                        + (f", tls: {{certificate: {cert}, key: {key}"
+                           + (", library: boringssl" if name == "wharf-proxy-boringssl" else "") + "}" if tls else "")
                         + (", pump_accept: false" if name == "wharf-proxy-channel" else "")
                         + (", " + LISTENER_EXTRA if LISTENER_EXTRA and not base else "") + "}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [os.path.join(release, "wharf"), "run", "--config", config,
@@ -169,7 +174,10 @@ class Server:
                         f"pid {self.scratch}/nginx.pid;\nerror_log {self.scratch}/error.log error;\n"
                         f"events {{ worker_connections 20000; }}\n"
                         f"stream {{ server {{ listen 127.0.0.1:{self.port} backlog=4096{' ssl' if tls else ''}; "
-                        + (f"ssl_certificate {cert}; ssl_certificate_key {key}; " if tls else "")
+                        # nginx before 1.23.4 (Debian 12 has 1.22) offers TLS 1.2 at most by
+                        # default: TLS 1.3 is asked for, as Wharf and HAProxy offer it.
+                        + (f"ssl_certificate {cert}; ssl_certificate_key {key}; ssl_protocols TLSv1.2 TLSv1.3; "
+                           if tls else "")
                         + f"proxy_pass 127.0.0.1:{self.backend.port}; }} }}\n")
             self.process = subprocess.Popen(pinned(SERVER_CPU, [shutil.which("nginx"), "-c", config, "-p", self.scratch]),
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,121 +1,102 @@
 #include "CWharfTLS.h"
+#include "tls_api.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* BoringSSL as NIOSSL builds it (see tickets.c): the few functions a TLS session driven
- * straight on its socket needs, declared with their CNIOBoringSSL_ prefix. */
-typedef struct ssl_st SSL;
-typedef struct ssl_ctx_st SSL_CTX;
-typedef struct x509_st X509;
+static const tls_api *api_of(int library) {
+    return library == CWHARF_TLS_OPENSSL ? openssl_api : &boringssl_api;
+}
 
-extern SSL *CNIOBoringSSL_SSL_new(SSL_CTX *ctx);
-extern void CNIOBoringSSL_SSL_free(SSL *ssl);
-extern int CNIOBoringSSL_SSL_set_fd(SSL *ssl, int fd);
-extern void CNIOBoringSSL_SSL_set_accept_state(SSL *ssl);
-extern uint32_t CNIOBoringSSL_SSL_set_mode(SSL *ssl, uint32_t mode);
-extern int CNIOBoringSSL_SSL_do_handshake(SSL *ssl);
-extern int CNIOBoringSSL_SSL_read(SSL *ssl, void *buf, int num);
-extern int CNIOBoringSSL_SSL_write(SSL *ssl, const void *buf, int num);
-extern int CNIOBoringSSL_SSL_shutdown(SSL *ssl);
-extern int CNIOBoringSSL_SSL_get_error(const SSL *ssl, int ret_code);
-extern void CNIOBoringSSL_ERR_clear_error(void);
-extern uint32_t CNIOBoringSSL_ERR_peek_last_error(void);
-extern const char *CNIOBoringSSL_ERR_reason_error_string(uint32_t packed_error);
-extern const char *CNIOBoringSSL_SSL_get_servername(const SSL *ssl, const int type);
-extern int CNIOBoringSSL_SSL_CTX_set_tlsext_servername_callback(SSL_CTX *ctx,
-                                                                int (*callback)(SSL *ssl, int *out_alert, void *arg));
-extern SSL_CTX *CNIOBoringSSL_SSL_set_SSL_CTX(SSL *ssl, SSL_CTX *ctx);
-extern uint16_t CNIOBoringSSL_SSL_version(const SSL *ssl);
-extern void CNIOBoringSSL_SSL_get0_alpn_selected(const SSL *ssl, const uint8_t **out_data, unsigned *out_len);
-extern X509 *CNIOBoringSSL_SSL_get_peer_certificate(const SSL *ssl);
-extern int CNIOBoringSSL_i2d_X509(X509 *x509, uint8_t **outp);
-extern void CNIOBoringSSL_X509_free(X509 *x509);
-extern void CNIOBoringSSL_OPENSSL_free(void *ptr);
-extern int CNIOBoringSSL_SSL_get_ex_new_index(long argl, void *argp, int *unused, void *dup, void *free_func);
-extern int CNIOBoringSSL_SSL_set_ex_data(SSL *ssl, int index, void *data);
-extern void *CNIOBoringSSL_SSL_get_ex_data(const SSL *ssl, int index);
-
-#define SSL_ERROR_SSL 1
-#define SSL_ERROR_WANT_READ 2
-#define SSL_ERROR_WANT_WRITE 3
-#define SSL_ERROR_SYSCALL 5
-#define SSL_ERROR_ZERO_RETURN 6
-#define SSL_MODE_ENABLE_PARTIAL_WRITE 0x00000001u
-#define SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER 0x00000002u
-#define SSL_MODE_RELEASE_BUFFERS 0x00000010u
-#define TLSEXT_NAMETYPE_host_name 0
-#define SSL_TLSEXT_ERR_OK 0
-
-/* A session's server-name chooser, in its SSL's ex_data (see cwharf_tls_sni_install). */
+/* A session's server-name chooser, in its SSL's ex_data (see cwharf_tls_sni_install). Each
+ * library numbers its ex_data separately: -1 until the first install. */
 typedef struct sni_chooser {
     cwharf_tls_context_for_name choose;
     void *arg;
 } sni_chooser;
-static int sni_index = -1;
+static int sni_index[2] = {-1, -1};
 
-static int servername_callback(SSL *ssl, int *out_alert, void *unused) {
-    (void)out_alert;
-    (void)unused;
+static int choose_context(const tls_api *api, int index, SSL *ssl) {
     /* Sessions NIOSSL drives on the same context carry no chooser: their SNI handler
      * already picked the context before the handshake began. */
-    sni_chooser *chooser = sni_index < 0 ? NULL : CNIOBoringSSL_SSL_get_ex_data(ssl, sni_index);
+    sni_chooser *chooser = index < 0 ? NULL : api->get_ex_data(ssl, index);
     if (chooser == NULL) return SSL_TLSEXT_ERR_OK;
-    const char *name = CNIOBoringSSL_SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const char *name = api->get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     void *context = chooser->choose(chooser->arg, name);
-    if (context != NULL) CNIOBoringSSL_SSL_set_SSL_CTX(ssl, (SSL_CTX *)context);
+    if (context != NULL) api->set_ssl_ctx(ssl, (SSL_CTX *)context);
     return SSL_TLSEXT_ERR_OK;
 }
 
-void cwharf_tls_sni_install(void *ssl_ctx) {
-    if (sni_index < 0) sni_index = CNIOBoringSSL_SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    CNIOBoringSSL_SSL_CTX_set_tlsext_servername_callback((SSL_CTX *)ssl_ctx, servername_callback);
+static int boringssl_servername(SSL *ssl, int *alert, void *unused) {
+    (void)alert;
+    (void)unused;
+    return choose_context(&boringssl_api, sni_index[CWHARF_TLS_BORINGSSL], ssl);
+}
+
+static int openssl_servername(SSL *ssl, int *alert, void *unused) {
+    (void)alert;
+    (void)unused;
+    return choose_context(openssl_api, sni_index[CWHARF_TLS_OPENSSL], ssl);
+}
+
+void cwharf_tls_sni_install(int library, void *ssl_ctx) {
+    const tls_api *api = api_of(library);
+    if (api == NULL) return;
+    if (sni_index[library] < 0) sni_index[library] = api->new_ex_index();
+    api->set_servername_callback((SSL_CTX *)ssl_ctx,
+                                 library == CWHARF_TLS_OPENSSL ? openssl_servername : boringssl_servername);
 }
 
 struct cwharf_tls_session {
+    const tls_api *api;
     SSL *ssl;
     sni_chooser chooser;
-    /* Why the last call failed with PROTOCOL_ERROR (BoringSSL's static text), or NULL. */
+    /* Why the last call failed with PROTOCOL_ERROR (the library's static text), or NULL. */
     const char *error;
 };
 
-cwharf_tls_session *cwharf_tls_session_accept(void *ssl_ctx, int fd, cwharf_tls_context_for_name choose, void *arg) {
+cwharf_tls_session *cwharf_tls_session_accept(int library, void *ssl_ctx, int fd, cwharf_tls_context_for_name choose,
+                                              void *arg) {
+    const tls_api *api = api_of(library);
+    if (api == NULL) return NULL;
     cwharf_tls_session *session = calloc(1, sizeof *session);
     if (session == NULL) return NULL;
-    session->ssl = CNIOBoringSSL_SSL_new((SSL_CTX *)ssl_ctx);
-    if (session->ssl == NULL || CNIOBoringSSL_SSL_set_fd(session->ssl, fd) != 1) {
+    session->api = api;
+    session->ssl = api->ssl_new((SSL_CTX *)ssl_ctx);
+    if (session->ssl == NULL || api->set_fd(session->ssl, fd) != 1) {
         cwharf_tls_session_free(session);
-        CNIOBoringSSL_ERR_clear_error();
+        api->clear_errors();
         return NULL;
     }
-    CNIOBoringSSL_SSL_set_accept_state(session->ssl);
+    api->set_accept_state(session->ssl);
     /* Partial writes: a full socket takes what fits, as write(2) does. Moving buffer: a
      * retried write may come from another address holding the same bytes (the relay's
      * pending buffer). Released buffers: an idle session holds no 16 KiB record buffers. */
-    CNIOBoringSSL_SSL_set_mode(session->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                                 SSL_MODE_RELEASE_BUFFERS);
-    if (choose != NULL && sni_index >= 0) {
+    api->set_mode(session->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                    SSL_MODE_RELEASE_BUFFERS);
+    if (choose != NULL && sni_index[library] >= 0) {
         session->chooser.choose = choose;
         session->chooser.arg = arg;
-        CNIOBoringSSL_SSL_set_ex_data(session->ssl, sni_index, &session->chooser);
+        api->set_ex_data(session->ssl, sni_index[library], &session->chooser);
     }
     return session;
 }
 
 void cwharf_tls_session_free(cwharf_tls_session *session) {
     if (session == NULL) return;
-    if (session->ssl != NULL) CNIOBoringSSL_SSL_free(session->ssl);
+    if (session->ssl != NULL) session->api->ssl_free(session->ssl);
     free(session);
 }
 
-/* What BoringSSL's result means for the caller; clears the thread's error queue, which
+/* What the library's result means for the caller; clears the thread's error queue, which
  * SSL_get_error reads, so one session's failure is never blamed on the next. */
 static long outcome(cwharf_tls_session *session, int result) {
-    int error = CNIOBoringSSL_SSL_get_error(session->ssl, result);
+    const tls_api *api = session->api;
+    int error = api->get_error(session->ssl, result);
     int saved = errno;
-    if (error == SSL_ERROR_SSL) session->error = CNIOBoringSSL_ERR_reason_error_string(CNIOBoringSSL_ERR_peek_last_error());
-    CNIOBoringSSL_ERR_clear_error();
+    if (error == SSL_ERROR_SSL) session->error = api->last_error_reason();
+    api->clear_errors();
     switch (error) {
     case SSL_ERROR_WANT_READ: return CWHARF_TLS_WANT_READ;
     case SSL_ERROR_WANT_WRITE: return CWHARF_TLS_WANT_WRITE;
@@ -131,28 +112,28 @@ static long outcome(cwharf_tls_session *session, int result) {
 
 long cwharf_tls_session_handshake(cwharf_tls_session *session) {
     errno = 0;
-    int result = CNIOBoringSSL_SSL_do_handshake(session->ssl);
+    int result = session->api->do_handshake(session->ssl);
     if (result == 1) return 0;
     return outcome(session, result);
 }
 
 long cwharf_tls_session_read(cwharf_tls_session *session, void *buffer, size_t capacity) {
     errno = 0;
-    int result = CNIOBoringSSL_SSL_read(session->ssl, buffer, capacity > INT32_MAX ? INT32_MAX : (int)capacity);
+    int result = session->api->read(session->ssl, buffer, capacity > INT32_MAX ? INT32_MAX : (int)capacity);
     return result > 0 ? result : outcome(session, result);
 }
 
 long cwharf_tls_session_write(cwharf_tls_session *session, const void *bytes, size_t count) {
     if (count == 0) return 0;
     errno = 0;
-    int result = CNIOBoringSSL_SSL_write(session->ssl, bytes, count > INT32_MAX ? INT32_MAX : (int)count);
+    int result = session->api->write(session->ssl, bytes, count > INT32_MAX ? INT32_MAX : (int)count);
     return result > 0 ? result : outcome(session, result);
 }
 
 void cwharf_tls_session_shutdown(cwharf_tls_session *session) {
     /* One attempt: close_notify goes out if the socket takes it; no reply is waited for. */
-    (void)CNIOBoringSSL_SSL_shutdown(session->ssl);
-    CNIOBoringSSL_ERR_clear_error();
+    (void)session->api->shutdown(session->ssl);
+    session->api->clear_errors();
 }
 
 const char *cwharf_tls_session_error(const cwharf_tls_session *session) {
@@ -160,29 +141,29 @@ const char *cwharf_tls_session_error(const cwharf_tls_session *session) {
 }
 
 uint16_t cwharf_tls_session_version(const cwharf_tls_session *session) {
-    return CNIOBoringSSL_SSL_version(session->ssl);
+    return session->api->version(session->ssl);
 }
 
 const char *cwharf_tls_session_server_name(const cwharf_tls_session *session) {
-    return CNIOBoringSSL_SSL_get_servername(session->ssl, TLSEXT_NAMETYPE_host_name);
+    return session->api->get_servername(session->ssl, TLSEXT_NAMETYPE_host_name);
 }
 
 size_t cwharf_tls_session_alpn(const cwharf_tls_session *session, const uint8_t **protocol) {
     unsigned length = 0;
     *protocol = NULL;
-    CNIOBoringSSL_SSL_get0_alpn_selected(session->ssl, protocol, &length);
+    session->api->alpn_selected(session->ssl, protocol, &length);
     return length;
 }
 
 long cwharf_tls_session_peer_certificate(const cwharf_tls_session *session, uint8_t **der) {
     *der = NULL;
-    X509 *certificate = CNIOBoringSSL_SSL_get_peer_certificate(session->ssl);
+    X509 *certificate = session->api->peer_certificate(session->ssl);
     if (certificate == NULL) return 0;
-    int length = CNIOBoringSSL_i2d_X509(certificate, der);
-    CNIOBoringSSL_X509_free(certificate);
+    int length = session->api->i2d_x509(certificate, der);
+    session->api->x509_free(certificate);
     return length;
 }
 
-void cwharf_tls_free_bytes(uint8_t *bytes) {
-    CNIOBoringSSL_OPENSSL_free(bytes);
+void cwharf_tls_session_free_bytes(const cwharf_tls_session *session, uint8_t *bytes) {
+    if (bytes != NULL) session->api->free_bytes(bytes);
 }

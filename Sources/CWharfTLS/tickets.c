@@ -1,12 +1,11 @@
 #include "CWharfTLS.h"
+#include "tls_api.h"
 
 #include <string.h>
 #include <time.h>
 
 /* BoringSSL as NIOSSL builds it: every symbol carries the CNIOBoringSSL_ prefix. Only the
  * functions used here are declared; the structures stay opaque. */
-typedef struct ssl_st SSL;
-typedef struct ssl_ctx_st SSL_CTX;
 typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
 typedef struct evp_cipher_st EVP_CIPHER;
 typedef struct hmac_ctx_st HMAC_CTX;
@@ -43,12 +42,6 @@ static int configured;
 static uint64_t secret_generation;
 /* Marks a connection that was issued a ticket (SSL ex_data), -1 until configured. */
 static int issued_index = -1;
-
-typedef struct ticket_key {
-    uint8_t name[16];
-    uint8_t hmac_key[16];
-    uint8_t aes_key[16];
-} ticket_key;
 
 /* The key of period `n`: two HMACs of the secret, so nothing about the secret leaks. */
 static void derive(uint64_t n, ticket_key *key) {
@@ -91,6 +84,13 @@ static uint64_t current_period(void) {
     return (uint64_t)time(NULL) / period;
 }
 
+int tickets_key(uint64_t back, ticket_key *key) {
+    uint64_t now = current_period();
+    if (!configured || back > now) return 0;
+    key_for(now - back, key);
+    return 1;
+}
+
 /* BoringSSL issues every handshake the context's number of TLS 1.3 tickets (two). OpenSSL,
  * and so nginx and HAProxy, issues two after a full handshake but one after a resumption:
  * the client replaces the ticket it used, and two after the full handshake already let it
@@ -105,12 +105,9 @@ static int declines_another_ticket(SSL *ssl) {
 
 static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX *cipher, HMAC_CTX *hmac,
                            int encrypt) {
-    if (!configured) return 0; /* no ticket issued, none recognized */
-    uint64_t now = current_period();
     ticket_key key;
     if (encrypt) {
-        if (declines_another_ticket(ssl)) return 0; /* BoringSSL skips this ticket */
-        key_for(now, &key);
+        if (declines_another_ticket(ssl) || !tickets_key(0, &key)) return 0; /* no ticket this time */
         if (CNIOBoringSSL_RAND_bytes(iv, 16) != 1) return -1;
         memcpy(name, key.name, 16);
         if (CNIOBoringSSL_EVP_EncryptInit_ex(cipher, CNIOBoringSSL_EVP_aes_128_cbc(), NULL, key.aes_key, iv) != 1 ||
@@ -120,8 +117,7 @@ static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX 
         return 1;
     }
     /* This period's key, or the previous one's: accepted, and the ticket renewed. */
-    for (uint64_t back = 0; back <= 1 && back <= now; back++) {
-        key_for(now - back, &key);
+    for (uint64_t back = 0; back <= 1 && tickets_key(back, &key); back++) {
         if (CNIOBoringSSL_CRYPTO_memcmp(name, key.name, 16) != 0) continue;
         if (CNIOBoringSSL_HMAC_Init_ex(hmac, key.hmac_key, 16, CNIOBoringSSL_EVP_sha256(), NULL) != 1 ||
             CNIOBoringSSL_EVP_DecryptInit_ex(cipher, CNIOBoringSSL_EVP_aes_128_cbc(), NULL, key.aes_key, iv) != 1) {
@@ -129,7 +125,7 @@ static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX 
         }
         return back == 0 ? 1 : 2;
     }
-    return 0; /* unknown or expired: a full handshake */
+    return 0; /* unknown or expired (or no secret yet): a full handshake */
 }
 
 void cwharf_tls_tickets_configure(const uint8_t *key, size_t length, uint64_t period_seconds) {

@@ -11,9 +11,10 @@ import Testing
     init() throws { certs = try TestCertificates.get() }
 
     /// Who terminates TLS: NIOSSL in front of `echo`, or the relay pump's own sessions in
-    /// front of `proxy` (which relays at once), to an echo backend.
+    /// front of `proxy` (which relays at once), to an echo backend, on OpenSSL (`proxy`) or
+    /// BoringSSL (`proxyBoringSSL`).
     enum Front: CaseIterable, Sendable {
-        case echo, proxy
+        case echo, proxy, proxyBoringSSL
     }
 
     /// The wharf and the port of its TLS listener; `backend` must outlive it.
@@ -21,14 +22,19 @@ import Testing
                backend: TestServer) throws -> (RunningWharf, Int) {
         let plugin = switch front {
         case .echo: "echo: {path: echo}"
-        case .proxy: "proxy: {path: proxy, config: {upstreams: [\"127.0.0.1:\(backend.port)\"]}}"
+        case .proxy, .proxyBoringSSL: "proxy: {path: proxy, config: {upstreams: [\"127.0.0.1:\(backend.port)\"]}}"
         }
         let name = front == .echo ? "echo" : "proxy"
+        let library = switch front {
+        case .echo: ""
+        case .proxy: ", library: openssl"
+        case .proxyBoringSSL: ", library: boringssl"
+        }
         let wharf = try RunningWharf(config: """
             plugins:
               \(plugin)
             listeners:
-              - {address: 127.0.0.1, port: 0, plugin: \(name), tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))\(tls)}}
+              - {address: 127.0.0.1, port: 0, plugin: \(name), tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))\(library)\(tls)}}
 
             """, scratch: scratch)
         return (wharf, try wharf.port(name))

@@ -8,14 +8,35 @@ import Testing
     let certs: TestCertificates
     init() throws { certs = try TestCertificates.get() }
 
-    /// A whoami listener terminating TLS with `tls` (a YAML flow mapping's body).
-    /// The two ways TLS is terminated at accept: NIOSSL on a channel (`whoami`), and the relay
-    /// pump's own sessions for a plugin that says it relays at once (`whoami_pump`, which then
-    /// reads and writes after all, through the pump's bridge to a channel).
-    static let terminations: [String?] = [nil, pumpVariant]
+    /// Who terminates TLS at accept: NIOSSL on a channel (`whoami`), or the relay pump's own
+    /// sessions, on OpenSSL or BoringSSL, for a plugin that says it relays at once
+    /// (`whoami_pump`, which then reads and writes after all, through the pump's bridge to a
+    /// channel).
+    enum Termination: String, CaseIterable, Sendable {
+        case channel
+        case pumpOpenSSL = "openssl"
+        case pumpBoringSSL = "boringssl"
+
+        var variant: String? { self == .channel ? nil : TLSTests.pumpVariant }
+        /// What the worker's log names as the pump's library.
+        var logged: String? {
+            switch self {
+            case .channel: nil
+            case .pumpOpenSSL: "TLS by OpenSSL 3"
+            case .pumpBoringSSL: "TLS by BoringSSL"
+            }
+        }
+    }
+    static let terminations = Termination.allCases
     static let pumpVariant = "VARIANT_RELAYS_AT_ONCE"
 
-    func tlsWhoami(_ tls: String, variant: String? = nil, extra: String = "") throws -> RunningWharf {
+    /// A whoami listener terminating TLS with `tls` (a YAML flow mapping's body).
+    func tlsWhoami(_ tls: String, termination: Termination = .channel, extra: String = "") throws -> RunningWharf {
+        try tlsWhoami(tls + (termination == .channel ? "" : ", library: \(termination.rawValue)"),
+                      variant: termination.variant, extra: extra, logged: termination.logged)
+    }
+
+    func tlsWhoami(_ tls: String, variant: String?, extra: String = "", logged: String? = nil) throws -> RunningWharf {
         let name = switch variant {
         case nil: "whoami"
         case Self.pumpVariant: "whoami_pump"
@@ -29,8 +50,9 @@ import Testing
               - {address: 127.0.0.1, port: 0, plugin: whoami, tls: {\(tls)}\(extra)}
 
             """)
-        if variant == Self.pumpVariant {
-            #expect(eventually { wharf.stderr.contains("accepted by the relay pump") }, "the pump terminates TLS")
+        if let logged {
+            #expect(eventually { wharf.stderr.contains("accepted by the relay pump, \(logged)") },
+                    "the pump terminates TLS: \(wharf.stderr)")
         }
         return wharf
     }
@@ -55,16 +77,16 @@ import Testing
                           input: input)
     }
 
-    @Test(arguments: Self.terminations) func terminatesTLSAndShowsItsFactsToThePlugin(variant: String?) throws {
-        let wharf = try tlsWhoami(siteA, variant: variant)
+    @Test(arguments: Self.terminations) func terminatesTLSAndShowsItsFactsToThePlugin(termination: Termination) throws {
+        let wharf = try tlsWhoami(siteA, termination: termination)
         let output = try client(try wharf.port("whoami"), ["-servername", "a.test"])
         #expect(output.contains("tls=0304 sni=a.test alpn= subject=\n"), "\(output)")
         #expect(output.contains("ping\n"), "the plugin echoes over TLS")
         #expect(output.contains("verify return:1"))
     }
 
-    @Test(arguments: Self.terminations) func picksTheCertificateBySNI(variant: String?) throws {
-        let wharf = try tlsWhoami("\(siteA), certificates: [\(siteB)]", variant: variant)
+    @Test(arguments: Self.terminations) func picksTheCertificateBySNI(termination: Termination) throws {
+        let wharf = try tlsWhoami("\(siteA), certificates: [\(siteB)]", termination: termination)
         let port = try wharf.port("whoami")
         let wildcard = try client(port, ["-servername", "www.b.test"])
         #expect(wildcard.contains("depth=0 CN = b.test"), "\(wildcard)")
@@ -73,8 +95,8 @@ import Testing
         #expect(fallback.contains("depth=0 CN = a.test"), "an unknown name gets the first certificate")
     }
 
-    @Test(arguments: Self.terminations) func verifiesClientCertificates(variant: String?) throws {
-        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem"))", variant: variant)
+    @Test(arguments: Self.terminations) func verifiesClientCertificates(termination: Termination) throws {
+        let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem"))", termination: termination)
         let port = try wharf.port("whoami")
         let alice = try client(port, ["-cert", certs.path("alice.pem"), "-key", certs.path("alice.key")])
         #expect(alice.contains("subject=CN=alice,O=Example\n"), "\(alice)")
@@ -86,9 +108,9 @@ import Testing
                 "\(wharf.stderr)")
     }
 
-    @Test(arguments: Self.terminations) func optionalClientAuthLetsAnonymousClientsIn(variant: String?) throws {
+    @Test(arguments: Self.terminations) func optionalClientAuthLetsAnonymousClientsIn(termination: Termination) throws {
         let wharf = try tlsWhoami("\(siteA), client_ca: \(certs.path("ca.pem")), client_auth: optional",
-                                  variant: variant)
+                                  termination: termination)
         let anonymous = try client(try wharf.port("whoami"), [])
         #expect(anonymous.contains("tls=0304") && anonymous.contains("subject=\n"), "\(anonymous)")
     }
@@ -103,8 +125,8 @@ import Testing
         #expect(!(try client(try defaults.port("whoami"), ["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"])).contains("peer="))
     }
 
-    @Test(arguments: Self.terminations) func negotiatesALPN(variant: String?) throws {
-        let wharf = try tlsWhoami("\(siteA), alpn: [h2, http/1.1]", variant: variant)
+    @Test(arguments: Self.terminations) func negotiatesALPN(termination: Termination) throws {
+        let wharf = try tlsWhoami("\(siteA), alpn: [h2, http/1.1]", termination: termination)
         #expect(try client(try wharf.port("whoami"), ["-alpn", "http/1.1"]).contains("alpn=http/1.1 "))
     }
 
@@ -116,8 +138,8 @@ import Testing
     }
 
     @Test(arguments: Self.terminations)
-    func aFailedOrSilentHandshakeAffectsOnlyItsConnection(variant: String?) throws {
-        let wharf = try tlsWhoami(siteA, variant: variant, extra: ", handshake_timeout_ms: 300")
+    func aFailedOrSilentHandshakeAffectsOnlyItsConnection(termination: Termination) throws {
+        let wharf = try tlsWhoami(siteA, termination: termination, extra: ", handshake_timeout_ms: 300")
         let port = try wharf.port("whoami")
         let silent = try TestSocket(port: port)
         let garbage = try TestSocket(port: port)
@@ -130,8 +152,8 @@ import Testing
 
     /// Behind a load balancer: a PROXY header, then TLS (Python's ssl, as no openssl tool
     /// sends a header first). The plugin sees the announced client and the TLS facts.
-    @Test(arguments: Self.terminations) func aProxyHeaderThenTLS(variant: String?) throws {
-        let wharf = try tlsWhoami(siteA, variant: variant, extra: ", proxy_protocol: accept")
+    @Test(arguments: Self.terminations) func aProxyHeaderThenTLS(termination: Termination) throws {
+        let wharf = try tlsWhoami(siteA, termination: termination, extra: ", proxy_protocol: accept")
         let scratch = try TemporaryDirectory()
         let script = try scratch.write("client.py", """
             import socket, ssl, sys
@@ -172,6 +194,42 @@ import Testing
         #expect(mismatched.stderr.contains("listeners[0].tls.key: the key does not match the certificate"), "\(mismatched.stderr)")
         let notPEM = try check("certificate: \(scratch.path("wharf.yaml")), key: \(certs.path("a.test.key"))")
         #expect(notPEM.stderr.contains("listeners[0].tls.certificate: \(scratch.path("wharf.yaml")): not a PEM certificate"))
+    }
+
+    /// `library: openssl` is an error where OpenSSL cannot serve the listener (here the
+    /// system's security level refuses an RSA-1024 key that BoringSSL takes); `auto` then
+    /// serves it on BoringSSL and says why.
+    @Test func aListenerOpenSSLRefusesFallsBackOrIsAConfigError() throws {
+        let scratch = try TemporaryDirectory()
+        let generated = try FixturePlugins.run("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-days", "1", "-subj", "/CN=weak.test",
+            "-keyout", scratch.path("weak.key"), "-out", scratch.path("weak.pem")])
+        #expect(generated.status == 0, "\(generated.output)")
+        let weak = "certificate: \(scratch.path("weak.pem")), key: \(scratch.path("weak.key"))"
+        let config = { (library: String) in
+            "plugins:\n  echo: {path: echo}\nlisteners:\n"
+                + "  - {address: 127.0.0.1, port: 0, plugin: echo, tls: {\(weak), library: \(library)}}\n"
+        }
+        let strict = try runWharf(["check", "--config", try scratch.write("strict.yaml", config("openssl"))])
+        #expect(strict.status == 2)
+        #expect(strict.stderr.contains("listeners[0].tls.library: OpenSSL cannot serve this listener: ")
+                    && strict.stderr.contains("too small"), "\(strict.stderr)")
+        let unknown = try runWharf(["check", "--config", try scratch.write("unknown.yaml", config("libressl"))])
+        #expect(unknown.stderr.contains("listeners[0].tls.library: expected auto, openssl or boringssl, got \"libressl\""),
+                "\(unknown.stderr)")
+        let whoami = try FixturePlugins.build("whoami_pump", source: "whoami", define: Self.pumpVariant)
+        let wharf = try RunningWharf(config: """
+            plugins:
+              whoami: {path: \(whoami)}
+            listeners:
+              - {address: 127.0.0.1, port: 0, plugin: whoami, tls: {\(weak), library: auto}}
+
+            """)
+        #expect(eventually { wharf.stderr.contains("accepted by the relay pump, TLS by BoringSSL") }, "\(wharf.stderr)")
+        #expect(wharf.stderr.contains("the relay pump's TLS uses BoringSSL: OpenSSL cannot serve it"))
+        let output = try openSSLClient(port: try wharf.port("whoami"), arguments: ["-cipher", "DEFAULT@SECLEVEL=0"],
+                                       input: "ping\n")
+        #expect(output.contains("tls=0304"), "\(output)")
     }
 
     func proxyTo(_ port: Int, tls: String) throws -> RunningWharf {

@@ -1,3 +1,4 @@
+import CWharfTLS
 import NIOSSL
 import Yams
 
@@ -16,9 +17,10 @@ import Yams
 ///       alpn: [h2, http/1.1]
 ///       starttls: false                # true: plain at accept, upgraded by start_tls
 ///       session_tickets: true          # TLS 1.3 and 1.2 tickets, keys shared by all workers
+///       library: auto                  # the relay pump's TLS: auto | openssl | boringssl
 enum ServerTLSLoader {
     static let keys = ["certificate", "key", "certificates", "client_ca", "client_auth", "min_version", "alpn",
-                       "starttls", "session_tickets"]
+                       "starttls", "session_tickets", "library"]
     static let certificateKeys = ["certificate", "key", "server_names"]
 
     private struct Identity {
@@ -27,6 +29,8 @@ enum ServerTLSLoader {
         var names: [String]
         var keyNode: Node
         var path: String
+        var certificateFile: String
+        var keyFile: String
     }
 
     static func load(_ node: Node, _ path: String, reader: YAMLReader,
@@ -40,6 +44,7 @@ enum ServerTLSLoader {
         var alpn: [String] = []
         var startTLS = false
         var sessionTickets = true
+        var library = (value: PumpTLSLibrary.auto, node: node)
         for (key, value) in try reader.mapping(node, path, allowed: keys) {
             let keyPath = "\(path).\(key)"
             switch key {
@@ -55,6 +60,12 @@ enum ServerTLSLoader {
                 minimum = scalar.string == "1.3" ? .tlsv13 : .tlsv12
             case "alpn": alpn = try reader.stringList(value, keyPath)
             case "session_tickets": sessionTickets = try reader.bool(value, keyPath)
+            case "library":
+                let text = try reader.string(value, keyPath)
+                guard let choice = PumpTLSLibrary(rawValue: text) else {
+                    throw reader.fail(value, keyPath, "expected auto, openssl or boringssl, got \"\(text)\"")
+                }
+                library = (choice, value)
             default: startTLS = try reader.bool(value, keyPath)
             }
         }
@@ -126,10 +137,41 @@ enum ServerTLSLoader {
         }
         var named: [ServerTLS.NamedContext] = []
         let contexts = try identities.map { identity throws(ConfigError) in try makeContext(identity) }
-        for (identity, context) in zip(identities, contexts) {
-            named += identity.names.map { ServerTLS.NamedContext(pattern: $0, context: context) }
+        for (index, (identity, context)) in zip(identities, contexts).enumerated() {
+            named += identity.names.map { ServerTLS.NamedContext(pattern: $0, context: context, certificate: index) }
         }
-        return ServerTLS(defaultContext: contexts[0], named: named, startTLS: startTLS)
+        let clientAuthMode = switch (trustRoots, verification, optionalClientCertificate) {
+        case (nil, _, _), (_, .none, _): CWHARF_TLS_CLIENT_AUTH_NONE
+        case (_, _, true): CWHARF_TLS_CLIENT_AUTH_OPTIONAL
+        default: CWHARF_TLS_CLIENT_AUTH_REQUIRE
+        }
+        let settings = identities.map { identity in
+            PumpTLSContexts.Settings(certificateFile: identity.certificateFile, keyFile: identity.keyFile,
+                                     clientCAFile: clientCA?.file, clientAuth: clientAuthMode,
+                                     minimumVersion: minimum == .tlsv13 ? 0x0304 : 0x0303, alpn: alpn,
+                                     sessionTickets: sessionTickets)
+        }
+        let pump = try pumpContexts(library, settings: settings, contexts: contexts, path: path, reader: reader)
+        return ServerTLS(defaultContext: contexts[0], named: named, startTLS: startTLS, pumpContexts: pump)
+    }
+
+    /// The relay pump's contexts in the library asked for. `auto` takes OpenSSL when the
+    /// system has it and it accepts the files (a system policy may refuse a weak key that
+    /// BoringSSL takes), else BoringSSL, saying why in the log; `openssl` makes either a
+    /// config error.
+    private static func pumpContexts(_ library: (value: PumpTLSLibrary, node: Node),
+                                     settings: [PumpTLSContexts.Settings], contexts: [NIOSSLContext],
+                                     path: String, reader: YAMLReader) throws(ConfigError) -> PumpTLSContexts? {
+        if library.value != .boringssl {
+            switch PumpTLSContexts.openSSL(settings) {
+            case let .success(openSSL): return openSSL
+            case let .failure(refusal) where library.value == .openssl:
+                throw reader.fail(library.node, "\(path).library", "OpenSSL cannot serve this listener: \(refusal)")
+            case let .failure(refusal):
+                TLSLog.logger.notice("\(path): the relay pump's TLS uses BoringSSL: OpenSSL cannot serve it (\(refusal))")
+            }
+        }
+        return PumpTLSContexts.boringSSL(contexts)
     }
 
     private static func identity(_ certificateNode: Node, _ keyNode: Node, _ names: [String]?, _ path: String,
@@ -153,7 +195,8 @@ enum ServerTLSLoader {
         } catch {
             throw reader.fail(keyNode, "\(path).key", "\(keyPath): not a PEM private key (or it is encrypted)")
         }
-        return Identity(chain: chain, key: key, names: names ?? dnsNames(of: leaf), keyNode: keyNode, path: path)
+        return Identity(chain: chain, key: key, names: names ?? dnsNames(of: leaf), keyNode: keyNode, path: path,
+                        certificateFile: certificatePath, keyFile: keyPath)
     }
 
     /// The certificate's DNS subject alternative names: what SNI selects it by by default.

@@ -7,8 +7,9 @@ import Glibc
 import Musl
 #endif
 
-/// A server TLS session that BoringSSL runs straight on the client's non-blocking socket
-/// (`Sources/CWharfTLS/session.c`), for the relay pump: the handshake and every record of a
+/// A server TLS session run straight on the client's non-blocking socket
+/// (`Sources/CWharfTLS/session.c`), by BoringSSL or the system's OpenSSL (`PumpTLSContexts`),
+/// for the relay pump: the handshake and every record of a
 /// relayed connection happen on the pump's thread with no NIO channel, NIOSSL handler or
 /// memory BIO in between, as in HAProxy and nginx.
 ///
@@ -26,15 +27,16 @@ final class PumpTLSSession: @unchecked Sendable {
     /// Keeps the contexts the SNI choice may switch to alive as long as the session.
     private let tls: ServerTLS
 
-    /// Nil if BoringSSL refuses (out of memory) or `tls` has no context the pump can use.
+    /// Nil if the library refuses (out of memory) or `tls` has no context the pump can use.
     init?(_ tls: ServerTLS, fd: CInt) {
-        guard let context = tls.pumpContext else { return nil }
-        let chooser: cwharf_tls_context_for_name? = tls.named.isEmpty ? nil : { arg, name in
+        guard let contexts = tls.pumpContexts else { return nil }
+        let chooser: cwharf_tls_context_for_name? = contexts.pointers.count < 2 ? nil : { arg, name in
             let tls = Unmanaged<ServerTLS>.fromOpaque(arg!).takeUnretainedValue()
             return UnsafeMutableRawPointer(tls.pumpContext(forServerName: name.map { String(cString: $0) }))
         }
-        guard let session = cwharf_tls_session_accept(UnsafeMutableRawPointer(context), fd, chooser,
-                                                      Unmanaged.passUnretained(tls).toOpaque()) else { return nil }
+        guard let session = cwharf_tls_session_accept(contexts.library, UnsafeMutableRawPointer(contexts.pointers[0]),
+                                                      fd, chooser, Unmanaged.passUnretained(tls).toOpaque())
+        else { return nil }
         self.session = session
         self.tls = tls
     }
@@ -64,7 +66,7 @@ final class PumpTLSSession: @unchecked Sendable {
         cwharf_tls_session_write(session, bytes, count)
     }
 
-    /// Why the handshake failed, in BoringSSL's words, for the operator's log.
+    /// Why the handshake failed, in the TLS library's words, for the operator's log.
     var failure: PumpTLSError {
         PumpTLSError(reason: cwharf_tls_session_error(session).map { String(cString: $0) } ?? "unknown")
     }
@@ -83,14 +85,15 @@ final class PumpTLSSession: @unchecked Sendable {
         if let der, derLength > 0 {
             peer = try? NIOSSLCertificate(bytes: Array(UnsafeBufferPointer(start: der, count: derLength)), format: .der)
         }
-        cwharf_tls_free_bytes(der)
+        cwharf_tls_session_free_bytes(session, der)
         let facts = TLSFacts(version: UInt32(cwharf_tls_session_version(session)), alpn: alpn ?? "",
                              peerSubject: TLSFacts.subject(of: peer))
         return (facts, cwharf_tls_session_server_name(session).map { String(cString: $0).lowercased() })
     }
 }
 
-/// A handshake the pump's TLS refused: BoringSSL's reason ("NO_SHARED_CIPHER", ...).
+/// A handshake the pump's TLS refused: the library's reason ("NO_SHARED_CIPHER", "no shared
+/// cipher", ...).
 struct PumpTLSError: Error, CustomStringConvertible {
     let reason: String
     var description: String { reason }

@@ -97,7 +97,10 @@ public final class WorkerProcess: @unchecked Sendable {
             // One worker of each generation says which plugin code serves where.
             if identity.slot == 0 {
                 for listener in listeners {
-                    let pump = listener.acceptedByPump ? ", accepted by the relay pump" : ""
+                    var pump = listener.acceptedByPump ? ", accepted by the relay pump" : ""
+                    if listener.acceptedByPump, let tls = listener.config.tls?.pumpContexts {
+                        pump += ", TLS by \(tls.libraryDescription)"
+                    }
                     logger.info("generation \(identity.generation): \(listener.endpoint) → \(listener.config.plugin) (\(listener.pluginSummary))\(pump)")
                 }
             }

@@ -83,8 +83,8 @@ def children(pid):
 # wharf-proxy-channel: the same build and plugin with `pump_accept: false`, so listening
 # channels accept and NIOSSL terminates TLS: TLS as every build before 2026-11-30 served it.
 # wharf-proxy-boringssl: the same build with the relay pump's TLS on BoringSSL (`tls.library`),
-# as builds between 2026-11-30 and 2026-12-01 served it; wharf-proxy takes the default (the
-# system's OpenSSL where it loads).
+# as builds between 2026-11-30 and 2026-12-01 served it; wharf-proxy takes the default (`auto`:
+# the system's OpenSSL for an RSA certificate, BoringSSL for ECDSA).
 WHARF_PROXIES = ("wharf-proxy", "wharf-proxy-base", "wharf-proxy-channel", "wharf-proxy-boringssl")
 PROXIES = WHARF_PROXIES + ("haproxy", "nginx")
 PROXY_IDLE_CONNECTIONS = 4000

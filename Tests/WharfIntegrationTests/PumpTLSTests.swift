@@ -10,28 +10,32 @@ import Testing
     let certs: TestCertificates
     init() throws { certs = try TestCertificates.get() }
 
-    func tlsProxy(to port: Int, extra: String = "") throws -> RunningWharf {
+    /// Every test runs on both libraries the pump can terminate with (`tls.library`).
+    static let libraries = ["openssl", "boringssl"]
+
+    func tlsProxy(to port: Int, library: String, extra: String = "") throws -> RunningWharf {
         let wharf = try RunningWharf(config: """
             plugins:
               proxy: {path: proxy, config: {upstreams: ["127.0.0.1:\(port)"]}}
             listeners:
-              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key"))}\(extra)}
+              - {address: 127.0.0.1, port: 0, plugin: proxy, tls: {certificate: \(certs.path("a.test.pem")), key: \(certs.path("a.test.key")), library: \(library)}\(extra)}
 
             """)
-        #expect(eventually { wharf.stderr.contains("accepted by the relay pump") }, "\(wharf.stderr)")
+        let named = library == "openssl" ? "OpenSSL" : "BoringSSL"
+        #expect(eventually { wharf.stderr.contains("accepted by the relay pump, TLS by \(named)") }, "\(wharf.stderr)")
         return wharf
     }
 
     /// Many records each way (more than one TLS record per read and per write, a socket
     /// that fills), and a clean end: the upstream's FIN reaches the client as close_notify,
     /// which s_client tells from a cut-off stream ("unexpected eof").
-    @Test func bytesCrossBothWaysWholeAndTheEndIsCloseNotify() throws {
+    @Test(arguments: Self.libraries) func bytesCrossBothWaysWholeAndTheEndIsCloseNotify(library: String) throws {
         let request = 300_000, reply = 200_000
         let backend = TestServer { fd in
             guard TestServer.read(fd, count: request).count == request else { return }
             TestServer.write(fd, [UInt8](repeating: 66, count: reply) + [10])
         }
-        let wharf = try tlsProxy(to: backend.port)
+        let wharf = try tlsProxy(to: backend.port, library: library)
         let input = String(repeating: "A", count: request - 1) + "\n"
         let output = try openSSLClient(port: try wharf.port("proxy"),
                                        arguments: ["-CAfile", certs.path("ca.pem"), "-servername", "a.test"],
@@ -42,8 +46,8 @@ import Testing
 
     /// A client the plugin closes itself (here: no upstream answers) hears close_notify, as
     /// from NIOSSL: the stream closes on its bare socket, with no channel built for it.
-    @Test func aClientThePluginClosesHearsCloseNotify() throws {
-        let wharf = try tlsProxy(to: LoopbackPort.unused())
+    @Test(arguments: Self.libraries) func aClientThePluginClosesHearsCloseNotify(library: String) throws {
+        let wharf = try tlsProxy(to: LoopbackPort.unused(), library: library)
         let output = try openSSLClient(port: try wharf.port("proxy"), arguments: ["-CAfile", certs.path("ca.pem")],
                                        input: "hello\n")
         #expect(output.contains("verify return:1"), "the handshake finished: \(output)")
@@ -52,9 +56,9 @@ import Testing
 
     /// Handshakes the loop calls off (their deadline passed while the pump waited for the
     /// client) leave no socket open, in the pump or on the loop.
-    @Test func cancelledHandshakesLeaveNothingOpen() throws {
+    @Test(arguments: Self.libraries) func cancelledHandshakesLeaveNothingOpen(library: String) throws {
         let backend = TestServer.echo()
-        let wharf = try tlsProxy(to: backend.port, extra: ", handshake_timeout_ms: 200")
+        let wharf = try tlsProxy(to: backend.port, library: library, extra: ", handshake_timeout_ms: 200")
         let port = try wharf.port("proxy")
         let worker = try wharf.workerPID()
         // One served connection first, so everything the worker opens once is open.

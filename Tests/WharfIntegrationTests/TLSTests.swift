@@ -232,6 +232,23 @@ import Testing
         #expect(output.contains("tls=0304"), "\(output)")
     }
 
+    /// `auto` picks by the certificates' keys: OpenSSL for RSA, BoringSSL for ECDSA (the
+    /// suite's certificates), with no notice (a choice, not a fallback).
+    @Test func autoTakesOpenSSLForRSAAndBoringSSLForECDSA() throws {
+        let scratch = try TemporaryDirectory()
+        let generated = try FixturePlugins.run("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=a.test",
+            "-addext", "subjectAltName=DNS:a.test", "-keyout", scratch.path("rsa.key"), "-out", scratch.path("rsa.pem")])
+        #expect(generated.status == 0, "\(generated.output)")
+        let rsa = try tlsWhoami("certificate: \(scratch.path("rsa.pem")), key: \(scratch.path("rsa.key"))",
+                                variant: Self.pumpVariant, logged: "TLS by OpenSSL 3")
+        let output = try openSSLClient(port: try rsa.port("whoami"), arguments: ["-servername", "a.test"],
+                                       input: "ping\n")
+        #expect(output.contains("tls=0304 sni=a.test"), "\(output)")
+        let ecdsa = try tlsWhoami(siteA, variant: Self.pumpVariant, logged: "TLS by BoringSSL")
+        #expect(!ecdsa.stderr.contains("OpenSSL cannot serve it"))
+    }
+
     func proxyTo(_ port: Int, tls: String) throws -> RunningWharf {
         try RunningWharf(config: gatewayConfig(
             plugins: "  proxy: {path: proxy, config: {upstreams: [\"127.0.0.1:\(port)\"], retries: 0, tls: {\(tls)}}}\n",

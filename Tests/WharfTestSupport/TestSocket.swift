@@ -8,7 +8,11 @@ public final class TestSocket: @unchecked Sendable {
     /// `source`: the local address to connect from (127.0.0.2, 127.0.0.3 … are distinct
     /// clients on one machine).
     public init(port: Int, timeout: TimeInterval = 10, source: String? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // A local until the socket is connected: once `self.fd` is set, a throwing init runs
+        // `deinit`, which closes it, so closing it here too closed the number twice, and in
+        // the parallel tests the second close hit another test's new socket (a reload test's
+        // load, a proxy test's listener: "send: errno 9", a port of 0).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError.failed("socket: \(errno)") }
         if let source {
             var local = sockaddr_in()
@@ -18,8 +22,9 @@ public final class TestSocket: @unchecked Sendable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard bound == 0 else {
+                let error = errno
                 close(fd)
-                throw TestError.failed("bind \(source): errno \(errno)")
+                throw TestError.failed("bind \(source): errno \(error)")
             }
         }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
@@ -37,9 +42,11 @@ public final class TestSocket: @unchecked Sendable {
             }
         }
         guard result == 0 else {
+            let error = errno
             close(fd)
-            throw TestError.failed("connect to \(port): errno \(errno)")
+            throw TestError.failed("connect to \(port): errno \(error)")
         }
+        self.fd = fd
     }
 
     /// Takes over an accepted socket (see `TestListener.accept`).
@@ -147,7 +154,7 @@ public final class TestSocket: @unchecked Sendable {
 /// A socket bound to 127.0.0.1 on a free port, listening if `backlog` is given (it never
 /// accepts: the kernel completes handshakes into the queue until it is full). Closed on
 /// release.
-public final class LoopbackPort {
+public final class LoopbackPort: @unchecked Sendable {
     public let fd: Int32
     public let port: Int
 

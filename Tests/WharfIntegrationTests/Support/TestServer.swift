@@ -2,25 +2,34 @@ import Foundation
 import WharfTestSupport
 
 /// A blocking loopback TCP server for upstream tests: each accepted connection runs
-/// `handler(fd)` on its own thread (the fd is closed when it returns). Stopped on release.
+/// `handler(fd)` on its own thread (the fd is closed when it returns). Stopped on release:
+/// the accepting thread owns the listening socket and closes it once it has seen the stop,
+/// so its last `poll` never runs on a number another test has been given since.
 final class TestServer: @unchecked Sendable {
     let port: Int
-    private let listener: LoopbackPort
-    private let lock = NSLock()
-    private var stopped = false
-    private var acceptedCount = 0
+    private let state = State()
+
+    private final class State: @unchecked Sendable {
+        private let lock = NSLock()
+        private var stopped = false
+        private var acceptedCount = 0
+        var isStopped: Bool { lock.withLock { stopped } }
+        var accepted: Int { lock.withLock { acceptedCount } }
+        func stop() { lock.withLock { stopped = true } }
+        func countAccepted() { lock.withLock { acceptedCount += 1 } }
+    }
 
     init(handler: @escaping @Sendable (Int32) -> Void) {
-        listener = LoopbackPort(listen: 1024)
+        let listener = LoopbackPort(listen: 1024)
         port = listener.port
-        let fd = listener.fd
-        Thread { [self] in
-            while !isStopped {
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let state = self.state
+        Thread {
+            while !state.isStopped {
+                var poller = pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0)
                 guard poll(&poller, 1, 50) > 0 else { continue }
-                let client = accept(fd, nil, nil)
+                let client = accept(listener.fd, nil, nil)
                 guard client >= 0 else { continue }
-                lock.withLock { acceptedCount += 1 }
+                state.countAccepted()
                 var timeout = timeval(tv_sec: 20, tv_usec: 0)
                 setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -29,13 +38,13 @@ final class TestServer: @unchecked Sendable {
                     close(client)
                 }.start()
             }
+            withExtendedLifetime(listener) {} // closed here, after the last poll
         }.start()
     }
 
-    private var isStopped: Bool { lock.withLock { stopped } }
-    var accepted: Int { lock.withLock { acceptedCount } }
+    var accepted: Int { state.accepted }
 
-    deinit { lock.withLock { stopped = true } }
+    deinit { state.stop() }
 
     /// Echoes bytes until the peer half-closes, then half-closes too.
     static func echo() -> TestServer { TestServer(handler: echoLoop) }

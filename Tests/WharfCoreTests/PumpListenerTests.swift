@@ -111,6 +111,50 @@ import WharfTestSupport
         _ = (more, late)
     }
 
+    /// A `max_connections` share as the listener sees it, counting like `ConnectionLimit`.
+    final class Slots: AcceptSlots, @unchecked Sendable {
+        private let lock = NSLock()
+        private var taken = 0
+        private var pauses = 0
+        let share: Int
+        init(share: Int) { self.share = share }
+        func reserve() -> Bool { lock.withLock { taken < share ? { taken += 1; return true }() : false } }
+        func unreserve() { lock.withLock { taken -= 1 } }
+        func pumpPaused() { lock.withLock { pauses += 1 } }
+        func free() { lock.withLock { taken -= 1 } }
+        var count: (taken: Int, pauses: Int) { lock.withLock { (taken, pauses) } }
+    }
+
+    /// With a share, the listener takes a slot before each accept: at the share it stops
+    /// (unwatched, the gate told) with the rest left in the backlog, however many wait, and
+    /// a slot it took for nothing (the backlog empty) goes back. Under load the pump once
+    /// accepted past `max_connections` because the loop's pause came after the accept.
+    @Test func atTheShareAcceptingStopsBeforeTheAccept() throws {
+        let listening = try TestListener()
+        let fd = dup(listening.fd)
+        defer { close(fd) }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        let got = Deliveries()
+        let slots = Slots(share: 2)
+        let listener = PumpListener(fd: fd, accepting: true, slots: slots, accepted: got.accepted, failed: got.failed)
+        let clients = try (0..<3).map { _ in try TestSocket(port: listening.port) }
+        #expect(!listener.acceptQueued(now: 0), "the pump must update its watch")
+        #expect(got.accepted.count == 2 && got.accepted.allSatisfy(\.reserved))
+        #expect(!listener.wanted, "no longer watched")
+        #expect(slots.count == (2, 1), "two slots taken, the gate told once")
+        slots.free() // a connection ended; the gate turns accepting back on
+        listener.wanted = true
+        #expect(!listener.acceptQueued(now: 0))
+        #expect(got.accepted.count == 3, "the third, left waiting in the backlog, now comes")
+        #expect(slots.count == (2, 2), "and the share is reached again")
+        slots.free()
+        slots.free()
+        listener.wanted = true
+        #expect(listener.acceptQueued(now: 0), "below the share with the backlog empty: nothing to update")
+        #expect(slots.count == (0, 2), "the slot taken for a connection that was not there went back")
+        _ = clients
+    }
+
     @Test func aFailingAcceptPausesTheListenerAndTriesAgain() throws {
         let pump = try startPump()
         defer { pump.stop() }

@@ -147,9 +147,26 @@ import WharfTestSupport
             #expect(wharf.process.isRunning, "signal \(signal)")
             #expect(try TestSocket(port: port).ask().version == "v1")
         }
-        #expect(eventually { wharf.stderr.contains("reloaded: generation 2") }, "SIGHUP reloads")
+        #expect(eventually { wharf.stderr.contains("reloaded: generation 2") },
+                "SIGHUP reloads\n\(wharf.stderr)\n\(Self.threadStates(of: supervisor))")
         #expect(eventually { wharf.stderr.contains("SIGUSR1") })
         #expect(wharf.stop() == 0)
+    }
+
+    /// Each thread's name, state, kernel wait channel and signal masks, for a failure's
+    /// message: where a process that does not answer its signals stands.
+    static func threadStates(of pid: pid_t) -> String {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.sorted().map { task in
+            let base = "/proc/\(pid)/task/\(task)"
+            let read = { (name: String) in (try? String(contentsOfFile: "\(base)/\(name)", encoding: .utf8)) ?? "?" }
+            let status = read("status").split(separator: "\n")
+                .filter { $0.hasPrefix("State") || $0.hasPrefix("SigPnd") || $0.hasPrefix("SigBlk") }
+                .joined(separator: " ")
+            return "\(read("comm").trimmingCharacters(in: .whitespacesAndNewlines)) wchan=\(read("wchan")) \(status)"
+        }.joined(separator: "\n") + "\nShdPnd/SigIgn/SigCgt: " + ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "")
+            .split(separator: "\n").filter { $0.hasPrefix("ShdPnd") || $0.hasPrefix("SigIgn") || $0.hasPrefix("SigCgt") }
+            .joined(separator: " ")
     }
 
     @Test func sigtermExitsAsSoonAsTheLastConnectionCloses() throws {

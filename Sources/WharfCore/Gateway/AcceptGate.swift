@@ -45,7 +45,7 @@ final class AcceptGate: @unchecked Sendable {
 /// limit. Past it, accepting pauses (the rest wait in the backlog) or, with `on_limit:
 /// reject`, a new connection is closed at once. Counted from accept to the stream's last word
 /// (a relayed stream stays counted while the pump carries it).
-final class ConnectionLimit: Sendable {
+final class ConnectionLimit: AcceptSlots {
     let share: Int
     let rejects: Bool
     let active = Atomic<Int>(0)
@@ -62,7 +62,9 @@ final class ConnectionLimit: Sendable {
     }
 
     /// A connection was accepted: false if it must be closed (reject mode, over the share).
-    func admit() -> Bool {
+    /// `reserved`: a relay pump took its slot before accepting it (`reserve`).
+    func admit(reserved: Bool = false) -> Bool {
+        if reserved { return true }
         let now = active.add(1, ordering: .relaxed).newValue
         if now > share, rejects {
             active.subtract(1, ordering: .relaxed)
@@ -76,6 +78,40 @@ final class ConnectionLimit: Sendable {
     func ended() {
         let now = active.subtract(1, ordering: .relaxed).newValue
         if now == share - 1, !rejects { update() }
+    }
+
+    /// A relay pump's slot for one more connection, taken before it accepts (queue mode).
+    /// The pump accepts on its own thread, where a pause from the loop arrives late: under
+    /// load it accepted past the share before the pause came. False at the share: the pump
+    /// stops watching the listener and calls `pumpPaused`.
+    func reserve() -> Bool {
+        var current = active.load(ordering: .relaxed)
+        while current < share {
+            let (exchanged, seen) = active.compareExchange(expected: current, desired: current + 1,
+                                                           ordering: .relaxed)
+            if exchanged {
+                if current + 1 >= share { update() }
+                return true
+            }
+            current = seen
+        }
+        return false
+    }
+
+    /// A reserved slot the pump did not use (nothing was left to accept).
+    func unreserve() { ended() }
+
+    /// The pump stopped accepting at the share on its own. The gate is told it is paused,
+    /// then set by the count as it is by then: a slot freed meanwhile (whose `ended` found
+    /// the gate open, with nothing to resume) resumes the pump at once.
+    func pumpPaused() {
+        let (loop, gate) = self.gate.withLock { ($0.loop, $0.gate) }
+        guard let loop, let gate else { return }
+        let share = self.share
+        loop.execute {
+            gate.set(.atLimit, true)
+            gate.set(.atLimit, self.active.load(ordering: .relaxed) >= share)
+        }
     }
 
     /// Pauses or resumes accepting by the count when it runs, on the listener's loop.

@@ -56,6 +56,13 @@ final class ListenerAcceptor: Sendable {
 
     /// `initializeServer`'s counterpart for a relay pump's listener (`PumpAcceptor`): the
     /// limit pauses its gate on `home`'s loop; the back-off it returns counts failed accepts.
+    /// The `max_connections` share a relay pump takes a slot of before each accept (queue
+    /// mode; in reject mode the loop closes the extra ones, as on a channel).
+    var pumpSlots: (any AcceptSlots)? {
+        guard let limit = stats.limit, !limit.rejects else { return nil }
+        return limit
+    }
+
     func prepareForPump(gate: AcceptGate, home: PluginLoop) -> AcceptBackoff {
         stats.limit?.attach(gate, on: home.loop.eventLoop)
         return AcceptBackoff(listener: listener.displayName, gate: gate, logger: logger,
@@ -91,10 +98,11 @@ final class ListenerAcceptor: Sendable {
     /// `local`: the listener's own address, or nil if it listens on a wildcard.
     func adopt(_ socket: AcceptedSocket, local listening: SocketAddress?, on pluginLoop: PluginLoop) {
         guard let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
+            if socket.reserved { stats.limit?.ended() }
             return SocketHandoff.close(socket.fd)
         }
         let local = listening ?? (try? SocketAddress(localAddressOf: socket.fd))
-        guard let admitted = admit(remote: socket.remote, local: local, loop: pluginLoop.loop,
+        guard let admitted = admit(remote: socket.remote, local: local, loop: pluginLoop.loop, reserved: socket.reserved,
                                    refuse: { SocketHandoff.close(socket.fd) }) else { return }
         let bare = BareSocket(fd: socket.fd, noDelay: listener.tcpNoDelay, receiveAllocator: receiveAllocator)
         let stream = makeStream(instance, pluginLoop, admitted)
@@ -119,7 +127,9 @@ final class ListenerAcceptor: Sendable {
     /// The checks a plugin never sees: allow/deny, `max_connections`, `per_client` (the
     /// first and last wait for the PROXY header if there is one). Counts the connection and
     /// starts its access-log record; nil if it was refused (`refuse` has closed it).
-    private func admit(remote: SocketAddress?, local: SocketAddress?, loop: LoopContext,
+    /// `reserved`: a relay pump took the connection's `max_connections` slot before it
+    /// accepted (given back here if the connection is refused first).
+    private func admit(remote: SocketAddress?, local: SocketAddress?, loop: LoopContext, reserved: Bool = false,
                        refuse close: () -> Void) -> Admission? {
         let loopIndex = loop.loopIndex
         stats.accepted(loop: loopIndex)
@@ -131,8 +141,11 @@ final class ListenerAcceptor: Sendable {
             close()
             return nil
         }
-        if checkAtAccept, !stats.admits(remote, loop: loopIndex) { return refuse(.denied) }
-        guard stats.admitUnderLimit(loop: loopIndex) else { return refuse(.rejected) }
+        if checkAtAccept, !stats.admits(remote, loop: loopIndex) {
+            if reserved { stats.limit?.ended() }
+            return refuse(.denied)
+        }
+        guard stats.admitUnderLimit(loop: loopIndex, reserved: reserved) else { return refuse(.rejected) }
         var clientKey: ClientKey?
         if limitClientsAtAccept {
             switch stats.admitClient(remote, loop: loopIndex) {

@@ -86,8 +86,8 @@ final class ListenerStats: Sendable {
     }
 
     /// Takes a newly accepted connection into `max_connections`; false: close it (reject).
-    func admitUnderLimit(loop: Int) -> Bool {
-        guard let limit, !limit.admit() else { return true }
+    func admitUnderLimit(loop: Int, reserved: Bool = false) -> Bool {
+        guard let limit, !limit.admit(reserved: reserved) else { return true }
         closed(.rejected, loop: loop)
         if rejectedReport.record() != nil {
             logger.notice("connection closed: max_connections reached (on_limit: reject)",

@@ -47,7 +47,8 @@ final class PumpAcceptor: @unchecked Sendable {
     func start(accepting: Bool) {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         let backoff = UnsafeTransfer(self.backoff) // used on the home loop only
-        let listener = PumpListener(fd: fd, accepting: accepting, accepted: { [unowned self] in distribute($0) },
+        let listener = PumpListener(fd: fd, accepting: accepting, slots: acceptor.pumpSlots,
+                                    accepted: { [unowned self] in distribute($0) },
                                     failed: { [home] code in
                                         home.execute { backoff.value.failed(errno: code, pausing: true) }
                                     })

@@ -12,6 +12,19 @@ import Musl
 struct AcceptedSocket: @unchecked Sendable {
     let fd: CInt
     let remote: SocketAddress?
+    /// Its `max_connections` slot was taken before the accept (`PumpListener.slots`).
+    var reserved = false
+}
+
+/// A listener's `max_connections` share as a relay pump's listener sees it (queue mode):
+/// a slot is taken before each accept, so the pump never accepts past the share.
+protocol AcceptSlots: Sendable {
+    /// Takes a slot; false at the share.
+    func reserve() -> Bool
+    /// Gives back a slot no connection came for.
+    func unreserve()
+    /// The pump stopped watching the listener at the share; the gate resumes it.
+    func pumpPaused()
 }
 
 /// A listening socket a relay pump accepts on (see `PumpAcceptor`). The pump watches it
@@ -27,6 +40,8 @@ final class PumpListener: @unchecked Sendable {
     private let accepted: ([AcceptedSocket]) -> Void
     /// Hears an accept's errno, on the pump thread.
     private let failed: (CInt) -> Void
+    /// The listener's share of `max_connections` in queue mode, if it has one.
+    private let slots: (any AcceptSlots)?
 
     // Pump thread only.
     var slot = -1
@@ -36,10 +51,11 @@ final class PumpListener: @unchecked Sendable {
     var resumeAt: Int64 = 0
     var watched = false
 
-    init(fd: CInt, accepting: Bool, accepted: @escaping ([AcceptedSocket]) -> Void,
+    init(fd: CInt, accepting: Bool, slots: (any AcceptSlots)? = nil, accepted: @escaping ([AcceptedSocket]) -> Void,
          failed: @escaping (CInt) -> Void) {
         self.fd = fd
         self.wanted = accepting
+        self.slots = slots
         self.accepted = accepted
         self.failed = failed
     }
@@ -62,20 +78,28 @@ final class PumpListener: @unchecked Sendable {
         return wanted && !watched ? max(resumeAt, now + 1) : nil
     }
 
-    /// Accepts what the backlog holds (up to `batch`) and hands it on. On a failure other
-    /// than a client that gave up, returns false: the pump pauses the listener.
+    /// Accepts what the backlog holds (up to `batch`, and not past the `max_connections`
+    /// share) and hands it on. Returns false when the pump must update its watch: a failure
+    /// other than a client that gave up (a pause), or the share reached (no longer wanted).
     func acceptQueued(now: Int64) -> Bool {
         var sockets: [AcceptedSocket] = []
         var healthy = true
         while sockets.count < Self.batch {
+            if let slots, !slots.reserve() {
+                wanted = false
+                slots.pumpPaused()
+                healthy = false
+                break
+            }
             var storage = sockaddr_storage()
             var length = UInt32(MemoryLayout<sockaddr_storage>.size)
             let fd = cwharf_accept(self.fd, &storage, &length)
             if fd >= 0 {
-                sockets.append(AcceptedSocket(fd: fd, remote: Self.address(storage)))
+                sockets.append(AcceptedSocket(fd: fd, remote: Self.address(storage), reserved: slots != nil))
                 continue
             }
             let code = errno
+            slots?.unreserve()
             if code == EINTR || code == ECONNABORTED { continue }
             if code != EAGAIN && code != EWOULDBLOCK {
                 resumeAt = now + AcceptBackoff.pause.nanoseconds

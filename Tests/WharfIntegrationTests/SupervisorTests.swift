@@ -153,6 +153,24 @@ import WharfTestSupport
         #expect(wharf.stop() == 0)
     }
 
+    /// A hang-up sent to every process (a terminal closing, `kill -HUP -PGID`) while a
+    /// reload starts workers: the supervisor reloads and no starting worker dies of it. A
+    /// worker ignored the supervisor's signals only once it had started; before, every try
+    /// killed a new worker and the reload failed (found by `signalsOperatorsSendDoNotKill`
+    /// under load, which signals the workers right after the supervisor).
+    @Test func aHangupToEveryProcessDuringAReloadKillsNoWorker() throws {
+        let wharf = try RunningWharf(config: WorkerFixture.config(library: try WorkerFixture.library(), tag: "a"))
+        kill(wharf.process.processIdentifier, SIGHUP)
+        let deadline = Date().addingTimeInterval(0.5)
+        while Date() < deadline {
+            for worker in wharf.workerPIDs { kill(worker, SIGHUP) }
+            usleep(2_000)
+        }
+        #expect(eventually { wharf.stderr.contains("reloaded: generation 2") }, "\(wharf.stderr)")
+        #expect(!wharf.stderr.contains("killed by SIGHUP"), "\(wharf.stderr)")
+        #expect(wharf.stop() == 0)
+    }
+
     /// Each thread's name, state, kernel wait channel and signal masks, for a failure's
     /// message: where a process that does not answer its signals stands.
     static func threadStates(of pid: pid_t) -> String {

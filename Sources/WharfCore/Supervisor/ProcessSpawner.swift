@@ -9,15 +9,18 @@ import Musl
 /// Starts a program with chosen descriptors at fixed numbers (`descriptors[i]` becomes fd
 /// `3 + i`) and nothing else above 2 inherited: posix_spawn, never a bare fork, because the
 /// supervisor is a multi-threaded Swift process. Signals start at their defaults and unblocked
-/// whatever the supervisor did with them.
+/// whatever the supervisor did with them, except `blocking`.
 public enum ProcessSpawner {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
-    /// `name` is the child's argv[0] (what `ps` shows), by default `executable`.
+    /// `name` is the child's argv[0] (what `ps` shows), by default `executable`. `blocking`:
+    /// signals that stay pending from the exec until the child has decided what they do (a
+    /// worker ignores the supervisor's signals; until it said so, a hang-up sent to the
+    /// process group killed workers starting for a reload).
     public static func spawn(_ executable: String, arguments: [String], name: String? = nil, descriptors: [CInt],
-                             environment: [String]? = nil) throws(Failure) -> pid_t {
+                             environment: [String]? = nil, blocking: [CInt] = []) throws(Failure) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -37,11 +40,12 @@ public enum ProcessSpawner {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t(), none = sigset_t()
+        var all = sigset_t(), blocked = sigset_t()
         sigfillset(&all)
-        sigemptyset(&none)
+        sigemptyset(&blocked)
+        for number in blocking { sigaddset(&blocked, number) }
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigmask(&attributes, &blocked)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
         let argv = ([name ?? executable] + arguments).map { strdup($0) } + [nil]

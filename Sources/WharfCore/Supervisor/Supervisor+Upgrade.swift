@@ -61,8 +61,11 @@ extension Supervisor {
         if let path = notifier?.path { environment.append("NOTIFY_SOCKET=\(path)") }
         let pid: pid_t
         do throws(ProcessSpawner.Failure) {
+            // Blocked until the new supervisor handles them (`installSignalHandlers`): a
+            // hang-up to the process group during the upgrade waits instead of killing it.
             pid = try ProcessSpawner.spawn(executablePath, arguments: options.arguments,
-                                           descriptors: [pair.remote] + sockets.map(\.descriptor), environment: environment)
+                                           descriptors: [pair.remote] + sockets.map(\.descriptor), environment: environment,
+                                           blocking: WorkerProcess.supervisorSignals)
         } catch {
             close(pair.local)
             close(pair.remote)

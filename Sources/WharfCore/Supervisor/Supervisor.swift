@@ -206,7 +206,8 @@ public final class Supervisor: @unchecked Sendable {
             pid = try ProcessSpawner.spawn("/proc/self/exe", arguments: arguments, name: "wharf",
                                            descriptors: [pair.remote, segment.descriptor] + slots[slot].map(\.descriptor)
                                                + tables.map(\.descriptor),
-                                           environment: Self.workerEnvironment)
+                                           environment: Self.workerEnvironment,
+                                           blocking: WorkerProcess.supervisorSignals)
         } catch {
             close(pair.local)
             close(pair.remote)

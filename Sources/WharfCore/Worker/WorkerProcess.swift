@@ -63,6 +63,7 @@ public final class WorkerProcess: @unchecked Sendable {
     /// before anything logs. Returns the exit status.
     public func run(configure: (GatewayConfig) -> Void) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        Self.ignoreSupervisorSignals()
         let config: GatewayConfig
         do {
             let (text, ticketSecret) = try ControlInput.readConfig(from: Self.controlDescriptor)
@@ -168,8 +169,22 @@ public final class WorkerProcess: @unchecked Sendable {
             source.resume()
             signalSources.append(source)
         }
-        // The supervisor handles these; a worker that gets them (a process-group signal) ignores them.
-        for number in [SIGHUP, SIGUSR1, SIGUSR2] { signal(number, SIG_IGN) }
+    }
+
+    /// What the supervisor handles (reload, reopen, upgrade); a worker that gets one (a
+    /// process-group signal) ignores it. The supervisor starts workers with them blocked
+    /// (`ProcessSpawner`'s `blocking`), so one sent before this point waits, and is dropped
+    /// here, instead of killing a worker that is starting for a reload.
+    static let supervisorSignals = [SIGHUP, SIGUSR1, SIGUSR2]
+
+    private static func ignoreSupervisorSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for number in supervisorSignals {
+            signal(number, SIG_IGN) // discards one already pending
+            sigaddset(&set, number)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     private var signalSources: [any DispatchSourceSignal] = []

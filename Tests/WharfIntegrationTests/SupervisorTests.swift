@@ -185,6 +185,13 @@ import WharfTestSupport
         }.joined(separator: "\n") + "\nShdPnd/SigIgn/SigCgt: " + ((try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? "")
             .split(separator: "\n").filter { $0.hasPrefix("ShdPnd") || $0.hasPrefix("SigIgn") || $0.hasPrefix("SigCgt") }
             .joined(separator: " ")
+            + "\nchildren: " + childProcesses(of: pid).map { child in
+                let status = ((try? String(contentsOfFile: "/proc/\(child)/status", encoding: .utf8)) ?? "")
+                    .split(separator: "\n").filter { $0.hasPrefix("State") }.joined()
+                let command = ((try? String(contentsOfFile: "/proc/\(child)/cmdline", encoding: .utf8)) ?? "")
+                    .replacingOccurrences(of: "\0", with: " ").prefix(60)
+                return "\(child) \(status) \(command)"
+            }.joined(separator: "; ")
     }
 
     @Test func sigtermExitsAsSoonAsTheLastConnectionCloses() throws {

@@ -216,6 +216,12 @@ public final class Supervisor: @unchecked Sendable {
         }
         close(pair.remote)
         segment.closeDescriptor()
+        // Known to the machine before anything can see it end: a child that died at once
+        // (its control socket closes, a write to it fails) is reaped as soon as its death is
+        // seen, and a death reaped before `spawned` was lost: the generation then waited for
+        // a worker that no longer existed, and a stop waited with it. Its actions (a `stop`
+        // to a worker spawned for a failed generation) go out after its config.
+        let registered = machine.spawned(pid: pid, generation: number, slot: slot, at: .now())
         if lane >= 0 { lanes[pid] = lane }
         metrics.started(pid, segment: segment, generation: number, slot: slot)
         let channel = ControlChannel.open(pair.local, on: eventLoop, onLine: { line in
@@ -230,7 +236,7 @@ public final class Supervisor: @unchecked Sendable {
         controlChannels[pid] = channel
         send(SupervisorMessage.config(config.text, ticketSecret: ticketSecret), to: pid)
         logger.debug("started worker \(pid) (generation \(number), slot \(slot))")
-        perform(machine.spawned(pid: pid, generation: number, slot: slot, at: .now()))
+        perform(registered)
     }
 
     /// The supervisor's environment, with Swift's crash backtracer off unless the operator

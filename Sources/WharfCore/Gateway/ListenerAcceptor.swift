@@ -54,8 +54,6 @@ final class ListenerAcceptor: Sendable {
                                               counters: stats.counters[loopIndex]))
     }
 
-    /// `initializeServer`'s counterpart for a relay pump's listener (`PumpAcceptor`): the
-    /// limit pauses its gate on `home`'s loop; the back-off it returns counts failed accepts.
     /// The `max_connections` share a relay pump takes a slot of before each accept (queue
     /// mode; in reject mode the loop closes the extra ones, as on a channel).
     var pumpSlots: (any AcceptSlots)? {
@@ -63,6 +61,8 @@ final class ListenerAcceptor: Sendable {
         return limit
     }
 
+    /// `initializeServer`'s counterpart for a relay pump's listener (`PumpAcceptor`): the
+    /// limit pauses its gate on `home`'s loop; the back-off it returns counts failed accepts.
     func prepareForPump(gate: AcceptGate, home: PluginLoop) -> AcceptBackoff {
         stats.limit?.attach(gate, on: home.loop.eventLoop)
         return AcceptBackoff(listener: listener.displayName, gate: gate, logger: logger,

@@ -30,7 +30,8 @@ protocol AcceptSlots: Sendable {
 /// A listening socket a relay pump accepts on (see `PumpAcceptor`). The pump watches it
 /// level-triggered while accepting is wanted; an accept that fails (out of descriptors, most
 /// often) stops the watching for `AcceptBackoff.pause`, so a socket that stays readable
-/// cannot spin the pump. Its mutable state belongs to the pump thread.
+/// cannot spin the pump. With a `max_connections` share it takes a slot before each accept
+/// and stops at the share (`AcceptSlots`). Its mutable state belongs to the pump thread.
 final class PumpListener: @unchecked Sendable {
     /// Accepts per readiness at most, so one busy listener cannot starve the relays.
     static let batch = 64

@@ -49,20 +49,21 @@ final class ConnectionLimit: AcceptSlots {
     let share: Int
     let rejects: Bool
     let active = Atomic<Int>(0)
-    /// The listening channel's loop and gate, set when it starts.
-    private let gate = Mutex<(loop: (any EventLoop)?, gate: AcceptGate?)>((nil, nil))
+    /// The listening channel's loop and gate, set when it starts, and what holds its
+    /// accepted connections past the share (a listening channel's `ListenerSlots`).
+    private let gate = Mutex<(loop: (any EventLoop)?, gate: AcceptGate?, held: (any HeldAccepts)?)>((nil, nil, nil))
 
     init(maximum: Int, processes: Int, rejects: Bool) {
         share = max(1, (maximum + processes - 1) / processes)
         self.rejects = rejects
     }
 
-    func attach(_ gate: AcceptGate, on loop: any EventLoop) {
-        self.gate.withLock { $0 = (loop, gate) }
+    func attach(_ gate: AcceptGate, on loop: any EventLoop, held: (any HeldAccepts)? = nil) {
+        self.gate.withLock { $0 = (loop, gate, held) }
     }
 
     /// A connection was accepted: false if it must be closed (reject mode, over the share).
-    /// `reserved`: a relay pump took its slot before accepting it (`reserve`).
+    /// `reserved`: its slot was taken before it got here (`reserve`).
     func admit(reserved: Bool = false) -> Bool {
         if reserved { return true }
         let now = active.add(1, ordering: .relaxed).newValue
@@ -80,10 +81,12 @@ final class ConnectionLimit: AcceptSlots {
         if now == share - 1, !rejects { update() }
     }
 
-    /// A relay pump's slot for one more connection, taken before it accepts (queue mode).
-    /// The pump accepts on its own thread, where a pause from the loop arrives late: under
-    /// load it accepted past the share before the pause came. False at the share: the pump
-    /// stops watching the listener and calls `pumpPaused`.
+    /// A slot for one more connection, taken before the connection goes on (queue mode): by
+    /// a relay pump before it accepts, by a listening channel's `ListenerSlots` as NIO hands
+    /// it the accepted connection. A pause from the loop arrives late (the pump accepts on
+    /// its own thread; a listening channel accepts a few per read): under load connections
+    /// went past the share before it came. False at the share: the pump stops watching the
+    /// listener and calls `pumpPaused`; the channel holds the connection.
     func reserve() -> Bool {
         var current = active.load(ordering: .relaxed)
         while current < share {
@@ -114,13 +117,15 @@ final class ConnectionLimit: AcceptSlots {
         }
     }
 
-    /// Pauses or resumes accepting by the count when it runs, on the listener's loop.
+    /// Pauses or resumes accepting by the count when it runs, on the listener's loop, after
+    /// the connections held for a slot have taken the ones free.
     private func update() {
-        let (loop, gate) = self.gate.withLock { ($0.loop, $0.gate) }
+        let (loop, gate, held) = self.gate.withLock { ($0.loop, $0.gate, $0.held) }
         guard let loop, let gate else { return }
         let share = self.share
         loop.execute {
-            gate.set(.atLimit, self.active.load(ordering: .relaxed) >= share)
+            let holding = held?.admitHeld() ?? false
+            gate.set(.atLimit, holding || self.active.load(ordering: .relaxed) >= share)
         }
     }
 }

@@ -44,8 +44,14 @@ final class ListenerAcceptor: Sendable {
     func initializeServer(_ channel: any Channel) throws {
         let loopIndex = loops[ObjectIdentifier(channel.eventLoop)]?.loop.loopIndex ?? 0
         gate.attach(channel)
-        stats.limit?.attach(gate, on: channel.eventLoop)
         let pipeline = channel.pipeline.syncOperations
+        if let limit = stats.limit, !limit.rejects {
+            let slots = ListenerSlots(limit: limit, gate: gate)
+            try pipeline.addHandler(slots)
+            limit.attach(gate, on: channel.eventLoop, held: slots)
+        } else {
+            stats.limit?.attach(gate, on: channel.eventLoop)
+        }
         if watch.loops.count > 1 { // with one loop there is nowhere else to go
             try pipeline.addHandler(StallAwareDispatch(watch: watch, listener: listener,
                                                        initializer: { try self.initializeChild($0) }))
@@ -70,12 +76,15 @@ final class ListenerAcceptor: Sendable {
     }
 
     func initializeChild(_ channel: any Channel) throws {
+        // In queue mode the listening channel's `ListenerSlots` took this one's slot.
+        let reserved = stats.limit.map { !$0.rejects } ?? false
         guard let pluginLoop = loops[ObjectIdentifier(channel.eventLoop)],
               let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
+            if reserved { stats.limit?.ended() }
             throw GatewayError(kind: .plugin, message: "no plugin instance for this event loop")
         }
         guard let admitted = admit(remote: channel.remoteAddress, local: channel.localAddress, loop: pluginLoop.loop,
-                                   refuse: { channel.close(promise: nil) }) else { return }
+                                   reserved: reserved, refuse: { channel.close(promise: nil) }) else { return }
         try StreamChannelOptions.apply(to: channel, receiveAllocator: receiveAllocator)
         let handler = makeStream(instance, pluginLoop, admitted)
         let pipeline = channel.pipeline.syncOperations

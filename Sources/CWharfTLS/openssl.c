@@ -24,10 +24,9 @@ typedef struct stack_st_X509_NAME STACK_OF_X509_NAME;
 
 typedef int (*alpn_select_function)(SSL *ssl, const uint8_t **out, uint8_t *out_length, const uint8_t *in,
                                     unsigned in_length, void *arg);
-typedef int (*ticket_key_function)(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX *cipher, HMAC_CTX *hmac,
-                                   int encrypt);
 
-/* Every function used, with OpenSSL 3.0's signature; filled by dlsym in load(). */
+/* The functions used besides the session table's (`table` below), with OpenSSL 3.0's
+ * signatures; filled by dlsym in load(). */
 static struct {
     const char *(*OpenSSL_version)(int type);
     const SSL_METHOD *(*TLS_server_method)(void);
@@ -48,30 +47,11 @@ static struct {
     void (*SSL_CTX_set_alpn_select_cb)(SSL_CTX *ctx, alpn_select_function callback, void *arg);
     int (*SSL_select_next_proto)(uint8_t **out, uint8_t *out_length, const uint8_t *server, unsigned server_length,
                                  const uint8_t *client, unsigned client_length);
-    SSL *(*SSL_new)(SSL_CTX *ctx);
-    void (*SSL_free)(SSL *ssl);
-    int (*SSL_set_fd)(SSL *ssl, int fd);
-    void (*SSL_set_accept_state)(SSL *ssl);
     long (*SSL_ctrl)(SSL *ssl, int command, long larg, void *parg);
-    int (*SSL_do_handshake)(SSL *ssl);
-    int (*SSL_read)(SSL *ssl, void *buffer, int count);
-    int (*SSL_write)(SSL *ssl, const void *bytes, int count);
-    int (*SSL_shutdown)(SSL *ssl);
-    int (*SSL_get_error)(const SSL *ssl, int result);
-    const char *(*SSL_get_servername)(const SSL *ssl, int type);
-    SSL_CTX *(*SSL_set_SSL_CTX)(SSL *ssl, SSL_CTX *ctx);
     int (*SSL_version)(const SSL *ssl);
-    void (*SSL_get0_alpn_selected)(const SSL *ssl, const uint8_t **data, unsigned *length);
-    X509 *(*SSL_get1_peer_certificate)(const SSL *ssl);
-    int (*SSL_set_ex_data)(SSL *ssl, int index, void *data);
     int (*SSL_CTX_set_ex_data)(SSL_CTX *ctx, int index, void *data);
-    void *(*SSL_get_ex_data)(const SSL *ssl, int index);
-    int (*SSL_session_reused)(const SSL *ssl);
-    void (*ERR_clear_error)(void);
     unsigned long (*ERR_peek_last_error)(void);
     const char *(*ERR_reason_error_string)(unsigned long error);
-    int (*i2d_X509)(X509 *x509, uint8_t **out);
-    void (*X509_free)(X509 *x509);
     void (*CRYPTO_free)(void *pointer, const char *file, int line);
     int (*CRYPTO_get_ex_new_index)(int class_index, long argl, void *argp, void *new_function, void *dup_function,
                                    void *free_function);
@@ -145,14 +125,17 @@ static char load_failure[256];
 /* A context's copy of its ALPN list (SSL_CTX ex_data, freed with the context). */
 static int alpn_index = -1;
 
-#define RESOLVE(name)                                                                                                  \
+/* Looks `symbol` up into `field` (an entry of `ossl` or of the session table), or gives up
+ * loading with the name of what is missing. */
+#define RESOLVE_AS(field, symbol)                                                                                      \
     do {                                                                                                               \
-        *(void **)&ossl.name = dlsym(handle, #name);                                                                   \
-        if (ossl.name == NULL) {                                                                                       \
-            snprintf(load_failure, sizeof load_failure, "libssl.so.3 lacks %s", #name);                                \
+        *(void **)&(field) = dlsym(handle, symbol);                                                                    \
+        if ((field) == NULL) {                                                                                         \
+            snprintf(load_failure, sizeof load_failure, "libssl.so.3 lacks %s", symbol);                               \
             return;                                                                                                    \
         }                                                                                                              \
     } while (0)
+#define RESOLVE(name) RESOLVE_AS(ossl.name, #name)
 
 static void load(void) {
     void *handle = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
@@ -178,30 +161,11 @@ static void load(void) {
     RESOLVE(SSL_CTX_set_session_id_context);
     RESOLVE(SSL_CTX_set_alpn_select_cb);
     RESOLVE(SSL_select_next_proto);
-    RESOLVE(SSL_new);
-    RESOLVE(SSL_free);
-    RESOLVE(SSL_set_fd);
-    RESOLVE(SSL_set_accept_state);
     RESOLVE(SSL_ctrl);
-    RESOLVE(SSL_do_handshake);
-    RESOLVE(SSL_read);
-    RESOLVE(SSL_write);
-    RESOLVE(SSL_shutdown);
-    RESOLVE(SSL_get_error);
-    RESOLVE(SSL_get_servername);
-    RESOLVE(SSL_set_SSL_CTX);
     RESOLVE(SSL_version);
-    RESOLVE(SSL_get0_alpn_selected);
-    RESOLVE(SSL_get1_peer_certificate);
-    RESOLVE(SSL_set_ex_data);
     RESOLVE(SSL_CTX_set_ex_data);
-    RESOLVE(SSL_get_ex_data);
-    RESOLVE(SSL_session_reused);
-    RESOLVE(ERR_clear_error);
     RESOLVE(ERR_peek_last_error);
     RESOLVE(ERR_reason_error_string);
-    RESOLVE(i2d_X509);
-    RESOLVE(X509_free);
     RESOLVE(CRYPTO_free);
     RESOLVE(CRYPTO_get_ex_new_index);
     RESOLVE(EVP_aes_128_cbc);
@@ -211,32 +175,32 @@ static void load(void) {
     RESOLVE(HMAC_Init_ex);
     RESOLVE(RAND_bytes);
     RESOLVE(CRYPTO_memcmp);
-    table = (tls_api){
-        .ssl_new = ossl.SSL_new,
-        .ssl_free = ossl.SSL_free,
-        .set_fd = ossl.SSL_set_fd,
-        .set_accept_state = ossl.SSL_set_accept_state,
-        .set_mode = set_mode,
-        .do_handshake = ossl.SSL_do_handshake,
-        .read = ossl.SSL_read,
-        .write = ossl.SSL_write,
-        .shutdown = ossl.SSL_shutdown,
-        .get_error = ossl.SSL_get_error,
-        .clear_errors = ossl.ERR_clear_error,
-        .last_error_reason = last_error_reason,
-        .get_servername = ossl.SSL_get_servername,
-        .set_ssl_ctx = ossl.SSL_set_SSL_CTX,
-        .set_servername_callback = set_servername_callback,
-        .version = version,
-        .alpn_selected = ossl.SSL_get0_alpn_selected,
-        .peer_certificate = ossl.SSL_get1_peer_certificate,
-        .i2d_x509 = ossl.i2d_X509,
-        .x509_free = ossl.X509_free,
-        .free_bytes = free_bytes,
-        .new_ex_index = new_ex_index,
-        .set_ex_data = ossl.SSL_set_ex_data,
-        .get_ex_data = ossl.SSL_get_ex_data,
-    };
+    /* The session table: OpenSSL's own functions where their shape is the table's, the
+     * adapters above where it is not. */
+    RESOLVE_AS(table.ssl_new, "SSL_new");
+    RESOLVE_AS(table.ssl_free, "SSL_free");
+    RESOLVE_AS(table.set_fd, "SSL_set_fd");
+    RESOLVE_AS(table.set_accept_state, "SSL_set_accept_state");
+    RESOLVE_AS(table.do_handshake, "SSL_do_handshake");
+    RESOLVE_AS(table.read, "SSL_read");
+    RESOLVE_AS(table.write, "SSL_write");
+    RESOLVE_AS(table.shutdown, "SSL_shutdown");
+    RESOLVE_AS(table.get_error, "SSL_get_error");
+    RESOLVE_AS(table.clear_errors, "ERR_clear_error");
+    RESOLVE_AS(table.get_servername, "SSL_get_servername");
+    RESOLVE_AS(table.set_ssl_ctx, "SSL_set_SSL_CTX");
+    RESOLVE_AS(table.alpn_selected, "SSL_get0_alpn_selected");
+    RESOLVE_AS(table.peer_certificate, "SSL_get1_peer_certificate");
+    RESOLVE_AS(table.i2d_x509, "i2d_X509");
+    RESOLVE_AS(table.x509_free, "X509_free");
+    RESOLVE_AS(table.set_ex_data, "SSL_set_ex_data");
+    RESOLVE_AS(table.get_ex_data, "SSL_get_ex_data");
+    table.set_mode = set_mode;
+    table.last_error_reason = last_error_reason;
+    table.set_servername_callback = set_servername_callback;
+    table.version = version;
+    table.free_bytes = free_bytes;
+    table.new_ex_index = new_ex_index;
     alpn_index = ossl.CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL_CTX, 0, NULL, NULL, NULL, (void *)free_alpn);
     openssl_api = &table;
 }
@@ -300,7 +264,7 @@ static int ticket_callback(SSL *ssl, uint8_t *name, uint8_t *iv, EVP_CIPHER_CTX 
 static void *fail(SSL_CTX *ctx, char *error, size_t capacity, const char *what) {
     const char *reason = last_error_reason();
     snprintf(error, capacity, "%s%s%s", what, reason != NULL ? ": " : "", reason != NULL ? reason : "");
-    ossl.ERR_clear_error();
+    table.clear_errors();
     if (ctx != NULL) ossl.SSL_CTX_free(ctx);
     return NULL;
 }
@@ -367,7 +331,7 @@ void *cwharf_openssl_context_new(const cwharf_openssl_settings *settings, char *
     } else {
         (void)ossl.SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, (void (*)(void))ticket_callback);
     }
-    ossl.ERR_clear_error();
+    table.clear_errors();
     return ctx;
 }
 

@@ -47,7 +47,7 @@ extern const tls_api boringssl_api;
 extern const tls_api *openssl_api;
 
 /* Shared by both libraries' ticket callbacks (tickets.c): the ticket key of the period that
- * `now_or_back` periods ago was current (0: now). Returns 0 if no secret is configured. */
+ * was current `back` periods ago (0: now). Returns 0 if no secret is configured. */
 typedef struct ticket_key {
     uint8_t name[16];
     uint8_t hmac_key[16];

@@ -28,12 +28,9 @@ extension Supervisor {
             source.resume()
             return source
         }
-        // A supervisor started by a binary upgrade begins with these blocked (see
-        // `startUpgrade`); one that came meanwhile is handled now.
-        var set = sigset_t()
-        sigemptyset(&set)
-        for number in WorkerProcess.supervisorSignals { sigaddset(&set, number) }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        // A supervisor started by a binary upgrade begins with these blocked; one that came
+        // meanwhile is handled now.
+        SupervisorSignals.unblock()
     }
 
     /// SIGUSR1 (log rotation): every worker opens the access log file again.

@@ -65,7 +65,7 @@ extension Supervisor {
             // hang-up to the process group during the upgrade waits instead of killing it.
             pid = try ProcessSpawner.spawn(executablePath, arguments: options.arguments,
                                            descriptors: [pair.remote] + sockets.map(\.descriptor), environment: environment,
-                                           blocking: WorkerProcess.supervisorSignals)
+                                           blocking: SupervisorSignals.numbers)
         } catch {
             close(pair.local)
             close(pair.remote)

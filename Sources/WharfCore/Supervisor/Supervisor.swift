@@ -207,7 +207,7 @@ public final class Supervisor: @unchecked Sendable {
                                            descriptors: [pair.remote, segment.descriptor] + slots[slot].map(\.descriptor)
                                                + tables.map(\.descriptor),
                                            environment: Self.workerEnvironment,
-                                           blocking: WorkerProcess.supervisorSignals)
+                                           blocking: SupervisorSignals.numbers)
         } catch {
             close(pair.local)
             close(pair.remote)

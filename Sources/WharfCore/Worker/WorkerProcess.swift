@@ -171,20 +171,13 @@ public final class WorkerProcess: @unchecked Sendable {
         }
     }
 
-    /// What the supervisor handles (reload, reopen, upgrade); a worker that gets one (a
-    /// process-group signal) ignores it. The supervisor starts workers with them blocked
-    /// (`ProcessSpawner`'s `blocking`), so one sent before this point waits, and is dropped
-    /// here, instead of killing a worker that is starting for a reload.
-    static let supervisorSignals = [SIGHUP, SIGUSR1, SIGUSR2]
-
+    /// What the supervisor handles: a worker that gets one (a process-group signal) ignores
+    /// it, from here on. One sent while the worker started waited, blocked
+    /// (`SupervisorSignals`), and is dropped here instead of killing a worker that is
+    /// starting for a reload.
     private static func ignoreSupervisorSignals() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for number in supervisorSignals {
-            signal(number, SIG_IGN) // discards one already pending
-            sigaddset(&set, number)
-        }
-        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        for number in SupervisorSignals.numbers { signal(number, SIG_IGN) } // discards one already pending
+        SupervisorSignals.unblock()
     }
 
     private var signalSources: [any DispatchSourceSignal] = []

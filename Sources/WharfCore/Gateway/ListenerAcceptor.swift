@@ -23,6 +23,10 @@ final class ListenerAcceptor: Sendable {
     /// Without a PROXY header the socket's peer is the client: refuse it before any work.
     private let checkAtAccept: Bool
     private let limitClientsAtAccept: Bool
+    /// `max_connections` in queue mode: each connection's slot is taken before it goes on (by
+    /// the listening channel's `ListenerSlots` or the relay pump's listener), so admitting it
+    /// counts nothing more. Nil without a limit or in reject mode.
+    private let slotLimit: ConnectionLimit?
 
     init(listener: ListenerConfig, stats: ListenerStats, generation: Generation, loops: [ObjectIdentifier: PluginLoop],
          watch: LoopWatch, gate: AcceptGate, logger: Logger) {
@@ -39,16 +43,17 @@ final class ListenerAcceptor: Sendable {
                                                                  fixed: listener.fixedReadChunks)
         checkAtAccept = !listener.access.isEmpty && !listener.proxyProtocolAccept
         limitClientsAtAccept = stats.clients != nil && !listener.proxyProtocolAccept
+        slotLimit = stats.limit.flatMap { $0.rejects ? nil : $0 }
     }
 
     func initializeServer(_ channel: any Channel) throws {
         let loopIndex = loops[ObjectIdentifier(channel.eventLoop)]?.loop.loopIndex ?? 0
         gate.attach(channel)
         let pipeline = channel.pipeline.syncOperations
-        if let limit = stats.limit, !limit.rejects {
-            let slots = ListenerSlots(limit: limit, gate: gate)
+        if let slotLimit {
+            let slots = ListenerSlots(limit: slotLimit, gate: gate)
             try pipeline.addHandler(slots)
-            limit.attach(gate, on: channel.eventLoop, held: slots)
+            slotLimit.attach(gate, on: channel.eventLoop, held: slots)
         } else {
             stats.limit?.attach(gate, on: channel.eventLoop)
         }
@@ -62,10 +67,7 @@ final class ListenerAcceptor: Sendable {
 
     /// The `max_connections` share a relay pump takes a slot of before each accept (queue
     /// mode; in reject mode the loop closes the extra ones, as on a channel).
-    var pumpSlots: (any AcceptSlots)? {
-        guard let limit = stats.limit, !limit.rejects else { return nil }
-        return limit
-    }
+    var pumpSlots: (any AcceptSlots)? { slotLimit }
 
     /// `initializeServer`'s counterpart for a relay pump's listener (`PumpAcceptor`): the
     /// limit pauses its gate on `home`'s loop; the back-off it returns counts failed accepts.
@@ -77,7 +79,7 @@ final class ListenerAcceptor: Sendable {
 
     func initializeChild(_ channel: any Channel) throws {
         // In queue mode the listening channel's `ListenerSlots` took this one's slot.
-        let reserved = stats.limit.map { !$0.rejects } ?? false
+        let reserved = slotLimit != nil
         guard let pluginLoop = loops[ObjectIdentifier(channel.eventLoop)],
               let instance = instance(onLoop: pluginLoop.loop.loopIndex) else {
             if reserved { stats.limit?.ended() }

@@ -10,6 +10,10 @@ Starts each proxy as `run.py` does (one thread pinned to CPU 1, a c-epoll backen
 load generator on CPU 0), drives ping-pong, and runs `perf stat` on the proxy process for
 two seconds in the middle of the run. Needs `perf` (linux-perf) and a release build
 (`run.py` makes one).
+
+It also prints each busy thread's share: user and system CPU per operation and the times it
+went to sleep (voluntary context switches), from `/proc/PID/task/*` over the second before. That is where a proxy that runs on two threads (Wharf's loop and its relay pump)
+shows what the second thread costs against one that runs on one.
 """
 import argparse
 import os
@@ -26,6 +30,44 @@ EVENTS = ["task-clock", "context-switches", "raw_syscalls:sys_enter"] + [
                                               "epoll_ctl", "accept4", "connect", "close", "setsockopt")]
 
 
+def thread_times(pids):
+    """Per thread (pid, tid, name): user and system clock ticks, voluntary and involuntary
+    context switches."""
+    times = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    raw = f.read()
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+            except FileNotFoundError:
+                continue
+            fields = raw.rsplit(")", 1)[1].split()
+            name = raw[raw.index("(") + 1:raw.rindex(")")]
+            times[(pid, tid, name)] = (int(fields[11]), int(fields[12]),
+                                       int(status["voluntary_ctxt_switches"]), int(status["nonvoluntary_ctxt_switches"]))
+    return times
+
+
+def print_threads(before, after, operations, unit):
+    hz = os.sysconf("SC_CLK_TCK")
+    for key, (user, system, voluntary, involuntary) in after.items():
+        if key not in before:
+            continue
+        du, ds, dv, di = (user - before[key][0], system - before[key][1],
+                          voluntary - before[key][2], involuntary - before[key][3])
+        if (du + ds) * 100 < hz * 2:  # under 1% of a CPU over the two seconds
+            continue
+        print(f"    thread {key[2]:<16} user {du * 1e6 / hz / operations:5.1f} µs, system "
+              f"{ds * 1e6 / hz / operations:5.1f} µs per {unit}; sleeps {dv / operations:.3f}, "
+              f"preempted {di / operations:.3f} per {unit}")
+
+
 def profile(name, connections, mode):
     server = run.Server(name)
     try:
@@ -33,9 +75,15 @@ def profile(name, connections, mode):
             os.path.join(run.BENCH_BIN, "loadgen"), mode, "--port", str(server.port),
             "--connections", str(connections), "--size", "64", "--duration", "5", "--warmup", "1"]),
             stdout=subprocess.PIPE, text=True)
-        time.sleep(2.5)
+        time.sleep(1.5)
         # The supervisor's (nginx's master's) children do the work: watch them all.
-        pids = ",".join(str(pid) for pid in [server.pid] + run.setup.children(server.pid))
+        watched = [server.pid] + run.setup.children(server.pid)
+        pids = ",".join(str(pid) for pid in watched)
+        # The threads are read over a second of their own: perf's tracepoints would add
+        # their cost to every system call's.
+        threads_before, started = thread_times(watched), time.monotonic()
+        time.sleep(1)
+        threads_after, thread_seconds = thread_times(watched), time.monotonic() - started
         stat = subprocess.run(["perf", "stat", "-x,", "-e", ",".join(EVENTS), "-p", pids,
                                "--", "sleep", "2"], capture_output=True, text=True)
         out, _ = load.communicate()
@@ -55,6 +103,7 @@ def profile(name, connections, mode):
              if event != "task-clock" and count > 0]
     print(f"{name}: {rps:,.0f} {'rt' if mode == 'pingpong' else 'conn'}/s, "
           f"{counts.get('task-clock', 0) * 1000 / operations:.2f} µs CPU per {unit}; per {unit}: {', '.join(calls)}")
+    print_threads(threads_before, threads_after, rps * thread_seconds, unit)
 
 
 def main():

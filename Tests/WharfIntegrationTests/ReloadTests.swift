@@ -44,11 +44,18 @@ import WharfTestSupport
         let main = try wharf.port(named: "main")
         let load = PingPongLoad(port: { main }, persistent: 16)
         var extraPort: Int?
-        // When each step ended, for a failure's message: a round once stood still for 27 s,
-        // long enough for drain_timeout_ms to close the first generation's connections.
+        // When each step ended, for a failure's message, and printed whenever one step took
+        // over 5 s: a round once stood still for 19.5 s (see `drainTimeoutMs`).
         let started = Date()
         var steps: [String] = []
-        func mark(_ step: String) { steps.append("\(step) +\(String(format: "%.2f", Date().timeIntervalSince(started)))s") }
+        var last = started
+        var held = false
+        func mark(_ step: String) {
+            let now = Date()
+            held = held || now.timeIntervalSince(last) > 5
+            last = now
+            steps.append("\(step) +\(String(format: "%.2f", now.timeIntervalSince(started)))s")
+        }
         for round in 1...10 {
             usleep(150_000)
             mark("round \(round): slept")
@@ -84,6 +91,7 @@ import WharfTestSupport
             mark("round done")
         }
         usleep(300_000)
+        if held { print("ReloadTests: a step took over 5 s: \(steps)") }
         let failures = load.stop()
         #expect(failures.isEmpty, "failures: \(failures)\nsteps: \(steps)\n\(wharf.stderr.suffix(4000))")
         #expect(load.roundTrips > 100)

@@ -299,8 +299,11 @@ void *cwharf_openssl_context_new(const cwharf_openssl_settings *settings, char *
     static const uint8_t id_context[] = "wharf";
     ossl.SSL_CTX_set_session_id_context(ctx, id_context, sizeof id_context - 1);
     if (settings->client_ca_file != NULL) {
-        STACK_OF_X509_NAME *names = ossl.SSL_load_client_CA_file(settings->client_ca_file);
-        if (ossl.SSL_CTX_load_verify_locations(ctx, settings->client_ca_file, NULL) != 1 || names == NULL) {
+        /* The names list is loaded last: once loaded it belongs to us until the context
+         * takes it, and nothing can fail in between. */
+        STACK_OF_X509_NAME *names = NULL;
+        if (ossl.SSL_CTX_load_verify_locations(ctx, settings->client_ca_file, NULL) != 1 ||
+            (names = ossl.SSL_load_client_CA_file(settings->client_ca_file)) == NULL) {
             return fail(ctx, error, capacity, settings->client_ca_file);
         }
         ossl.SSL_CTX_set_client_CA_list(ctx, names);

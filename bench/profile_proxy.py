@@ -12,8 +12,9 @@ two seconds in the middle of the run. Needs `perf` (linux-perf) and a release bu
 (`run.py` makes one).
 
 It also prints each busy thread's share: user and system CPU per operation and the times it
-went to sleep (voluntary context switches), from `/proc/PID/task/*` over the second before. That is where a proxy that runs on two threads (Wharf's loop and its relay pump)
-shows what the second thread costs against one that runs on one.
+went to sleep (voluntary context switches), from `/proc/PID/task/*` over the second before
+perf starts. That is where a proxy that runs on two threads (Wharf's loop and its relay
+pump) shows what the second thread costs against one that runs on one.
 """
 import argparse
 import os
@@ -54,14 +55,14 @@ def thread_times(pids):
     return times
 
 
-def print_threads(before, after, operations, unit):
+def print_threads(before, after, seconds, operations, unit):
     hz = os.sysconf("SC_CLK_TCK")
     for key, (user, system, voluntary, involuntary) in after.items():
         if key not in before:
             continue
         du, ds, dv, di = (user - before[key][0], system - before[key][1],
                           voluntary - before[key][2], involuntary - before[key][3])
-        if (du + ds) * 100 < hz * 2:  # under 1% of a CPU over the two seconds
+        if (du + ds) * 100 < hz * seconds:  # under 1% of a CPU over the window
             continue
         print(f"    thread {key[2]:<16} user {du * 1e6 / hz / operations:5.1f} µs, system "
               f"{ds * 1e6 / hz / operations:5.1f} µs per {unit}; sleeps {dv / operations:.3f}, "
@@ -103,7 +104,7 @@ def profile(name, connections, mode):
              if event != "task-clock" and count > 0]
     print(f"{name}: {rps:,.0f} {'rt' if mode == 'pingpong' else 'conn'}/s, "
           f"{counts.get('task-clock', 0) * 1000 / operations:.2f} µs CPU per {unit}; per {unit}: {', '.join(calls)}")
-    print_threads(threads_before, threads_after, rps * thread_seconds, unit)
+    print_threads(threads_before, threads_after, thread_seconds, rps * thread_seconds, unit)
 
 
 def main():

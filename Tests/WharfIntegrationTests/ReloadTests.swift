@@ -8,9 +8,10 @@ import WharfTestSupport
     /// through every round of `reloadsUnderLoadDropNothing`. The test process was once held
     /// still for 19.5 s between two rounds, and a 30 s limit then closed those connections
     /// as configured, a failure of the machine's hour, not of Wharf. (Where the hold came
-    /// from is not proven: the only calls in that gap were a 150 ms sleep and the config
-    /// file's write, and a write can be throttled for seconds while the kernel flushes a
-    /// fresh build's dirty pages, which is where `.ci/run` runs the tests.)
+    /// from is unknown: the only calls in that gap were a 150 ms sleep and the config file's
+    /// write. A write throttled while the kernel flushes a fresh build was the guess, but
+    /// small writes made during a 6 GB `dd` took at most 23 ms. The test prints its step
+    /// marks when a step takes over 5 s, so a next hold shows which call it was.)
     private let drainTimeoutMs = 300_000
 
     /// A wharf serving the worker fixture from a copy of the library in its scratch folder

@@ -17,8 +17,11 @@ struct AcceptedSocket: @unchecked Sendable {
 }
 
 /// A listener's `max_connections` share as a relay pump's listener sees it (queue mode):
-/// a slot is taken before each accept, so the pump never accepts past the share.
-protocol AcceptSlots: Sendable {
+/// a slot is taken before each accept, so the pump never accepts past the share. A class
+/// (`ConnectionLimit`): its existential is a reference, so the accept loop's `if let` copies
+/// a pointer, not an opaque box through value witnesses (~600 instructions a proxied
+/// connection, by callgrind, with no limit configured at all).
+protocol AcceptSlots: AnyObject, Sendable {
     /// Takes a slot; false at the share.
     func reserve() -> Bool
     /// Gives back a slot no connection came for.
